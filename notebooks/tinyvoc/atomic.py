@@ -1,0 +1,48 @@
+"""Atomic file writes: a crash mid-write never leaves a half-written artifact in place.
+
+Every JSON, checkpoint and figure the pipeline writes goes through here: the data lands in a
+temporary file in the same folder, is flushed to disk, then renamed over the target in one step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike):
+    """Yield a temporary path beside ``target``; rename it over ``target`` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make outputs unreadable to others
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(target: str | os.PathLike, obj, indent: int | None = None) -> Path:
+    """Write ``obj`` as JSON to ``target`` atomically and return the path."""
+    with atomic_path(target) as tmp:
+        with open(tmp, "w") as fh:
+            json.dump(obj, fh, indent=indent)
+    return Path(target)
+
+
+def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``target`` atomically and return the path."""
+    with atomic_path(target) as tmp:
+        Path(tmp).write_bytes(data)
+    return Path(target)

@@ -1,0 +1,117 @@
+"""Command line: one verb per notebook (executed headless), plus the checks that need no notebook.
+
+Notebook verbs run the notebook itself through papermill, so the command line and the notebooks
+can never drift apart. Run from ``notebooks/`` with the venv's python:
+
+    python -m tinyvoc run-all --profile smoke --dataset sample
+    python -m tinyvoc export --score-thresh 0.3
+    python -m tinyvoc validate ../output/submission.json --test-json ../data/test.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import checks, validate
+from .errors import TinyVocError
+from .paths import NOTEBOOKS, Outputs
+
+# verb -> (notebook, help)
+NOTEBOOK_VERBS = {
+    "install": (NOTEBOOKS[0], "00: install missing packages and detectron2, report the environment"),
+    "register": (NOTEBOOKS[1], "01: check the dataset, split it, register it, show statistics"),
+    "train": (NOTEBOOKS[2], "02: train (or resume) Mask R-CNN with the chosen profile"),
+    "visualize": (NOTEBOOKS[3], "03: draw predictions and training curves"),
+    "export": (NOTEBOOKS[4], "04: write and validate output/submission.json"),
+}
+
+# CLI flag -> notebook parameter; each notebook receives the ones it declares
+FLAGS = {
+    "--output-dir": ("OUTPUT_DIR", str, "output folder (default: the repo's output/)"),
+    "--method": ("DETECTRON2_METHOD", str, "detectron2 install: wheel (default) or git"),
+    "--dataset": ("DATASET", str, "auto, tinyvoc or sample"),
+    "--data-dir": ("DATA_DIR", str, "folder with pascal_train.json, test.json and image folders"),
+    "--val-fraction": ("VAL_FRACTION", float, "share of training images held out for validation"),
+    "--seed": ("SEED", int, "split seed"),
+    "--profile": ("PROFILE", str, "auto, smoke, reference or strong"),
+    "--max-iter": ("MAX_ITER", int, "override the profile's number of iterations"),
+    "--checkpoint": ("CHECKPOINT", str, "best, final or a .pth path"),
+    "--n-images": ("N_IMAGES", int, "images to draw"),
+    "--score-thresh": ("SCORE_THRESH", float, "score threshold for drawing / exporting"),
+    "--max-per-image": ("MAX_PER_IMAGE", int, "maximum instances per image in the submission"),
+}
+
+
+def _add_notebook_flags(parser: argparse.ArgumentParser) -> None:
+    for flag, (_, kind, text) in FLAGS.items():
+        parser.add_argument(flag, type=kind, help=text)
+    parser.add_argument("--no-resume", action="store_true", help="train from scratch, replacing the last run")
+    parser.add_argument("--tta", choices=["on", "off"], help="test-time augmentation (default: the profile's)")
+    parser.add_argument("--grayscale", action="store_true", help="draw predictions on a gray background")
+    parser.add_argument(
+        "-p", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[], help="any other notebook parameter"
+    )
+
+
+def _parameters(args: argparse.Namespace) -> dict:
+    params = {name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _, _) in FLAGS.items()}
+    if args.no_resume:
+        params["RESUME"] = False
+    if args.tta:
+        params["TTA"] = args.tta == "on"
+    if args.grayscale:
+        params["GRAYSCALE"] = True
+    for name, value in args.p:
+        params[name] = value
+    return params
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tinyvoc", description="Tiny VOC instance segmentation with detectron2."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, (_, text) in NOTEBOOK_VERBS.items():
+        _add_notebook_flags(verbs.add_parser(verb, help=text, description=text))
+    _add_notebook_flags(verbs.add_parser("run-all", help="the main job: notebooks 00-04 in order"))
+    check = verbs.add_parser("check", help="check a COCO dataset before training (exit 1 on errors)", add_help=False)
+    check.add_argument("rest", nargs=argparse.REMAINDER)
+    valid = verbs.add_parser(
+        "validate", help="validate a submission: validate SUBMISSION --test-json FILE", add_help=False
+    )
+    valid.add_argument("rest", nargs=argparse.REMAINDER)
+    sample = verbs.add_parser("sample-data", help="write the built-in sample dataset to a folder")
+    sample.add_argument("folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.verb == "check":
+            return checks.main(args.rest)
+        if args.verb == "validate":
+            return validate.main(args.rest)
+        if args.verb == "sample-data":
+            from .sample_data import make_sample_dataset
+
+            print(make_sample_dataset(args.folder))
+            return 0
+        from .runner import run_all, run_notebook
+
+        params = _parameters(args)
+        outputs = Outputs.at(params.get("OUTPUT_DIR"))
+        if args.verb == "run-all":
+            executed = run_all(params, outputs)
+            print("\nDone. Results:")
+            print(f"  submission:         {outputs.submission}")
+            print(f"  executed notebooks: {executed[0].parent}")
+            print(f"  figures:            {outputs.figures_dir}")
+            print(f"  training run:       {outputs.train_dir}")
+        else:
+            run_notebook(NOTEBOOK_VERBS[args.verb][0], params, outputs)
+    except TinyVocError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

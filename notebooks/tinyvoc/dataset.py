@@ -1,0 +1,224 @@
+"""Dataset files, the class id mapping, the validation split, and detectron2 registration.
+
+The dataset's category ids (1..20 for Tiny VOC) are never assumed to be ``index + 1``: the model's
+contiguous class indices are mapped through the mapping recorded here, in both directions. The
+split is written to ``output/splits/`` so training, evaluation and the threshold sweep all use
+the same ground truth, and ``output/dataset.json`` tells later notebooks what to register.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .atomic import write_json
+from .errors import TinyVocError
+from .paths import Outputs, require
+
+TRAIN, VAL, TEST = "tinyvoc_train", "tinyvoc_val", "tinyvoc_test"
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """Where one copy of the dataset lives (``data/``, a mounted Drive folder, or the sample)."""
+
+    train_json: Path
+    train_images: Path
+    test_json: Path
+    test_images: Path
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> DataFiles:
+        folder = Path(folder)
+        return cls(folder / "pascal_train.json", folder / "train_images", folder / "test.json", folder / "test_images")
+
+    def missing(self) -> list[Path]:
+        return [p for p in (self.train_json, self.train_images, self.test_json, self.test_images) if not p.exists()]
+
+
+def load_coco(path: str | Path, need_annotations: bool = False) -> dict:
+    """Read a COCO json, stopping with a message naming the file when it is absent or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise TinyVocError(f"{path}: file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TinyVocError(f"{path}: not valid JSON ({exc}); is the file complete?") from exc
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("categories"), list)
+    ):
+        raise TinyVocError(f"{path}: not a COCO file (needs 'images' and 'categories' lists)")
+    if need_annotations and not isinstance(data.get("annotations"), list):
+        raise TinyVocError(f"{path}: has no 'annotations' list; is this the training file?")
+    return data
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """Dataset category ids <-> the model's contiguous indices, in category-id order."""
+
+    ids: tuple[int, ...]
+    names: tuple[str, ...]
+
+    @classmethod
+    def from_categories(cls, categories: list[dict]) -> ClassMap:
+        ordered = sorted(categories, key=lambda c: c["id"])
+        return cls(tuple(int(c["id"]) for c in ordered), tuple(str(c["name"]) for c in ordered))
+
+    def to_contiguous(self, dataset_id: int) -> int:
+        return self.ids.index(dataset_id)
+
+    def to_dataset_id(self, index: int) -> int:
+        return self.ids[index]
+
+    def name_of(self, dataset_id: int) -> str:
+        return self.names[self.ids.index(dataset_id)]
+
+
+def split_images(coco: dict, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Deterministic split of image ids: about ``val_fraction`` held out, each class on both sides.
+
+    Uses only a seeded ``random.Random`` over sorted ids, so it is identical on every machine.
+    Rarest classes are seeded into validation first, then the rest is filled at random.
+    """
+    ids = sorted(img["id"] for img in coco["images"])
+    if val_fraction <= 0:
+        return ids, []
+    rng = random.Random(seed)
+    order = ids[:]
+    rng.shuffle(order)
+    classes_of: dict[int, set[int]] = {i: set() for i in ids}
+    for ann in coco.get("annotations", []):
+        if ann["image_id"] in classes_of:
+            classes_of[ann["image_id"]].add(ann["category_id"])
+    target = max(1, round(len(ids) * val_fraction))
+    images_with = Counter(c for cs in classes_of.values() for c in cs)
+    val: list[int] = []
+    for cat, count in sorted(images_with.items(), key=lambda kv: (kv[1], kv[0])):
+        if count < 2 or any(cat in classes_of[i] for i in val) or len(val) >= target:
+            continue
+        val.append(next(i for i in order if cat in classes_of[i] and i not in val))
+    for i in order:
+        if len(val) >= target:
+            break
+        if i not in val:
+            val.append(i)
+    val_set = set(val)
+    return [i for i in ids if i not in val_set], sorted(val_set)
+
+
+def _subset(coco: dict, image_ids: list[int]) -> dict:
+    keep = set(image_ids)
+    return {
+        "images": [img for img in coco["images"] if img["id"] in keep],
+        "annotations": [a for a in coco.get("annotations", []) if a["image_id"] in keep],
+        "categories": coco["categories"],
+    }
+
+
+@dataclass
+class DatasetRecord:
+    """What notebook 01 decided, saved as ``output/dataset.json`` for notebooks 02-04."""
+
+    source: str
+    files: dict
+    train_split: str
+    val_split: str | None
+    val_fraction: float
+    seed: int
+    category_ids: list[int]
+    class_names: list[str]
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def class_map(self) -> ClassMap:
+        return ClassMap(tuple(self.category_ids), tuple(self.class_names))
+
+    @property
+    def data_files(self) -> DataFiles:
+        return DataFiles(**{k: Path(v) for k, v in self.files.items()})
+
+    @classmethod
+    def load(cls, outputs: Outputs) -> DatasetRecord:
+        path = require(outputs.dataset_record, "01_register_dataset.ipynb", "The dataset record")
+        return cls(**json.loads(path.read_text()))
+
+
+def prepare_dataset(
+    files: DataFiles, outputs: Outputs, source: str, val_fraction: float = 0.1, seed: int = 0
+) -> DatasetRecord:
+    """Write the split files and the dataset record; the split files are complete before the record."""
+    missing = files.missing()
+    if missing:
+        raise TinyVocError("Dataset files not found: " + ", ".join(map(str, missing)) + ". See data/README.md.")
+    train = load_coco(files.train_json, need_annotations=True)
+    test = load_coco(files.test_json)
+    class_map = ClassMap.from_categories(train["categories"])
+    if ClassMap.from_categories(test["categories"]) != class_map:
+        raise TinyVocError(f"{files.test_json}: its categories differ from those in {files.train_json}")
+    train_ids, val_ids = split_images(train, val_fraction, seed)
+    train_split = write_json(outputs.split_dir / "train.json", _subset(train, train_ids))
+    val_split = write_json(outputs.split_dir / "val.json", _subset(train, val_ids)) if val_ids else None
+    if not val_ids and (outputs.split_dir / "val.json").exists():
+        (outputs.split_dir / "val.json").unlink()
+    record = DatasetRecord(
+        source=source,
+        files={k: str(Path(v).resolve()) for k, v in asdict(files).items()},
+        train_split=str(train_split),
+        val_split=str(val_split) if val_split else None,
+        val_fraction=val_fraction,
+        seed=seed,
+        category_ids=list(class_map.ids),
+        class_names=list(class_map.names),
+        counts={
+            "train_images": len(train_ids),
+            "val_images": len(val_ids),
+            "test_images": len(test["images"]),
+            "train_instances": sum(1 for a in train.get("annotations", []) if a["image_id"] in set(train_ids)),
+            "val_instances": sum(1 for a in train.get("annotations", []) if a["image_id"] in set(val_ids)),
+        },
+    )
+    write_json(outputs.dataset_record, asdict(record), indent=2)
+    return record
+
+
+def register(name: str, json_file: str | Path, image_root: str | Path) -> None:
+    """Register (or re-register) one COCO file with detectron2; safe to call again in the same kernel.
+
+    detectron2 refuses a second registration of a name, and keeps stale metadata; removing both
+    first makes re-running a cell work and lets a changed path take effect.
+    """
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.data.datasets import load_coco_json
+
+    json_file, image_root = str(json_file), str(image_root)
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+    if name in MetadataCatalog.list():
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(name, lambda: load_coco_json(json_file, image_root, name))
+    MetadataCatalog.get(name).set(json_file=json_file, image_root=image_root, evaluator_type="coco")
+
+
+def register_all(record: DatasetRecord) -> dict[str, int]:
+    """Register train/val/test splits from the record; return the number of images in each."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    files = record.data_files
+    splits = {TRAIN: record.train_split, TEST: str(files.test_json)}
+    if record.val_split:
+        splits[VAL] = record.val_split
+    sizes = {}
+    for name, json_file in splits.items():
+        register(name, json_file, files.test_images if name == TEST else files.train_images)
+        sizes[name] = len(DatasetCatalog.get(name))  # loads once: fills thing_classes and the id mapping
+        meta = MetadataCatalog.get(name)
+        if list(meta.thing_classes) != record.class_names:
+            raise TinyVocError(f"{json_file}: class names {meta.thing_classes} differ from {record.class_names}")
+    return sizes

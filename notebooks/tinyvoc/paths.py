@@ -1,0 +1,89 @@
+"""Where every file lives: the repo, the data, and the artifacts each notebook hands to the next.
+
+The notebooks talk to each other only through files in ``output/``. Keeping their names here, in
+one place, lets each notebook check that its inputs exist and name the notebook that makes them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import TinyVocError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
+DEFAULT_OUTPUT_DIR = REPO_ROOT / "output"
+
+NOTEBOOKS = (
+    "00_install.ipynb",
+    "01_register_dataset.ipynb",
+    "02_train.ipynb",
+    "03_visualize.ipynb",
+    "04_export_submission.ipynb",
+)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The artifact layout under one output folder (``output/`` or a folder on a mounted Drive)."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike | None = None) -> Outputs:
+        root = Path(root) if root else DEFAULT_OUTPUT_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(root.resolve())
+
+    # written by 01_register_dataset
+    @property
+    def dataset_record(self) -> Path:
+        return self.root / "dataset.json"
+
+    @property
+    def split_dir(self) -> Path:
+        return self.root / "splits"
+
+    # written by 02_train
+    @property
+    def train_dir(self) -> Path:
+        return self.root / "train"
+
+    @property
+    def train_record(self) -> Path:
+        return self.train_dir / "run.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.train_dir / "metrics.jsonl"
+
+    @property
+    def config(self) -> Path:
+        return self.train_dir / "config.yaml"
+
+    # written by 03/04 (shared prediction cache)
+    @property
+    def predictions_dir(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def submission(self) -> Path:
+        return self.root / "submission.json"
+
+    @property
+    def executed_notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+
+def require(path: Path, made_by: str, what: str) -> Path:
+    """Return ``path`` if it exists; otherwise stop with a message naming the notebook to run."""
+    if not Path(path).exists():
+        raise TinyVocError(f"{what} not found at {path}. Run {made_by} first (with the same OUTPUT_DIR).")
+    return Path(path)

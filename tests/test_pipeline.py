@@ -1,0 +1,79 @@
+"""The main job, end to end: the five notebooks executed in order on the sample with the smoke profile.
+
+This is what `make submission` runs. It checks what a user is promised: every artifact is in the
+output folder, the executed notebooks carry their pictures, the submission is valid against the
+test json and covers every test image, and the model visibly learned (validation mask AP50 floor).
+"""
+
+import json
+
+import nbformat
+import pytest
+from tinyvoc.paths import NOTEBOOKS, Outputs
+from tinyvoc.runner import run_all
+from tinyvoc.validate import validate_submission
+
+AP50_FLOOR = 0.5  # 600 smoke iterations reach ~0.8 on the sample's validation split; 300 reach ~0.5
+
+
+@pytest.fixture(scope="module")
+def main_job(tmp_path_factory):
+    outputs = Outputs.at(tmp_path_factory.mktemp("main_job"))
+    params = {"OUTPUT_DIR": str(outputs.root), "PROFILE": "smoke", "DATASET": "sample", "VAL_FRACTION": 0.2}
+    executed = run_all(params, outputs)
+    return outputs, executed
+
+
+def test_every_artifact_is_written(main_job):
+    outputs, executed = main_job
+    assert [p.name for p in executed] == list(NOTEBOOKS)
+    for path in (
+        outputs.root / "environment.json",
+        outputs.dataset_record,
+        outputs.split_dir / "train.json",
+        outputs.split_dir / "val.json",
+        outputs.config,
+        outputs.metrics,
+        outputs.train_record,
+        outputs.train_dir / "model_final.pth",
+        outputs.train_dir / "model_best.pth",
+        outputs.submission,
+        outputs.root / "val_metrics.json",
+    ):
+        assert path.exists(), path
+    assert len(list(outputs.predictions_dir.glob("test-*.json"))) == 1
+    figures = {p.name for p in outputs.figures_dir.glob("*.png")}
+    assert {"train_ground_truth.png", "training_curves.png", "test_predictions.png", "val_gt_vs_pred.png"} <= figures
+
+
+def test_executed_notebooks_show_pictures_inline(main_job):
+    _, executed = main_job
+    for name in ("01_register_dataset.ipynb", "02_train.ipynb", "03_visualize.ipynb", "04_export_submission.ipynb"):
+        book = nbformat.read(executed[list(NOTEBOOKS).index(name)], as_version=4)
+        pngs = [
+            o
+            for c in book.cells
+            if c.cell_type == "code"
+            for o in c.get("outputs", [])
+            if "image/png" in o.get("data", {})
+        ]
+        assert pngs, f"{name} has no inline picture"
+
+
+def test_submission_is_valid_and_covers_the_test_images(main_job):
+    outputs, _ = main_job
+    record = json.loads(outputs.dataset_record.read_text())
+    report = validate_submission(outputs.submission, record["files"]["test_json"])
+    assert report.ok, report.summary()
+    test_ids = {im["id"] for im in json.loads(open(record["files"]["test_json"]).read())["images"]}
+    assert set(report.per_image) == test_ids
+    assert set(report.per_class) <= set(record["category_ids"])
+
+
+def test_the_model_learned_the_sample(main_job):
+    outputs, _ = main_job
+    metrics = json.loads((outputs.root / "val_metrics.json").read_text())
+    run = json.loads(outputs.train_record.read_text())
+    print(f"smoke profile: val segm AP50 {metrics['segm']['AP50']:.3f}, AP {metrics['segm']['AP']:.3f}")
+    assert run["finished"] and run["iteration"] == 600
+    assert metrics["segm"]["AP50"] >= AP50_FLOOR
