@@ -13,7 +13,7 @@ from tinyvoc.paths import NOTEBOOKS, Outputs
 from tinyvoc.runner import run_all
 from tinyvoc.validate import validate_submission
 
-AP50_FLOOR = 0.5  # 600 smoke iterations reach ~0.8 on the sample's validation split; 300 reach ~0.5
+AP50_FLOOR = 0.6  # measured: the smoke profile reaches ~0.94 at 200 iterations, ~0.99 at 400; random is ~0
 
 
 @pytest.fixture(scope="module")
@@ -75,5 +75,5 @@ def test_the_model_learned_the_sample(main_job):
     metrics = json.loads((outputs.root / "val_metrics.json").read_text())
     run = json.loads(outputs.train_record.read_text())
     print(f"smoke profile: val segm AP50 {metrics['segm']['AP50']:.3f}, AP {metrics['segm']['AP']:.3f}")
-    assert run["finished"] and run["iteration"] == 600
+    assert run["finished"] and run["iteration"] == run["max_iter"] == 300
     assert metrics["segm"]["AP50"] >= AP50_FLOOR
