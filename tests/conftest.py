@@ -17,3 +17,18 @@ def shared_tinyvoc() -> Path:
     if not (SHARED / "test.json").exists():
         pytest.skip(f"real Tiny VOC files not found at {SHARED}")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def trained_sample(tmp_path_factory):
+    """An output folder with the sample registered and a briefly trained smoke model (no validation)."""
+    from tinyvoc import training
+    from tinyvoc.dataset import DataFiles, prepare_dataset
+    from tinyvoc.paths import Outputs
+    from tinyvoc.sample_data import make_sample_dataset
+
+    sample = make_sample_dataset(tmp_path_factory.mktemp("sample"))
+    outputs = Outputs.at(tmp_path_factory.mktemp("trained"))
+    prepare_dataset(DataFiles.in_folder(sample), outputs, "sample", val_fraction=0.2, seed=0)
+    training.train(outputs, "smoke", max_iter=40, overrides=["TEST.EVAL_PERIOD", 0, "SOLVER.WARMUP_ITERS", 5])
+    return outputs

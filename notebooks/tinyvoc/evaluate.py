@@ -1,7 +1,9 @@
-"""COCO mask and box AP of cached detections against a ground-truth json (the validation split).
+"""Local stand-in for the leaderboard: COCO AP of cached detections on the validation split.
 
-This is the local stand-in for the leaderboard: the same metric (mask AP at IoU 0.5, plus AP over
-0.5:0.95) computed with pycocotools' reference implementation, without the model in memory.
+The metric is the leaderboard's (mask AP at IoU 0.5, plus AP over 0.5:0.95), computed with
+pycocotools' reference implementation, from the prediction cache, with no model in memory. On top
+of it: per-class AP50, a sweep over export thresholds, and a per-image list of errors (missed
+objects, false positives) for the error gallery.
 """
 
 from __future__ import annotations
@@ -9,9 +11,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+from pathlib import Path
 
+import numpy as np
+from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+
+from .atomic import write_json
+from .export import select_detections
+
+DEFAULT_SWEEP = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
 
 
 def _quiet(fn, *args):
@@ -19,13 +29,31 @@ def _quiet(fn, *args):
         return fn(*args)
 
 
-def evaluate_detections(detections: list[dict], gt_json: str, iou_types=("segm", "bbox")) -> dict:
-    """Return ``{"segm": {"AP": .., "AP50": .., "AP75": ..}, "bbox": {...}}`` with values in [0, 1]."""
-    gt = _quiet(COCO, str(gt_json))
+def load_ground_truth(gt_json: str | Path) -> COCO:
+    return _quiet(COCO, str(gt_json))
+
+
+def _per_class_ap50(ev: COCOeval) -> dict[int, float]:
+    """AP at IoU 0.5 for each category, from COCOeval's precision array (-1 where no ground truth)."""
+    precision = ev.eval["precision"][0, :, :, 0, -1]  # IoU 0.5, all recall points, each class, all areas, 100 dets
+    out = {}
+    for k, cat_id in enumerate(ev.params.catIds):
+        values = precision[:, k]
+        out[int(cat_id)] = float(values[values > -1].mean()) if (values > -1).any() else float("nan")
+    return out
+
+
+def evaluate_detections(
+    detections: list[dict], gt: str | Path | COCO, iou_types=("segm", "bbox"), per_class: bool = False
+) -> dict:
+    """Return ``{"segm": {"AP", "AP50", "AP75"[, "per_class_AP50"]}, "bbox": {...}}``, values in [0, 1]."""
+    gt = gt if isinstance(gt, COCO) else load_ground_truth(gt)
     results = {}
     for iou_type in iou_types:
         if not detections:
             results[iou_type] = {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+            if per_class:
+                results[iou_type]["per_class_AP50"] = {int(c): 0.0 for c in gt.getCatIds()}
             continue
         rows = copy.deepcopy(detections)
         if iou_type == "segm":
@@ -37,24 +65,93 @@ def evaluate_detections(detections: list[dict], gt_json: str, iou_types=("segm",
         _quiet(ev.accumulate)
         _quiet(ev.summarize)
         results[iou_type] = {"AP": float(ev.stats[0]), "AP50": float(ev.stats[1]), "AP75": float(ev.stats[2])}
+        if per_class:
+            results[iou_type]["per_class_AP50"] = _per_class_ap50(ev)
     return results
+
+
+def _need_ground_truth(cached: dict) -> str:
+    if not cached.get("gt_json"):
+        raise ValueError("these predictions have no ground truth (test split); evaluate the val split")
+    return cached["gt_json"]
 
 
 def evaluate_cached(
     cached: dict, score_threshold: float, max_per_image: int = 100, class_thresholds=None, save_to=None
 ) -> dict:
     """Evaluate a cached validation prediction at one export setting; optionally save the numbers."""
-    from .atomic import write_json
-    from .export import select_detections
-
-    if not cached.get("gt_json"):
-        raise ValueError("these predictions have no ground truth (test split); evaluate the val split")
+    gt_json = _need_ground_truth(cached)
     kept = select_detections(cached["detections"], score_threshold, max_per_image, class_thresholds, keys=None)
     metrics = {
         "score_threshold": score_threshold,
         "max_per_image": max_per_image,
-        **evaluate_detections(kept, cached["gt_json"]),
+        **evaluate_detections(kept, gt_json, per_class=True),
     }
     if save_to:
         write_json(save_to, metrics, indent=2)
     return metrics
+
+
+def threshold_sweep(cached: dict, thresholds=DEFAULT_SWEEP, max_per_image: int = 100) -> list[dict]:
+    """Mask AP and AP50 on the validation split for each export threshold at or above the cache's floor."""
+    gt = load_ground_truth(_need_ground_truth(cached))
+    rows = []
+    for threshold in sorted(t for t in thresholds if t >= cached["score_floor"]):
+        kept = select_detections(cached["detections"], threshold, max_per_image, keys=None)
+        segm = evaluate_detections(kept, gt, iou_types=("segm",))["segm"]
+        rows.append({"threshold": threshold, "AP": segm["AP"], "AP50": segm["AP50"], "instances": len(kept)})
+    return rows
+
+
+def best_threshold(rows: list[dict], metric: str = "AP50") -> float:
+    """The threshold with the highest ``metric``; ties go to the higher threshold (smaller file)."""
+    return max(rows, key=lambda r: (round(r[metric], 6), r["threshold"]))["threshold"]
+
+
+def match_errors(cached: dict, score_threshold: float, iou: float = 0.5) -> dict[int, dict]:
+    """Per validation image: ground-truth objects missed and detections that match nothing.
+
+    Greedy matching by descending score, same class, mask IoU >= ``iou`` (COCO's rule at AP50).
+    """
+    gt = load_ground_truth(_need_ground_truth(cached))
+    by_image: dict[int, list[dict]] = {i: [] for i in gt.getImgIds()}
+    for det in cached["detections"]:
+        if det["score"] >= score_threshold and det["image_id"] in by_image:
+            by_image[det["image_id"]].append(det)
+    errors = {}
+    for image_id, dets in by_image.items():
+        anns = [a for a in gt.imgToAnns[image_id] if not a.get("iscrowd")]
+        dets = sorted(dets, key=lambda d: -d["score"])
+        matched_gt: set[int] = set()
+        false_positives = []
+        if anns and dets:
+            gt_rles = [gt.annToRLE(a) for a in anns]
+            dt_rles = [
+                {"size": d["segmentation"]["size"], "counts": d["segmentation"]["counts"].encode()} for d in dets
+            ]
+            ious = mask_util.iou(dt_rles, gt_rles, [0] * len(gt_rles))
+        else:
+            ious = np.zeros((len(dets), len(anns)))
+        for i, det in enumerate(dets):
+            candidates = [
+                (ious[i][j], j)
+                for j, a in enumerate(anns)
+                if j not in matched_gt and a["category_id"] == det["category_id"] and ious[i][j] >= iou
+            ]
+            if candidates:
+                matched_gt.add(max(candidates)[1])
+            else:
+                false_positives.append(det)
+        errors[image_id] = {
+            "missed": [a for j, a in enumerate(anns) if j not in matched_gt],
+            "false_positives": false_positives,
+            "num_ground_truth": len(anns),
+        }
+    return errors
+
+
+def format_sweep(rows: list[dict]) -> str:
+    """The sweep as a text table for the notebook."""
+    from tabulate import tabulate
+
+    return tabulate(rows, headers="keys", floatfmt=".3f")

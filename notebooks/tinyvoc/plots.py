@@ -180,3 +180,64 @@ def ground_truth_vs_prediction(
             f"prediction: {len(dets[im['id']])} (score >= {score_threshold})",
         ]
     return image_grid(drawn, titles, path, ncols=2)
+
+
+def per_class_ap(per_class_ap50: dict[int, float], class_map: ClassMap, path: Path):
+    """Validation mask AP50 per class as horizontal bars, names from the dataset's categories."""
+    plt = _plt()
+    ids = [i for i in class_map.ids if i in per_class_ap50]
+    values = [0.0 if per_class_ap50[i] != per_class_ap50[i] else per_class_ap50[i] for i in ids]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(ids) + 1.2))
+    ax.barh([class_map.name_of(i) for i in ids], values, color="tab:blue")
+    for y, (i, v) in enumerate(zip(ids, values)):
+        no_gt = per_class_ap50[i] != per_class_ap50[i]
+        ax.text(v + 0.01, y, "no val objects" if no_gt else f"{v:.2f}", va="center", fontsize=8)
+    ax.set(xlim=(0, 1.1), xlabel="mask AP50 (validation)", title="per-class validation AP50")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def threshold_sweep(rows: list[dict], best: float, path: Path):
+    """Validation mask AP and AP50 against the export score threshold, best one marked."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    xs = [r["threshold"] for r in rows]
+    ax.plot(xs, [r["AP50"] for r in rows], marker="o", label="mask AP50")
+    ax.plot(xs, [r["AP"] for r in rows], marker="o", label="mask AP")
+    ax.axvline(best, color="gray", linestyle="--", label=f"best AP50 at {best}")
+    ax.set(
+        xscale="log", xlabel="score threshold", ylabel="AP", ylim=(0, 1), title="export threshold sweep (validation)"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def error_gallery(errors: dict[int, dict], image_paths: dict[int, Path], class_map: ClassMap, path: Path, n: int = 4):
+    """Left: images with the most missed objects (missed ones drawn). Right: the most confident false positives."""
+    worst = sorted((i for i in errors if errors[i]["missed"]), key=lambda i: -len(errors[i]["missed"]))[:n]
+    fps = sorted(((d, i) for i, e in errors.items() for d in e["false_positives"]), key=lambda x: -x[0]["score"])[:n]
+    missed_panels = [
+        (
+            draw_ground_truth(image_paths[i], errors[i]["missed"], class_map),
+            f"image {i}: missed {len(errors[i]['missed'])} of {errors[i]['num_ground_truth']}",
+        )
+        for i in worst
+    ]
+    fp_panels = [
+        (
+            draw_detections(image_paths[i], [d], class_map),
+            f"image {i}: false positive {class_map.name_of(d['category_id'])} {d['score']:.0%}",
+        )
+        for d, i in fps
+    ]
+    columns = [c for c in (missed_panels, fp_panels) if c]
+    if not columns:
+        columns = [[(np.full((8, 8, 3), 255, np.uint8), "no missed objects and no false positives")]]
+    blank = (np.full((8, 8, 3), 255, np.uint8), "")
+    rows = max(len(c) for c in columns)
+    panels = [c[r] if r < len(c) else blank for r in range(rows) for c in columns]
+    return image_grid([p[0] for p in panels], [p[1] for p in panels], path, ncols=len(columns))

@@ -1,0 +1,80 @@
+"""Figures have the expected size and real content, are saved as PNG, and name classes from metadata."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from tinyvoc import evaluate, plots, predict, training
+from tinyvoc.dataset import ClassMap, DatasetRecord, load_coco
+
+
+def _png(path):
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.std() > 5, f"{path} looks blank"
+    return image
+
+
+@pytest.fixture(scope="module")
+def drawn(trained_sample):
+    record = DatasetRecord.load(trained_sample)
+    return trained_sample, record, predict.predict_split(trained_sample, "test", "final")
+
+
+def test_prediction_grid_size_content_and_class_names(drawn, monkeypatch):
+    from detectron2.utils.visualizer import Visualizer
+
+    outputs, record, cached = drawn
+    texts = []
+    original = Visualizer.draw_text
+    monkeypatch.setattr(
+        Visualizer, "draw_text", lambda self, text, *a, **k: texts.append(text) or original(self, text, *a, **k)
+    )
+    renamed = ClassMap(record.class_map.ids, ("alpha", "beta", "gamma"))
+    path = outputs.figures_dir / "grid.png"
+    fig = plots.prediction_grid(
+        cached, predict.image_paths(record, "test"), renamed, path, n=6, score_threshold=0.0, ncols=3
+    )
+    width, height = fig.get_size_inches() * fig.dpi
+    assert (width, height) == pytest.approx((3 * 3.2 * fig.dpi, 2 * 3.2 * fig.dpi))
+    image = _png(path)
+    assert image.shape[0] > 200 and image.shape[1] > 300
+    labels = [t for t in texts if "%" in t]
+    assert labels and all(t.split()[0] in {"alpha", "beta", "gamma"} for t in labels)
+
+
+def test_grayscale_mode_drops_colour_outside_objects(drawn):
+    outputs, record, cached = drawn
+    paths = predict.image_paths(record, "test")
+    image_id = cached["image_ids"][0]
+    colour = plots.draw_detections(paths[image_id], [], record.class_map)
+    gray = plots.draw_detections(paths[image_id], [], record.class_map, grayscale=True)
+    assert colour.shape == gray.shape
+    assert np.ptp(gray.astype(int), axis=2).max() <= 2 < np.ptp(colour.astype(int), axis=2).max()
+
+
+def test_ground_truth_grid_and_training_curves(drawn):
+    outputs, record, _ = drawn
+    train = load_coco(record.train_split)
+    plots.ground_truth_grid(
+        train, record.data_files.train_images, record.class_map, outputs.figures_dir / "gt.png", n=4
+    )
+    plots.training_curves(training.read_metrics(outputs.metrics), outputs.figures_dir / "curves.png")
+    _png(outputs.figures_dir / "gt.png")
+    _png(outputs.figures_dir / "curves.png")
+
+
+def test_validation_figures(drawn):
+    outputs, record, _ = drawn
+    val = predict.predict_split(outputs, "val", "final")
+    metrics = evaluate.evaluate_cached(val, val["score_floor"])
+    plots.per_class_ap(metrics["segm"]["per_class_AP50"], record.class_map, outputs.figures_dir / "ap.png")
+    sweep = evaluate.threshold_sweep(val)
+    plots.threshold_sweep(sweep, evaluate.best_threshold(sweep), outputs.figures_dir / "sweep.png")
+    errors = evaluate.match_errors(val, 0.5)
+    plots.error_gallery(
+        errors, predict.image_paths(record, "val"), record.class_map, outputs.figures_dir / "errors.png"
+    )
+    plots.ground_truth_vs_prediction(
+        val, record.class_map, record.data_files.train_images, outputs.figures_dir / "gvp.png"
+    )
+    for name in ("ap.png", "sweep.png", "errors.png", "gvp.png"):
+        _png(outputs.figures_dir / name)

@@ -1,0 +1,55 @@
+"""The prediction cache: reused when nothing changed, never served stale, same as fresh inference."""
+
+import os
+import shutil
+
+from tinyvoc import export, predict
+from tinyvoc.dataset import DatasetRecord
+
+
+def test_second_call_is_served_from_the_cache_and_equals_fresh_inference(trained_sample, capsys, tmp_path):
+    first = predict.predict_split(trained_sample, "test", "final")
+    assert "Using cached" not in capsys.readouterr().out
+    again = predict.predict_split(trained_sample, "test", "final")
+    assert "Using cached" in capsys.readouterr().out
+    assert again == first
+    fresh = predict.predict_split(trained_sample, "test", "final", refresh=True)
+    assert fresh["detections"] == first["detections"]
+    test_json = DatasetRecord.load(trained_sample).data_files.test_json
+    export.export_submission(first, test_json, tmp_path / "a.json", 0.05)
+    export.export_submission(fresh, test_json, tmp_path / "b.json", 0.05)
+    assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+    assert len(list(trained_sample.predictions_dir.glob("test-*.json"))) == 1
+
+
+def test_changed_setting_or_checkpoint_invalidates_the_cache(trained_sample, capsys, tmp_path):
+    base = predict.predict_split(trained_sample, "test", "final")
+    capsys.readouterr()
+    floor = predict.predict_split(trained_sample, "test", "final", score_floor=0.2)
+    assert floor["key"] != base["key"] and "Using cached" not in capsys.readouterr().out
+    assert all(d["score"] >= 0.2 for d in floor["detections"])
+
+    other = tmp_path / "other.pth"
+    shutil.copy(trained_sample.train_dir / "model_final.pth", other)
+    moved = predict.predict_split(trained_sample, "test", str(other))
+    assert moved["key"] != base["key"] and "Using cached" not in capsys.readouterr().out
+
+    record = DatasetRecord.load(trained_sample)
+    items, _ = predict.split_images(record, "test")
+    ckpt = trained_sample.train_dir / "model_final.pth"
+    key = predict.cache_key(ckpt, "cfg", items, False, 0.01)
+    assert predict.cache_key(ckpt, "cfg", items, True, 0.01) != key  # TTA
+    assert predict.cache_key(ckpt, "cfg2", items, False, 0.01) != key  # config
+    assert predict.cache_key(ckpt, "cfg", items[:-1], False, 0.01) != key  # image list
+    stat = ckpt.stat()
+    os.utime(ckpt, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # retrained in place
+    assert predict.cache_key(ckpt, "cfg", items, False, 0.01) != key
+
+
+def test_detections_use_dataset_ids_and_json_sizes(trained_sample):
+    cached = predict.predict_split(trained_sample, "test", "final")
+    record = DatasetRecord.load(trained_sample)
+    sizes = {it.image_id: [it.height, it.width] for it in predict.split_images(record, "test")[0]}
+    assert cached["detections"], "a trained smoke model finds shapes on the sample"
+    assert {d["category_id"] for d in cached["detections"]} <= {2, 5, 9}
+    assert all(d["segmentation"]["size"] == sizes[d["image_id"]] for d in cached["detections"])
