@@ -188,6 +188,19 @@ def prepare_dataset(
     return record
 
 
+def stop_on_errors(report, outputs: Outputs) -> None:
+    """After a failed dataset check, remove the previous split and record, then stop.
+
+    Otherwise notebooks 02-04 would silently go on with the split of an earlier, different dataset.
+    """
+    if report.ok:
+        return
+    outputs.dataset_record.unlink(missing_ok=True)
+    for name in ("train.json", "val.json"):
+        (outputs.split_dir / name).unlink(missing_ok=True)
+    report.raise_if_errors()
+
+
 def register(name: str, json_file: str | Path, image_root: str | Path) -> None:
     """Register (or re-register) one COCO file with detectron2; safe to call again in the same kernel.
 

@@ -241,3 +241,33 @@ def error_gallery(errors: dict[int, dict], image_paths: dict[int, Path], class_m
     rows = max(len(c) for c in columns)
     panels = [c[r] if r < len(c) else blank for r in range(rows) for c in columns]
     return image_grid([p[0] for p in panels], [p[1] for p in panels], path, ncols=len(columns))
+
+
+def dataset_statistics(stats: dict, path: Path):
+    """Instances per class per split, instances per image, and object size buckets."""
+    plt = _plt()
+    splits = list(stats)
+    classes = list(stats[splits[0]]["instances_per_class"])
+    fig, axes = plt.subplots(
+        1, 3, figsize=(15, max(3.5, 0.28 * len(classes) + 1)), gridspec_kw={"width_ratios": [2, 1, 1]}
+    )
+    height = 0.8 / len(splits)
+    for k, split in enumerate(splits):
+        ys = [i + k * height for i in range(len(classes))]
+        axes[0].barh(ys, [stats[split]["instances_per_class"][c] for c in classes], height=height, label=split)
+        per_image = stats[split]["instances_per_image"]
+        axes[1].bar([int(n) + k * height for n in per_image], list(per_image.values()), width=height, label=split)
+        axes[2].bar([i + k * height for i in range(3)], list(stats[split]["sizes"].values()), width=height, label=split)
+    counts = sorted({int(n) for split in splits for n in stats[split]["instances_per_image"]})
+    axes[1].set_xticks([n + 0.4 - height / 2 for n in counts], [str(n) for n in counts])
+    axes[0].set_yticks([i + 0.4 - height / 2 for i in range(len(classes))], classes)
+    axes[0].invert_yaxis()
+    axes[0].set(xlabel="instances", title="instances per class")
+    axes[1].set(xlabel="instances in the image", ylabel="images", title="instances per image")
+    axes[2].set_xticks([i + 0.4 - height / 2 for i in range(3)], list(stats[splits[0]]["sizes"]))
+    axes[2].set(ylabel="instances", title="object sizes (COCO buckets)")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig

@@ -29,16 +29,21 @@ def start(output_dir: str = "") -> Outputs:
     return outputs
 
 
-def locate_data(dataset: str = "auto", data_dir: str = "") -> tuple[DataFiles, str]:
+def locate_data(dataset: str = "auto", data_dir: str = "", download_url: str = "") -> tuple[DataFiles, str]:
     """Pick the dataset: ``tinyvoc`` (real files in ``data_dir``), ``sample`` (generated), or ``auto``.
 
     ``auto`` uses the real files when ``pascal_train.json`` is in the data folder, else the sample,
-    and says so, so nobody trains on the sample by accident without being told.
+    and says so, so nobody trains on the sample by accident without being told. With
+    ``download_url`` (the course's Drive folder) missing real files are downloaded first.
     """
     from .sample_data import make_sample_dataset
 
     folder = Path(data_dir) if data_dir else DEFAULT_DATA_DIR
     real = DataFiles.in_folder(folder)
+    if download_url and dataset != "sample":
+        from .download import download_course_data
+
+        download_course_data(download_url, folder)
     if dataset == "auto":
         dataset = "tinyvoc" if real.train_json.exists() else "sample"
         if dataset == "sample":
