@@ -30,5 +30,5 @@ def trained_sample(tmp_path_factory):
     sample = make_sample_dataset(tmp_path_factory.mktemp("sample"))
     outputs = Outputs.at(tmp_path_factory.mktemp("trained"))
     prepare_dataset(DataFiles.in_folder(sample), outputs, "sample", val_fraction=0.2, seed=0)
-    training.train(outputs, "smoke", max_iter=40, overrides=["TEST.EVAL_PERIOD", 0, "SOLVER.WARMUP_ITERS", 5])
+    training.train(outputs, "smoke", max_iter=40, overrides=["TEST.EVAL_PERIOD", 0])
     return outputs

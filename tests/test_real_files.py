@@ -59,7 +59,7 @@ def test_real_files_register_with_matching_masks(real):
 
 def test_export_on_the_real_test_images(real):
     files, outputs, record = real
-    training.train(outputs, "smoke", max_iter=2, overrides=["TEST.EVAL_PERIOD", 0, "SOLVER.WARMUP_ITERS", 1])
+    training.train(outputs, "smoke", max_iter=2, overrides=["TEST.EVAL_PERIOD", 0])
     cached = predict.predict_split(outputs, "test", "final")
     assert cached["image_ids"] == [im["id"] for im in json.loads(files.test_json.read_text())["images"]]
     report = export.export_submission(

@@ -82,13 +82,18 @@ class BatchPredictor:
 
     def __init__(self, cfg, checkpoint: str | Path, tta: bool = False):
         import torch
-        from detectron2.checkpoint import DetectionCheckpointer
         from detectron2.data import transforms as T
         from detectron2.modeling import GeneralizedRCNNWithTTA, build_model
 
+        from .training import load_checkpoint_state
+
         self.cfg = cfg.clone()
+        state = load_checkpoint_state(checkpoint, cfg.MODEL.ROI_HEADS.NUM_CLASSES)
         model = build_model(self.cfg)
-        DetectionCheckpointer(model).load(str(checkpoint))
+        try:
+            model.load_state_dict(state)  # strict: every weight must fit this config
+        except RuntimeError as exc:
+            raise TinyVocError(f"{checkpoint} does not fit the config in {cfg.OUTPUT_DIR}: {exc}") from None
         model.eval()
         self.model = GeneralizedRCNNWithTTA(self.cfg, model) if tta else model
         self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)
@@ -160,10 +165,13 @@ def predict_split(
     detections: list[dict] = []
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        images = pool.map(predictor.read, items)  # decode ahead of the model
+        # decode the next batches while the model runs on this one; at most two batches held in memory
+        ahead = [pool.submit(predictor.read, item) for item in items[: 2 * batch_size]]
         for start in range(0, len(items), batch_size):
             batch = items[start : start + batch_size]
-            arrays = [next(images) for _ in batch]
+            arrays = [ahead.pop(0).result() for _ in batch]
+            queued = start + len(batch) + len(ahead)
+            ahead += [pool.submit(predictor.read, item) for item in items[queued : start + 3 * batch_size]]
             outs = predictor(arrays, [(it.height, it.width) for it in batch])
             for item, instances in zip(batch, outs):
                 detections += instances_to_detections(instances, item.image_id, record.class_map)

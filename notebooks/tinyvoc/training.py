@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .atomic import write_bytes, write_json
+from .atomic import atomic_path, write_bytes, write_json
 from .dataset import DatasetRecord, register_all
 from .errors import TinyVocError
 from .paths import Outputs, require
@@ -43,6 +43,36 @@ def best_from_metrics(path: Path) -> tuple[float, int] | None:
     return max(evals, key=lambda e: (e[0], -e[1])) if evals else None
 
 
+def _atomic_checkpointer_class():
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    class AtomicCheckpointer(DetectionCheckpointer):
+        """Checkpoints and the ``last_checkpoint`` tag written to a temporary file, then renamed.
+
+        A process killed mid-save (a Colab disconnect) leaves the previous files intact, so resume
+        and ``model_best.pth`` never meet a half-written file. Saving the best model does not move
+        the resume tag (detectron2's would), so ``last_checkpoint`` ends at ``model_final.pth``.
+        """
+
+        def save(self, name: str, **kwargs) -> None:
+            import torch
+
+            data = {"model": self.model.state_dict()}
+            data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
+            data.update(kwargs)
+            target = Path(self.save_dir) / f"{name}.pth"
+            self.logger.info(f"Saving checkpoint to {target}")
+            with atomic_path(target) as tmp:
+                torch.save(data, tmp)
+            if name != "model_best":  # the resume point stays the periodic/final checkpoint
+                self.tag_last_checkpoint(target.name)
+
+        def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+            write_bytes(Path(self.save_dir) / "last_checkpoint", last_filename_basename.encode())
+
+    return AtomicCheckpointer
+
+
 def _trainer_class():
     from detectron2.engine import DefaultTrainer, hooks
     from detectron2.evaluation import COCOEvaluator
@@ -59,6 +89,12 @@ def _trainer_class():
             return [CommonMetricPrinter(self.max_iter), JSONWriter(self.metrics_path)]
 
         def build_hooks(self):
+            # called by DefaultTrainer.__init__ right after it made its checkpointer: swap in ours first
+            import weakref
+
+            self.checkpointer = _atomic_checkpointer_class()(
+                self.checkpointer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+            )
             hook_list = super().build_hooks()
             if self.cfg.TEST.EVAL_PERIOD > 0 and self.cfg.DATASETS.TEST:
                 best = hooks.BestCheckpointer(
@@ -202,6 +238,34 @@ def chosen_checkpoint(outputs: Outputs, which: str = "best") -> Path:
         if path.exists():
             return path
     raise TinyVocError(f"No trained checkpoint in {train_dir}. Run 02_train.ipynb first (with the same OUTPUT_DIR).")
+
+
+def load_checkpoint_state(path: str | Path, num_classes: int) -> dict:
+    """Read a checkpoint's weights, with a clear error when it is truncated or for another dataset.
+
+    detectron2's own loader only logs a warning when shapes differ and carries on with random
+    weights for the class heads, which silently gives a useless model; here that is an error.
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise TinyVocError(
+            f"{path} cannot be read as a checkpoint ({type(exc).__name__}: {exc}); it may be truncated. "
+            "Choose another CHECKPOINT, or delete it and re-run 02_train.ipynb to resume from the last good one."
+        ) from None
+    state = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(state, dict):
+        raise TinyVocError(f"{path} is not a detectron2 training checkpoint (no 'model' weights in it)")
+    head = state.get("roi_heads.box_predictor.cls_score.weight")
+    if head is not None and head.shape[0] != num_classes + 1:
+        raise TinyVocError(
+            f"{path} was trained for {head.shape[0] - 1} classes, but this dataset has {num_classes}. "
+            "Use a checkpoint trained on this dataset (02_train.ipynb with the same OUTPUT_DIR)."
+        )
+    return state
 
 
 def load_trained_config(outputs: Outputs):

@@ -1,0 +1,164 @@
+"""Bad order, bad files, interruptions and odd images: clear messages, no lost or half-written work."""
+
+import json
+import random
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tinyvoc import export, predict, training
+from tinyvoc.dataset import DataFiles, DatasetRecord, prepare_dataset
+from tinyvoc.errors import TinyVocError
+from tinyvoc.paths import Outputs
+from tinyvoc.runner import run_notebook
+from tinyvoc.sample_data import make_sample_dataset
+from tinyvoc.validate import validate_submission
+
+
+@pytest.mark.parametrize(
+    "notebook, needs",
+    [
+        ("02_train.ipynb", "01_register_dataset.ipynb"),
+        ("03_visualize.ipynb", "01_register_dataset.ipynb"),
+        ("04_export_submission.ipynb", "01_register_dataset.ipynb"),
+    ],
+)
+def test_a_notebook_run_first_names_the_one_to_run(notebook, needs, tmp_path):
+    outputs = Outputs.at(tmp_path)
+    with pytest.raises(TinyVocError, match=f"TinyVocError: .*Run {needs} first"):
+        run_notebook(notebook, {"OUTPUT_DIR": str(tmp_path)}, outputs)
+
+
+def test_export_before_training_names_notebook_02(tmp_path):
+    outputs = Outputs.at(tmp_path / "out")
+    prepare_dataset(DataFiles.in_folder(make_sample_dataset(tmp_path / "s")), outputs, "sample", 0.2, 0)
+    with pytest.raises(TinyVocError, match="Run 02_train.ipynb first"):
+        predict.predict_split(outputs, "test")
+
+
+def test_truncated_or_foreign_checkpoints_are_named(trained_sample, tmp_path):
+    good = trained_sample.train_dir / "model_final.pth"
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(TinyVocError, match="truncated.pth cannot be read as a checkpoint.*truncated"):
+        training.load_checkpoint_state(truncated, 3)
+    with pytest.raises(TinyVocError, match="model_final.pth was trained for 3 classes, but this dataset has 20"):
+        training.load_checkpoint_state(good, 20)
+    not_ours = tmp_path / "weights.pth"
+    torch.save({"something": 1}, not_ours)
+    with pytest.raises(TinyVocError, match="not a detectron2 training checkpoint"):
+        training.load_checkpoint_state(not_ours, 3)
+    with pytest.raises(TinyVocError, match="cannot be read as a checkpoint"):
+        predict.predict_split(trained_sample, "test", str(truncated))
+
+
+def _outputs(sample, path):
+    outputs = Outputs.at(path)
+    prepare_dataset(DataFiles.in_folder(sample), outputs, "sample", val_fraction=0.2, seed=0)
+    return outputs
+
+
+SHORT = ["SOLVER.CHECKPOINT_PERIOD", 5, "TEST.EVAL_PERIOD", 10]
+
+
+def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    sample = make_sample_dataset(tmp_path / "sample")
+    outputs = _outputs(sample, tmp_path / "out")
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        if str(f).endswith(".tmp") and "model_0000009" in str(f):
+            with open(f, "wb") as fh:
+                fh.write(b"half a checkpoint")
+            raise KeyboardInterrupt("power cut while saving")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(outputs, "smoke", max_iter=15, overrides=SHORT)
+    assert (outputs.train_dir / "last_checkpoint").read_text() == "model_0000004.pth"
+    assert not (outputs.train_dir / "model_0000009.pth").exists()
+    assert not list(outputs.train_dir.glob("*.tmp"))
+    monkeypatch.setattr(torch, "save", real_save)
+    run = training.train(outputs, "smoke", max_iter=15, overrides=SHORT)
+    assert run.finished and run.iteration == 15
+
+
+def test_fault_injection_random_interruptions_end_consistent(tmp_path, monkeypatch):
+    from detectron2.engine import SimpleTrainer
+
+    sample = make_sample_dataset(tmp_path / "sample")
+    outputs = _outputs(sample, tmp_path / "out")
+    original = SimpleTrainer.run_step
+    rng = random.Random(7)
+    stops = sorted(rng.sample(range(3, 24), 3))
+    for stop in stops:
+
+        def crash(self, stop=stop):
+            if self.iter == stop:
+                raise KeyboardInterrupt(f"disconnect at {stop}")
+            return original(self)
+
+        monkeypatch.setattr(SimpleTrainer, "run_step", crash)
+        try:
+            training.train(outputs, "smoke", max_iter=25, overrides=SHORT)
+        except KeyboardInterrupt:
+            pass
+    monkeypatch.setattr(SimpleTrainer, "run_step", original)
+    run = training.train(outputs, "smoke", max_iter=25, overrides=SHORT)
+    assert run.finished and run.iteration == 25
+    last = (outputs.train_dir / "last_checkpoint").read_text()
+    assert last == "model_final.pth"
+    final = torch.load(outputs.train_dir / last, map_location="cpu", weights_only=False)
+    assert final["iteration"] == 24
+    rows = training.read_metrics(outputs.metrics)
+    assert max(r["iteration"] for r in rows if "total_loss" in r) == 24
+    evals = [(r["segm/AP50"], r["iteration"]) for r in rows if "segm/AP50" in r]
+    assert {it for _, it in evals} == {9, 19, 25}  # every 10 iterations, and the final one after training
+    best = torch.load(outputs.train_dir / "model_best.pth", map_location="cpu", weights_only=False)
+    assert best["iteration"] == max(evals, key=lambda e: (e[0], -e[1]))[1]
+    assert json.loads(outputs.train_record.read_text())["best_iter"] == best["iteration"]
+
+
+def _odd_images(folder):
+    """Images as users have them; returns test-json entries with the sizes a COCO file would list."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    entries = []
+
+    def add(name, image, size=None):
+        image.save(folder / name) if not isinstance(image, tuple) else image[0].save(folder / name, exif=image[1])
+        w, h = size or (image[0] if isinstance(image, tuple) else image).size
+        entries.append({"id": 100 + len(entries), "file_name": name, "height": h, "width": w})
+
+    rgb = Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8))
+    add("gray.jpg", rgb.convert("L"))
+    add("alpha.png", rgb.convert("RGBA"))
+    add("UPPER.JPG", rgb)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: viewers show it 90 wide and 120 high
+    add("rotated.jpg", (rgb, exif))
+    add("tiny.jpg", rgb.resize((9, 6)))
+    add("large.jpg", rgb.resize((2600, 1900)))
+    return entries
+
+
+def test_odd_images_predict_and_export_with_the_json_sizes(trained_sample, tmp_path):
+    outputs = Outputs.at(tmp_path / "out")
+    shutil.copytree(trained_sample.root, outputs.root, dirs_exist_ok=True)
+    record = json.loads(outputs.dataset_record.read_text())
+    images = _odd_images(tmp_path / "odd_images")
+    test_json = tmp_path / "odd_test.json"
+    categories = [{"id": i, "name": n} for i, n in zip(record["category_ids"], record["class_names"])]
+    test_json.write_text(json.dumps({"images": images, "categories": categories}))
+    record["files"].update(test_json=str(test_json), test_images=str(tmp_path / "odd_images"))
+    outputs.dataset_record.write_text(json.dumps(record))
+    cached = predict.predict_split(outputs, "test", "final", score_floor=0.0)
+    sizes = {im["id"]: [im["height"], im["width"]] for im in images}
+    assert all(d["segmentation"]["size"] == sizes[d["image_id"]] for d in cached["detections"])
+    report = export.export_submission(cached, test_json, outputs.submission, score_threshold=0.0)
+    assert report.ok, report.summary()
+    assert validate_submission(outputs.submission, test_json).ok
+    assert DatasetRecord.load(outputs).data_files.test_json == test_json
