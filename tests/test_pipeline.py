@@ -77,3 +77,17 @@ def test_the_model_learned_the_sample(main_job):
     print(f"smoke profile: val segm AP50 {metrics['segm']['AP50']:.3f}, AP {metrics['segm']['AP']:.3f}")
     assert run["finished"] and run["iteration"] == run["max_iter"] == 300
     assert metrics["segm"]["AP50"] >= AP50_FLOOR
+
+
+def test_rerunning_register_and_export_gives_the_same_files(main_job):
+    """Users re-run notebooks: same record and split, same submission, predictions from the cache."""
+    outputs, executed = main_job
+    params = {"OUTPUT_DIR": str(outputs.root), "DATASET": "sample", "VAL_FRACTION": 0.2}
+    before = {p: p.read_bytes() for p in (outputs.dataset_record, outputs.split_dir / "val.json", outputs.submission)}
+    cache = {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.json")}
+    run_all(params, outputs, names=("01_register_dataset.ipynb", "04_export_submission.ipynb"))
+    assert {p: p.read_bytes() for p in before} == before
+    assert {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.json")} == cache
+    book = nbformat.read(outputs.executed_notebooks / "04_export_submission.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "Using cached predictions" in text

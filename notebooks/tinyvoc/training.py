@@ -78,6 +78,19 @@ def _trainer_class():
     from detectron2.evaluation import COCOEvaluator
     from detectron2.utils.events import CommonMetricPrinter, JSONWriter
 
+    class _WriteAfterEval(hooks.HookBase):
+        """Write metrics right after each evaluation: the writer's own period (20) could merge two
+        evaluations into one row and lose the first, which the best-checkpoint restore relies on."""
+
+        def __init__(self, period: int, writers: list):
+            self._period, self._writers = period, writers
+
+        def after_step(self):
+            next_iter = self.trainer.iter + 1
+            if next_iter % self._period == 0 and next_iter != self.trainer.max_iter:
+                for writer in self._writers:
+                    writer.write()
+
     class TinyVocTrainer(DefaultTrainer):
         metrics_path: str = "metrics.jsonl"
 
@@ -104,7 +117,9 @@ def _trainer_class():
                 if previous:
                     best.best_metric, best.best_iter = previous
                 where = next(i for i, h in enumerate(hook_list) if isinstance(h, hooks.EvalHook))
-                hook_list.insert(where + 1, best)
+                writer = next(h for h in hook_list if isinstance(h, hooks.PeriodicWriter))
+                json_writers = [w for w in writer._writers if isinstance(w, JSONWriter)]
+                hook_list[where + 1 : where + 1] = [best, _WriteAfterEval(self.cfg.TEST.EVAL_PERIOD, json_writers)]
             return hook_list
 
     return TinyVocTrainer
