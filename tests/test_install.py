@@ -97,6 +97,6 @@ def test_weights_download_offline_fails_fast(tmp_path):
 
 
 def test_only_missing_requirements_are_installed():
-    pins = {"torch": "0.0", "numpy": "0.0", "surely-not-installed-pkg": "1.2"}
+    pins = {"torch": "0.0", "numpy": "0.0", "surely-not-installed-pkg": "1.2", "pytest": "0.0"}
     assert environment.missing_requirements(pins) == ["surely-not-installed-pkg==1.2"]
     assert "pycocotools" in environment.pinned_requirements()

@@ -18,6 +18,8 @@ from .errors import TinyVocError
 from .paths import REPO_ROOT
 
 NEVER_INSTALL = {"torch", "torchvision"}  # Colab's builds match its CUDA driver; never replace them
+# needed only to run notebooks headless and to test; inside Jupyter/Colab they are not installed
+HEADLESS_ONLY = {"papermill", "nbformat", "nbclient", "ipykernel", "pytest", "ruff"}
 
 
 def pinned_requirements(path=REPO_ROOT / "requirements.txt") -> dict[str, str]:
@@ -31,9 +33,10 @@ def pinned_requirements(path=REPO_ROOT / "requirements.txt") -> dict[str, str]:
 
 
 def missing_requirements(pins: dict[str, str]) -> list[str]:
+    """Pinned packages not installed at all, less torch/torchvision and the headless-only tools."""
     missing = []
     for name, version in pins.items():
-        if name in NEVER_INSTALL:
+        if name in NEVER_INSTALL or name in HEADLESS_ONLY:
             continue
         try:
             md.version(name)
