@@ -8,7 +8,7 @@ from tinyvoc.dataset import DatasetRecord
 
 
 def test_second_call_is_served_from_the_cache_and_equals_fresh_inference(trained_sample, capsys, tmp_path):
-    first = predict.predict_split(trained_sample, "test", "final")
+    first = predict.predict_split(trained_sample, "test", "final", refresh=True)  # other tests may have filled it
     assert "Using cached" not in capsys.readouterr().out
     again = predict.predict_split(trained_sample, "test", "final")
     assert "Using cached" in capsys.readouterr().out
