@@ -1,0 +1,289 @@
+"""The GPU check: what a Colab user needs to know, measured on one NVIDIA GPU in a few minutes, offline.
+
+Stages (each in its own process, with its own time limit; the report is rewritten after every stage,
+so a stage that fails or runs out of time costs only itself):
+
+* ``env``: Python, torch, the GPU.
+* ``train``: X-101 ``reference`` and ``strong`` training steps, fp32 and AMP: s/iter, peak GPU memory
+  (``bench_training.py``'s measurement, synthetic batches at each profile's largest training size).
+* ``infer``: the 100 real test images through the project's own prediction path (``predict_split``:
+  read, model, masks, RLE, cache): batch 1 vs 4 without TTA, and with TTA.
+* ``plan``: the time-budget planner fed with this GPU's measured ``strong`` speed.
+* ``e2e``: the five notebooks, headless, on the sample dataset with the ``strong`` profile and a short
+  time budget, so warm-up measurement, planning, AMP training, evaluation, TTA prediction and export
+  all run for real on the GPU.
+
+Pretrained weights cannot be downloaded on such a machine, so every model here is randomly
+initialised, explicitly (``PRETRAINED = False``, BN instead of FrozenBN) and labelled so in the
+report: speed and memory do not depend on the weights; accuracy does, and none is claimed.
+
+    bash benchmarks/gpu_check.sh OUT_DIR     # installs carried wheels, then runs this file
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "notebooks"))
+
+RANDOM_INIT = "random init (no pretrained weights offline); speeds and memory only, no accuracy claimed"
+
+
+def _run_child(args: list[str], timeout: float) -> dict:
+    """Run ``python gpu_check.py --child ...`` and return the json it prints last (or the error)."""
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", *args], capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        tail = (exc.stdout or b"")[-1500:]
+        return {"error": f"timed out after {timeout:.0f} s", "tail": tail.decode(errors="replace")}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit {proc.returncode}", "tail": (proc.stdout + proc.stderr)[-3000:]}
+    result = json.loads(lines[-1])
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+# ---------------------------------------------------------------- stages (each runs in a child process)
+
+
+def stage_env() -> dict:
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1), cuda_version=torch.version.cuda)
+    try:
+        import detectron2
+
+        info["detectron2"] = detectron2.__version__
+    except ImportError as exc:
+        info["detectron2"] = f"missing: {exc}"
+    return info
+
+
+def stage_train(profile: str, amp: bool, iters: int) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_training import measure
+
+    row = measure(profile, amp, iters, cpu_size=256)
+    row["weights"] = RANDOM_INIT
+    return row
+
+
+def _random_init_outputs(workdir: Path, shared: Path, profile: str):
+    """An output folder with the real test images registered and a randomly initialised model saved
+    as its final checkpoint, so ``predict_split`` runs exactly as notebooks 03 and 04 run it."""
+    import torch
+    from detectron2.modeling import build_model
+    from tinyvoc.dataset import DataFiles, prepare_dataset
+    from tinyvoc.paths import Outputs
+    from tinyvoc.profiles import build_config
+
+    outputs = Outputs.at(workdir)
+    files = DataFiles(
+        shared / "pascal_train_first10.json", shared / "train_images", shared / "test.json", shared / "test_images"
+    )
+    record = prepare_dataset(files, outputs, "tinyvoc", val_fraction=0.0, seed=0)
+    cfg = build_config(profile, len(record.class_names), str(outputs.train_dir), pretrained=False)
+    outputs.train_dir.mkdir(parents=True, exist_ok=True)
+    outputs.config.write_text(cfg.dump())
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    torch.save({"model": model.state_dict()}, outputs.train_dir / "model_final.pth")
+    return outputs
+
+
+def stage_infer(shared: str, batch_size: int, tta: bool) -> dict:
+    import torch
+    from tinyvoc import predict
+
+    with tempfile.TemporaryDirectory() as tmp:
+        outputs = _random_init_outputs(Path(tmp), Path(shared), "strong")
+        torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
+        started = time.perf_counter()
+        cached = predict.predict_split(outputs, "test", "final", tta=tta, batch_size=batch_size, refresh=True)
+        seconds = time.perf_counter() - started
+    n_images = len(cached["image_ids"])
+    return {
+        "profile": "strong",
+        "weights": RANDOM_INIT,
+        "batch_size": batch_size,
+        "tta": tta,
+        "images": n_images,
+        "detections": len(cached["detections"]),
+        "seconds": round(seconds, 2),
+        "images_per_s": round(n_images / seconds, 2),
+        "gpu_peak_mib": round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None,
+    }
+
+
+def stage_plan(s_per_iter: float, gpu: str) -> dict:
+    from tinyvoc.budget import describe_plan, plan_for_budget
+    from tinyvoc.profiles import build_config
+
+    rows = []
+    for hours in (1, 3, 6, 12):
+        cfg = build_config("strong", 20, "/tmp/plan", has_gpu=True, pretrained=False)
+        plan = plan_for_budget(cfg, hours, s_per_iter, images_in_val=135)
+        rows.append({"budget_h": hours, **plan.as_dict(), "text": describe_plan(plan, gpu)})
+    return {"s_per_iter": s_per_iter, "plans": rows}
+
+
+def stage_e2e(budget_h: float, timeout: float) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable, "-m", "tinyvoc", "run-all", "--project-dir", tmp, "--dataset", "sample",
+            "--profile", "strong", "--time-budget-h", str(budget_h), "-p", "PRETRAINED", "False",
+        ]  # fmt: skip
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=REPO / "notebooks", capture_output=True, text=True, timeout=timeout)
+        seconds = time.perf_counter() - started
+        out = Path(tmp) / "output"
+        result = {"exit": proc.returncode, "seconds": round(seconds, 1), "weights": RANDOM_INIT}
+        if (out / "train" / "run.json").exists():
+            result["run"] = json.loads((out / "train" / "run.json").read_text())
+        if (out / "val_metrics.json").exists():
+            result["val_metrics"] = json.loads((out / "val_metrics.json").read_text())
+        if (out / "submission.json").exists():
+            result["submission_instances"] = len(json.loads((out / "submission.json").read_text()))
+        plan_lines = [line for line in proc.stdout.splitlines() if "iterations" in line and "s/iter" in line]
+        result["plan_lines"] = plan_lines[:3]
+        if proc.returncode != 0:
+            result["tail"] = (proc.stdout + proc.stderr)[-3000:]
+    return result
+
+
+# ---------------------------------------------------------------- the report
+
+
+def text_report(report: dict) -> str:
+    env = report.get("env", {})
+    lines = [f"GPU check on {env.get('gpu', 'no GPU')} (torch {env.get('torch')}, Python {env.get('python')})"]
+    lines.append(f"weights: {RANDOM_INIT}")
+    for row in report.get("train", []):
+        if "error" in row:
+            lines.append(f"train {row.get('label')}: ERROR {row['error']}")
+            continue
+        lines.append(
+            f"train {row['profile']:9s} {'AMP ' if row['amp'] else 'fp32'} batch {row['batch']} short edge "
+            f"{row['short_edge']}: {row['s_per_iter']:.3f} s/iter, peak GPU {row['gpu_peak_mib']:.0f} MiB"
+        )
+    for row in report.get("infer", []):
+        if "error" in row:
+            lines.append(f"infer {row.get('label')}: ERROR {row['error']}")
+            continue
+        lines.append(
+            f"infer strong batch {row['batch_size']} TTA {'on ' if row['tta'] else 'off'}: {row['images']} test images "
+            f"in {row['seconds']:.1f} s ({row['images_per_s']:.2f} img/s), {row['detections']} detections, "
+            f"peak GPU {row['gpu_peak_mib']} MiB"
+        )
+    plan = report.get("plan", {})
+    for row in plan.get("plans", []):
+        lines.append(f"plan {row['budget_h']:>2} h: {row['text']}")
+    if "error" in plan:
+        lines.append(f"plan: ERROR {plan['error']}")
+    e2e = report.get("e2e")
+    if e2e:
+        if e2e.get("exit") == 0:
+            run = e2e.get("run", {})
+            segm = e2e.get("val_metrics", {}).get("segm", {})
+            lines.append(
+                f"e2e five notebooks (strong, sample data): {e2e['seconds']:.0f} s, trained {run.get('iteration')}"
+                f"/{run.get('max_iter')} iterations in {run.get('seconds')} s, val segm AP50 {segm.get('AP50')}, "
+                f"{e2e.get('submission_instances')} instances exported"
+            )
+            lines += [f"  {line.strip()}" for line in e2e.get("plan_lines", [])]
+        else:
+            lines.append(f"e2e: ERROR {e2e.get('error') or 'exit ' + str(e2e.get('exit'))}")
+    lines.append(f"total {report.get('total_s', 0):.0f} s")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(REPO / "output" / "gpu_check"), help="folder for the report")
+    parser.add_argument("--shared", default="", help="folder with test.json, test_images/ (default: ../shared)")
+    parser.add_argument("--stages", default="env,train,infer,plan,e2e")
+    parser.add_argument("--train-iters", type=int, default=10)
+    parser.add_argument("--e2e-budget-h", type=float, default=0.03, help="time budget of the e2e training run")
+    parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        name, *rest = args.child
+        stage = {"env": stage_env, "train": stage_train, "infer": stage_infer, "plan": stage_plan}[name]
+        typed = [json.loads(x) for x in rest]
+        print(json.dumps(stage(*typed)), flush=True)
+        return
+
+    shared = Path(args.shared) if args.shared else REPO.parent / "shared" / "tinyvoc"
+    for candidate in (shared, REPO / ".gpu" / "tinyvoc"):
+        if (candidate / "test.json").exists():
+            shared = candidate
+            break
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = args.stages.split(",")
+    report: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "weights": RANDOM_INIT}
+    started = time.perf_counter()
+
+    def save() -> None:
+        report["total_s"] = round(time.perf_counter() - started, 1)
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
+        (out / "gpu_check.txt").write_text(text_report(report) + "\n")
+
+    if "env" in stages:
+        report["env"] = _run_child(["env"], 120)
+        print(json.dumps(report["env"]), flush=True)
+        save()
+    if "train" in stages:
+        report["train"] = []
+        for profile in ("reference", "strong"):
+            for amp in (False, True):
+                row = _run_child(["train", json.dumps(profile), json.dumps(amp), str(args.train_iters)], 240)
+                row["label"] = f"{profile} amp={amp}"
+                report["train"].append(row)
+                print(json.dumps(row), flush=True)
+                save()
+    if "infer" in stages:
+        report["infer"] = []
+        for batch, tta in ((1, False), (4, False), (1, True)):
+            row = _run_child(["infer", json.dumps(str(shared)), str(batch), json.dumps(tta)], 300)
+            row["label"] = f"batch {batch} tta={tta}"
+            report["infer"].append(row)
+            print(json.dumps(row), flush=True)
+            save()
+    if "plan" in stages:
+        strong = [r for r in report.get("train", []) if r.get("profile") == "strong" and r.get("amp")]
+        if strong and "s_per_iter" in strong[0]:
+            gpu = report.get("env", {}).get("gpu", "GPU")
+            report["plan"] = _run_child(["plan", json.dumps(strong[0]["s_per_iter"]), json.dumps(gpu)], 120)
+        else:
+            report["plan"] = {"error": "no strong AMP training speed measured"}
+        save()
+    if "e2e" in stages:
+        try:
+            report["e2e"] = stage_e2e(args.e2e_budget_h, timeout=420)
+        except subprocess.TimeoutExpired:
+            report["e2e"] = {"error": "timed out after 420 s"}
+        save()
+    save()
+    print(text_report(report))
+
+
+if __name__ == "__main__":
+    main()
