@@ -6,6 +6,7 @@ the real files in ../shared/tinyvoc (when present), so the checks are exercised 
 
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -661,6 +662,13 @@ def test_cli_verb_is_check_dataset(synthetic, capsys):
     assert "ERROR b.jpg image 8: cannot read image b.jpg: the file is empty" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli(["check", *args])
+
+
+def test_without_detectron2_one_clear_error(synthetic, monkeypatch):
+    monkeypatch.setitem(sys.modules, "detectron2.data", None)  # as if detectron2 were not installed
+    with pytest.raises(TinyVocError, match="needs detectron2.*run 00_install.ipynb first.*--no-images"):
+        synthetic.check()
+    assert synthetic.check(read_images=False).problems == []
 
 
 def test_check_dataset_needs_both_test_paths(synthetic):

@@ -67,17 +67,28 @@ def read_image(item: ImageToRead, image_format: str = LOADER_FORMAT):
     return image
 
 
-def _read(item: ImageToRead, image_format: str):
-    from detectron2.data import detection_utils
+def _detection_utils():
+    """detectron2's reader, or one clear error (not one per image) when detectron2 is not installed."""
+    try:
+        from detectron2.data import detection_utils
+    except ImportError as exc:
+        raise TinyVocError(
+            f"reading images as the loader does needs detectron2 ({exc}): run 00_install.ipynb first, "
+            "or check with read_images=False (CLI: --no-images) to only see that the files exist"
+        ) from None
+    return detection_utils
 
+
+def _read(item: ImageToRead, image_format: str):
+    detection_utils = _detection_utils()
     path, name = item.path, item.path.name
     try:
         if path.stat().st_size == 0:
             return None, f"cannot read image {name}: the file is empty (0 bytes); copy it again"
         image = detection_utils.read_image(str(path), format=image_format)
+        orientation, stored = _exif_orientation(path)
     except Exception as exc:  # noqa: BLE001 - Pillow and numpy raise many types; each one stops the loader
         return None, _decode_problem(name, exc)
-    orientation, stored = _exif_orientation(path)
     if orientation in EXIF_TURNS:
         turned, stored = f"{image.shape[1]}x{image.shape[0]}", f"{stored[0]}x{stored[1]}"
         turn = (
@@ -147,6 +158,7 @@ def read_problems(
     every 10% when there are more than ``PROGRESS_MIN_IMAGES`` items, so a notebook cell shows at
     most ten lines per folder.
     """
+    _detection_utils()  # fail once, before the pool, when detectron2 is missing
     workers = workers or min(8, os.cpu_count() or 1)
     total = len(items)
     report = progress if progress is not None and total > PROGRESS_MIN_IMAGES else None
