@@ -14,35 +14,22 @@ file. EXIF-rotated images are errors (the reason is in ``image_reader``).
 Errors are problems that break registration or training; warnings are things that train but
 probably not as the user expects (objects outside the image, crowd regions that are ignored, ...).
 Like ``validate``, the work is done by module-level functions that return lists of problems; the
-only classes are the two records they fill.
+only classes are the two records they fill. This module reads the files (json structure, ids, image
+files, categories); one annotation's geometry is judged in ``annotation_check``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from pycocotools import mask as mask_utils
-
+from .annotation_check import ERROR, WARNING, annotation_problems, is_int, plural
 from .errors import TinyVocError
 from .image_reader import LOADER_FORMAT, ImageToRead, read_problems
-
-ERROR = "error"
-WARNING = "warning"
-
-# Annotation tools round and clip differently; a point this far past the border is still "on" it.
-EDGE_TOLERANCE_PX = 1.0
-# A json bbox is only reported when it overlaps the mask's own bbox poorly AND a corner is off by more
-# than a few pixels: rasterizing a polygon shifts the bbox of a small object by a pixel or two,
-# which alone can drop the IoU below the threshold.
-BBOX_MIN_IOU = 0.8
-BBOX_TOLERANCE_PX = 3.0
 
 
 @dataclass(frozen=True)
@@ -97,10 +84,7 @@ class CheckReport:
             return f"Dataset check passed: no errors, no warnings ({counts})."
         verdict = "FAILED" if errors else "passed with warnings"
         lines = [
-            (
-                f"Dataset check {verdict}: {_plural(len(errors), 'error')}, "
-                f"{_plural(len(warnings), 'warning')} ({counts})."
-            )
+            (f"Dataset check {verdict}: {plural(len(errors), 'error')}, {plural(len(warnings), 'warning')} ({counts}).")
         ]
         budget = max(limit, 0)
         for title, group in (("Errors (fix these first):", errors), ("Warnings:", warnings)):
@@ -119,41 +103,6 @@ class CheckReport:
         """Stop a notebook before registration, with the full summary as the message."""
         if self.errors:
             raise TinyVocError(self.summary())
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _is_int(value) -> bool:
-    # bool is an int subclass; True as an id is a data bug, not id 1.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _describe_ids(ids) -> str:
-    """Short list of known ids for "unknown id" messages: a range when contiguous."""
-    ids = sorted(ids)
-    if not ids:
-        return "none"
-    if ids == list(range(ids[0], ids[-1] + 1)) and len(ids) > 2:
-        return f"{ids[0]}..{ids[-1]}"
-    if len(ids) > 10:
-        return ", ".join(map(str, ids[:10])) + f", ... ({len(ids)} ids)"
-    return ", ".join(map(str, ids))
-
-
-def _bbox_iou(a, b) -> float:
-    ax1, ay1, aw, ah = a
-    bx1, by1, bw, bh = b
-    ix = max(0.0, min(ax1 + aw, bx1 + bw) - max(ax1, bx1))
-    iy = max(0.0, min(ay1 + ah, by1 + bh) - max(ay1, by1))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _error(file, where: str, message: str) -> Problem:
@@ -277,7 +226,7 @@ def _check_image_dir(folder: Path, json_path: Path, listed: int) -> list[Problem
         return [_error(folder, "", f"{folder} is not a folder; expected the folder of images")]
     if not any(not p.name.startswith(".") for p in folder.iterdir()):
         message = (
-            f"image folder {folder} is empty ({_plural(listed, 'image')} listed in {json_path.name}); "
+            f"image folder {folder} is empty ({plural(listed, 'image')} listed in {json_path.name}); "
             "unzip the images there"
         )
         return [_error(folder, "", message)]
@@ -305,7 +254,7 @@ def _check_image_entries(entries: list, json_path: Path):
             )
             continue
         image_id = entry.get("id")
-        if not _is_int(image_id):
+        if not is_int(image_id):
             problems.append(_error(json_path, f"image entry #{index}", f"'id' must be an integer, got {image_id!r}"))
             continue
         where = f"image {image_id}"
@@ -318,7 +267,7 @@ def _check_image_entries(entries: list, json_path: Path):
         height, width = entry.get("height"), entry.get("width")
         size_ok = True
         for key, value in (("height", height), ("width", width)):
-            if not _is_int(value) or value <= 0:
+            if not is_int(value) or value <= 0:
                 problems.append(
                     _error(json_path, where, f"'{key}' must be a positive integer, got {value!r} ({file_name})")
                 )
@@ -397,7 +346,7 @@ def _check_categories(entries: list, json_path: Path) -> tuple[dict, list[Proble
             problems.append(_error(json_path, f"category entry #{index}", message))
             continue
         cat_id, name = entry.get("id"), entry.get("name")
-        if not _is_int(cat_id):
+        if not is_int(cat_id):
             problems.append(_error(json_path, f"category entry #{index}", f"'id' must be an integer, got {cat_id!r}"))
             continue
         if not isinstance(name, str) or not name:
@@ -427,7 +376,7 @@ def _check_annotations(
     if not require_annotations:
         problems = []
         if annotations:
-            message = f"has {_plural(len(annotations), 'annotation')}; a test json needs none, they are ignored"
+            message = f"has {plural(len(annotations), 'annotation')}; a test json needs none, they are ignored"
             problems.append(_warning(json_path, "", message))
         return len(annotations or []), problems
     if annotations is None:
@@ -443,17 +392,17 @@ def _check_annotations(
             problems.append(_error(json_path, f"annotation entry #{index}", message))
             continue
         ann_id, image_id = ann.get("id"), ann.get("image_id")
-        if not _is_int(ann_id):
+        if not is_int(ann_id):
             where = f"annotation entry #{index} (image {image_id})"
             problems.append(_error(json_path, where, f"'id' must be an integer, got {ann_id!r}"))
         else:
             where = f"annotation {ann_id} (image {image_id})"
             image_ids_by_ann[ann_id].append(image_id)
-        if _is_int(image_id):
+        if is_int(image_id):
             annotated.add(image_id)
         problems += [
             Problem(severity, str(json_path), where, message)
-            for severity, message in _annotation_problems(ann, images, categories, json_path.name)
+            for severity, message in annotation_problems(ann, images, categories, json_path.name)
         ]
     for ann_id, image_ids in image_ids_by_ann.items():
         if len(image_ids) > 1:
@@ -467,152 +416,6 @@ def _check_annotations(
             message = f"{file_name} has no annotations; detectron2 leaves it out of training"
             problems.append(_warning(json_path, f"image {image_id}", message))
     return len(annotations), problems
-
-
-def _annotation_problems(ann: dict, images: dict, categories: dict, json_name: str) -> list[tuple[str, str]]:
-    """(severity, message) pairs for one annotation; the caller knows where it is."""
-    found: list[tuple[str, str]] = []
-    image_id, cat_id = ann.get("image_id"), ann.get("category_id")
-    image = None
-    if not _is_int(image_id):
-        found.append((ERROR, f"'image_id' must be an integer, got {image_id!r}"))
-    elif image_id not in images:
-        found.append((ERROR, f"image_id {image_id} is not in 'images' of {json_name}"))
-    else:
-        image = images[image_id]
-    if not _is_int(cat_id):
-        found.append((ERROR, f"'category_id' must be an integer, got {cat_id!r}"))
-    elif cat_id not in categories:
-        found.append((ERROR, f"category_id {cat_id} is not in 'categories' (known ids: {_describe_ids(categories)})"))
-    if ann.get("iscrowd"):
-        found.append((WARNING, "iscrowd=1: detectron2 ignores crowd regions for training, this object is not learned"))
-
-    bbox = ann.get("bbox")
-    bbox_ok = isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)
-    if not bbox_ok:
-        found.append((ERROR, f"'bbox' must be [x, y, width, height] with 4 numbers, got {bbox!r}"))
-    elif bbox[2] < 0 or bbox[3] < 0:
-        found.append((ERROR, f"bbox {bbox} has a negative width or height"))
-
-    height, width = (image[1], image[2]) if image else (None, None)
-    rle = _segmentation_rle(ann.get("segmentation"), height, width, found)
-    if rle is None:
-        return found
-    if float(mask_utils.area(rle)) <= 0:
-        found.append(
-            (
-                ERROR,
-                "mask has zero area: the polygons enclose no pixel (collinear or repeated points, "
-                "or entirely outside the image)",
-            )
-        )
-        return found
-    if bbox_ok:
-        found += _bbox_vs_mask(bbox, [float(v) for v in mask_utils.toBbox(rle)])
-    return found
-
-
-def _bbox_vs_mask(bbox: list, mask_bbox: list) -> list[tuple[str, str]]:
-    iou = _bbox_iou(bbox, mask_bbox)
-    worst = max(
-        abs(bbox[0] - mask_bbox[0]),
-        abs(bbox[1] - mask_bbox[1]),
-        abs(bbox[0] + bbox[2] - mask_bbox[0] - mask_bbox[2]),
-        abs(bbox[1] + bbox[3] - mask_bbox[1] - mask_bbox[3]),
-    )
-    if iou < BBOX_MIN_IOU and worst > BBOX_TOLERANCE_PX:
-        shown = [round(v, 1) for v in mask_bbox]
-        message = (
-            f"bbox {bbox} does not match the mask's bbox {shown} (IoU {iou:.2f}); "
-            "detectron2 trains the box head on the json bbox"
-        )
-        return [(WARNING, message)]
-    return []
-
-
-def _segmentation_rle(seg, height, width, found: list):
-    """The segmentation's merged RLE, or None when it cannot be rasterized; problems go to ``found``."""
-    if seg is None:
-        found.append((ERROR, "no 'segmentation': Mask R-CNN needs a mask for every object"))
-        return None
-    size_known = height is not None and width is not None
-    if isinstance(seg, dict):
-        return _rle(seg, height, width, found) if size_known else None
-    if not isinstance(seg, list):
-        kind = type(seg).__name__
-        found.append((ERROR, f"unsupported segmentation type {kind}: expected a list of polygons or an RLE object"))
-        return None
-    if not seg:
-        found.append((ERROR, "segmentation is an empty list: the object has no mask"))
-        return None
-    valid = True
-    for k, poly in enumerate(seg):
-        if not isinstance(poly, list):
-            message = f"polygon {k} is a {type(poly).__name__}, expected a flat list [x1, y1, x2, y2, ...]"
-        elif not all(_is_number(v) for v in poly):
-            message = f"polygon {k} has non-numeric or non-finite coordinates"
-        elif len(poly) % 2:
-            message = f"polygon {k} has an odd number of coordinates ({len(poly)}); expected x, y pairs"
-        elif len(poly) < 6:
-            message = f"polygon {k} has {len(poly) // 2} points (needs >= 3)"
-        else:
-            continue
-        found.append((ERROR, message))
-        valid = False
-    # pycocotools reads a 4-number "polygon" as a bbox, so only rasterize fully valid polygons.
-    if not valid or not size_known:
-        return None
-    found += _points_outside(seg, height, width)
-    return mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
-
-
-def _points_outside(polygons: list, height: int, width: int) -> list[tuple[str, str]]:
-    """Points far outside are clipped by the rasterizer; usually a sign of swapped x/y or sizes."""
-    found = []
-    for k, poly in enumerate(polygons):
-        xy = np.asarray(poly, dtype=float).reshape(-1, 2)
-        outside = (
-            (xy[:, 0] < -EDGE_TOLERANCE_PX)
-            | (xy[:, 0] > width + EDGE_TOLERANCE_PX)
-            | (xy[:, 1] < -EDGE_TOLERANCE_PX)
-            | (xy[:, 1] > height + EDGE_TOLERANCE_PX)
-        )
-        if outside.any():
-            first = xy[outside][0]
-            message = (
-                f"polygon {k} has {_plural(int(outside.sum()), 'point')} outside the {width}x{height} "
-                f"image (e.g. x={first[0]:g}, y={first[1]:g}); they are clipped"
-            )
-            found.append((WARNING, message))
-    return found
-
-
-def _rle(seg: dict, height: int, width: int, found: list):
-    size, counts = seg.get("size"), seg.get("counts")
-    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
-        found.append((ERROR, f"RLE 'size' must be [height, width], got {size!r}"))
-        return None
-    if size != [height, width]:
-        found.append((ERROR, f"RLE size [height, width] = {size} does not match the image's [{height}, {width}]"))
-        return None
-    if isinstance(counts, list):
-        if not all(_is_int(v) and v >= 0 for v in counts):
-            found.append((ERROR, "RLE 'counts' must be non-negative integers"))
-            return None
-        if sum(counts) != height * width:
-            found.append((ERROR, f"RLE counts sum to {sum(counts)}, expected height * width = {height * width}"))
-            return None
-        return mask_utils.frPyObjects(seg, height, width)
-    if isinstance(counts, (str, bytes)) and counts:
-        rle = {"size": size, "counts": counts}
-        try:
-            mask_utils.area(rle)
-        except Exception as exc:  # noqa: BLE001 - pycocotools gives no specific type for a corrupt string
-            found.append((ERROR, f"RLE 'counts' cannot be decoded: {exc}"))
-            return None
-        return rle
-    found.append((ERROR, f"RLE 'counts' must be a list of integers or a compressed string, got {counts!r:.40}"))
-    return None
 
 
 # --- train and test together ---------------------------------------------------------------------
