@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
-from tinyvoc import checks, export, predict, training
+from tinyvoc import dataset_check, export, predict, training
 from tinyvoc.dataset import TEST, TRAIN, DataFiles, prepare_dataset, register_all
 from tinyvoc.paths import Outputs
 
@@ -30,7 +30,7 @@ def real(shared_tinyvoc, tmp_path_factory):
 
 def test_real_files_pass_the_check(real):
     files, _, _ = real
-    report = checks.check_dataset(files.train_json, files.train_images, files.test_json, files.test_images)
+    report = dataset_check.check_dataset(files.train_json, files.train_images, files.test_json, files.test_images)
     assert report.ok, report.summary()
 
 

@@ -3,6 +3,7 @@
 import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 from PIL import Image
 from tinyvoc import export, predict, training
 from tinyvoc.dataset import DataFiles, DatasetRecord, prepare_dataset
+from tinyvoc.dataset_check import check_coco_file
 from tinyvoc.errors import TinyVocError
 from tinyvoc.paths import Outputs
 from tinyvoc.runner import run_notebook
@@ -122,8 +124,11 @@ def test_fault_injection_random_interruptions_end_consistent(tmp_path, monkeypat
     assert json.loads(outputs.train_record.read_text())["best_iter"] == best["iteration"]
 
 
-def _odd_images(folder):
-    """Images as users have them; returns test-json entries with the sizes a COCO file would list."""
+def _odd_images(folder, rotated=False):
+    """Images as users have them; returns test-json entries with the sizes a COCO file would list.
+
+    ``rotated`` adds a JPEG with an EXIF "rotate 90" tag, listed with its stored size.
+    """
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     entries = []
@@ -137,24 +142,31 @@ def _odd_images(folder):
     add("gray.jpg", rgb.convert("L"))
     add("alpha.png", rgb.convert("RGBA"))
     add("UPPER.JPG", rgb)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotated 90 degrees: viewers show it 90 wide and 120 high
-    add("rotated.jpg", (rgb, exif))
+    if rotated:
+        exif = Image.Exif()
+        exif[0x0112] = 6  # rotated 90 degrees: viewers and detectron2 show it 90 wide and 120 high
+        add("rotated.jpg", (rgb, exif))
     add("tiny.jpg", rgb.resize((9, 6)))
     add("large.jpg", rgb.resize((2600, 1900)))
     return entries
 
 
-def test_odd_images_predict_and_export_with_the_json_sizes(trained_sample, tmp_path):
+def _odd_test_set(trained_sample, tmp_path, rotated=False):
+    """A copy of the trained outputs whose test set is ``_odd_images``; returns (outputs, test json, entries)."""
     outputs = Outputs.at(tmp_path / "out")
     shutil.copytree(trained_sample.root, outputs.root, dirs_exist_ok=True)
     record = json.loads(outputs.dataset_record.read_text())
-    images = _odd_images(tmp_path / "odd_images")
+    images = _odd_images(tmp_path / "odd_images", rotated=rotated)
     test_json = tmp_path / "odd_test.json"
     categories = [{"id": i, "name": n} for i, n in zip(record["category_ids"], record["class_names"])]
     test_json.write_text(json.dumps({"images": images, "categories": categories}))
     record["files"].update(test_json=str(test_json), test_images=str(tmp_path / "odd_images"))
     outputs.dataset_record.write_text(json.dumps(record))
+    return outputs, test_json, images
+
+
+def test_odd_images_predict_and_export_with_the_json_sizes(trained_sample, tmp_path):
+    outputs, test_json, images = _odd_test_set(trained_sample, tmp_path)
     cached = predict.predict_split(outputs, "test", "final", score_floor=0.0)
     sizes = {im["id"]: [im["height"], im["width"]] for im in images}
     assert all(d["segmentation"]["size"] == sizes[d["image_id"]] for d in cached["detections"])
@@ -162,3 +174,14 @@ def test_odd_images_predict_and_export_with_the_json_sizes(trained_sample, tmp_p
     assert report.ok, report.summary()
     assert validate_submission(outputs.submission, test_json).ok
     assert DatasetRecord.load(outputs).data_files.test_json == test_json
+
+
+def test_exif_rotated_test_image_is_refused_by_the_check_and_by_prediction(trained_sample, tmp_path):
+    # detectron2 would turn it to 90x120 while the json (and the RLE sizes) say 120x90: the masks would
+    # be predicted on a turned picture. Issue 12: refused everywhere, naming the file (README, Troubleshooting).
+    outputs, test_json, _ = _odd_test_set(trained_sample, tmp_path, rotated=True)
+    report = check_coco_file(test_json, tmp_path / "odd_images", require_annotations=False)
+    assert [Path(p.file).name for p in report.errors] == ["rotated.jpg"], report.summary()
+    assert "EXIF orientation 6" in report.errors[0].message
+    with pytest.raises(TinyVocError, match=r"rotated\.jpg: rotated\.jpg has EXIF orientation 6"):
+        predict.predict_split(outputs, "test", "final", score_floor=0.0)

@@ -5,8 +5,8 @@ import time
 
 import pytest
 from tinyvoc import download, stats
-from tinyvoc.checks import check_dataset
 from tinyvoc.dataset import DataFiles, DatasetRecord, prepare_dataset, stop_on_errors
+from tinyvoc.dataset_check import check_dataset
 from tinyvoc.errors import TinyVocError
 from tinyvoc.paths import Outputs
 from tinyvoc.sample_data import make_sample_dataset

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import checks, validate
+from . import dataset_check, validate
 from .errors import TinyVocError
 from .paths import NOTEBOOKS, Outputs
 
@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     for verb, (_, text) in NOTEBOOK_VERBS.items():
         _add_notebook_flags(verbs.add_parser(verb, help=text, description=text))
     _add_notebook_flags(verbs.add_parser("run-all", help="the main job: notebooks 00-04 in order"))
-    check = verbs.add_parser("check", help="check a COCO dataset before training (exit 1 on errors)", add_help=False)
+    check = verbs.add_parser(
+        "check-dataset", help="check a COCO dataset before training (exit 1 on errors)", add_help=False
+    )
     check.add_argument("rest", nargs=argparse.REMAINDER)
     valid = verbs.add_parser(
         "validate", help="validate a submission: validate SUBMISSION --test-json FILE", add_help=False
@@ -89,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.verb == "check":
-            return checks.main(args.rest)
+        if args.verb == "check-dataset":
+            return dataset_check.main(args.rest)
         if args.verb == "validate":
             return validate.main(args.rest)
         if args.verb == "sample-data":

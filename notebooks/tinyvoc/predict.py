@@ -7,7 +7,9 @@ image list), so a new checkpoint or setting is never answered from a stale cache
 export threshold costs no inference at all.
 
 Images are read in the channel order the config expects (``cfg.INPUT.FORMAT``, BGR for the model
-zoo), by detectron2's own reader, in a thread pool ahead of the model.
+zoo), by detectron2's own reader through ``image_reader`` (the dataset check's reader: an image whose
+size differs from the json's or that EXIF would turn is refused, naming the file, rather than
+predicted in another orientation than the RLE sizes), in a thread pool ahead of the model.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from .atomic import write_json
 from .dataset import ClassMap, DatasetRecord, load_coco
 from .errors import TinyVocError
+from .image_reader import ImageToRead, read_image
 from .paths import Outputs
 from .rle import encode_mask
 
@@ -100,9 +103,8 @@ class BatchPredictor:
         self.torch = torch
 
     def read(self, item: ImageItem) -> np.ndarray:
-        from detectron2.data import detection_utils
-
-        return detection_utils.read_image(str(item.path), format=self.cfg.INPUT.FORMAT)
+        """The dataset check's reader: the json's size and no EXIF turn, so RLE sizes match the pixels."""
+        return read_image(ImageToRead(item.path, item.height, item.width), self.cfg.INPUT.FORMAT)
 
     def __call__(self, images: list[np.ndarray], sizes: list[tuple[int, int]]):
         inputs = []

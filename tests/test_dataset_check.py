@@ -1,4 +1,4 @@
-"""Tests for tinyvoc.checks: the real files pass, and each kind of broken copy is named precisely.
+"""Tests for tinyvoc.dataset_check: the real files pass, and each kind of broken copy is named precisely.
 
 Broken copies are made in tmp_path from either a small synthetic dataset (always available) or a copy of
 the real files in ../shared/tinyvoc (when present), so the checks are exercised on both.
@@ -6,6 +6,7 @@ the real files in ../shared/tinyvoc (when present), so the checks are exercised 
 
 import json
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
-from tinyvoc.checks import CheckReport, Problem, check_coco_file, check_dataset, main
+from tinyvoc.dataset_check import CheckReport, Problem, check_coco_file, check_dataset, main
 from tinyvoc.errors import TinyVocError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "tinyvoc"
@@ -147,6 +148,8 @@ def _find(report: CheckReport, text: str, severity: str = "error") -> Problem:
 
 @NEED_SHARED
 def test_real_files_have_no_errors():
+    import detectron2.data  # noqa: F401 - a once-per-kernel import, not the check's time
+
     start = time.perf_counter()
     report = check_dataset(SHARED_TRAIN, SHARED / "train_images", SHARED_TEST, SHARED / "test_images")
     elapsed = time.perf_counter() - start
@@ -347,17 +350,6 @@ def test_unreadable_image(dataset):
     assert Path(_find(dataset.check(), "cannot read image").file).name == name
 
 
-def test_exif_rotation_does_not_count(synthetic):
-    # stored 64x48 with "rotate 90" in EXIF: viewers show 48x64, but the stored size is what counts
-    _write_jpeg(synthetic.train_images / "a.jpg", 64, 48, exif_orientation=6)
-    assert synthetic.check().errors == []
-    data = synthetic.load()
-    data["images"][0].update(width=48, height=64)
-    synthetic.save(data)
-    problem = _find(synthetic.check(), "size mismatch")
-    assert "48x64" in problem.message and "64x48" in problem.message and "EXIF" in problem.message
-
-
 def test_train_and_test_categories_must_match(synthetic):
     test = json.loads(synthetic.test_json.read_text())
     test["categories"][1]["name"] = "doggo"
@@ -405,12 +397,227 @@ def test_test_json_with_annotations_is_a_warning(synthetic):
     _find(report, "has 1 annotation; a test json needs none", "warning")
 
 
-def test_truncated_jpeg_is_a_warning(synthetic):
-    path = synthetic.train_images / "b.jpg"
-    Image.effect_noise((80, 60), 50).convert("RGB").save(path, "JPEG")
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    assert "may be truncated" in _find(synthetic.check(), "no JPEG end marker", "warning").message
+# --- images are read exactly as detectron2's loader reads them ----------------------------------
+
+
+def _noise_jpeg(path: Path, width: int, height: int, **save) -> None:
+    """A photo-like JPEG (noise compresses badly, so cutting the file cuts image data, not headers)."""
+    Image.effect_noise((width, height), 60).convert("RGB").save(path, "JPEG", **save)
+
+
+def _set_exif_orientation(path: Path, orientation: int) -> None:
+    """Re-save the same pixels with an EXIF orientation tag, as a phone or an editor writes it."""
+    with Image.open(path) as image:
+        pixels = image.convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    pixels.save(path, "JPEG", quality=95, exif=exif)
+
+
+def _loader_inputs(json_path: Path, image_dir: Path, is_train: bool) -> dict:
+    """detectron2's own loader (load_coco_json + DatasetMapper of the smoke config) on every image of the json.
+
+    Returns file name -> the exception the loader raised for it, or None when it produced a training input.
+    """
+    from detectron2.data import DatasetMapper
+    from detectron2.data.datasets import load_coco_json
+    from tinyvoc.profiles import build_config
+
+    mapper = DatasetMapper(build_config("smoke", 3, str(json_path.parent)), is_train=is_train)
+    outcome = {}
+    for record in load_coco_json(str(json_path), str(image_dir)):
+        try:
+            mapped = mapper(record)
+            assert mapped["image"].shape[0] == 3
+            outcome[Path(record["file_name"]).name] = None
+        except Exception as exc:  # noqa: BLE001 - any exception here is the crash the check must prevent
+            outcome[Path(record["file_name"]).name] = exc
+    return outcome
+
+
+def test_truncated_jpeg_is_an_error_naming_the_file(dataset):
+    data = dataset.load()
+    image = data["images"][1]
+    path = dataset.train_images / image["file_name"]
+    if dataset.train_json.name == "train.json":  # the synthetic images are flat: make one photo-like
+        _noise_jpeg(path, image["width"], image["height"])
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 3])  # an interrupted copy
+    loader = _loader_inputs(dataset.train_json, dataset.train_images, is_train=True)
+    assert isinstance(loader[image["file_name"]], OSError), "the loader itself must fail on this file"
+    assert "truncated" in str(loader[image["file_name"]])
+
+    report = dataset.check()
+    problem = _find(report, "cannot read image")
+    assert Path(problem.file).name == image["file_name"] and problem.where == f"image {image['id']}"
+    assert "truncated" in problem.message and "copy it again" in problem.message
+    assert len(report.errors) == 1, report.summary()
+    assert [name for name, exc in loader.items() if exc is not None] == [image["file_name"]]
+
+
+def test_exif_rotated_image_is_an_error_naming_the_file(dataset):
+    data = dataset.load()
+    image = data["images"][0]
+    name, width, height = image["file_name"], image["width"], image["height"]
+    _set_exif_orientation(dataset.train_images / name, 6)  # "rotate 90": viewers and detectron2 turn it
+    from detectron2.data.detection_utils import SizeMismatchError
+
+    loader = _loader_inputs(dataset.train_json, dataset.train_images, is_train=True)
+    assert isinstance(loader[name], SizeMismatchError), "the loader itself must fail on this file"
+
+    report = dataset.check()
+    problem = _find(report, "EXIF orientation 6 (rotated 90 degrees clockwise)")
+    assert Path(problem.file).name == name and problem.where == f"image {image['id']}"
+    assert f"turns it to {height}x{width}" in problem.message
+    assert f"stored pixels are {width}x{height}" in problem.message
+    assert "remove the tag" in problem.message and "exif_transpose" in problem.message
+    assert len(report.errors) == 1, report.summary()
+
+    # sizes swapped to what the loader sees: the loader would run, but polygons drawn on the stored
+    # pixels would then miss their objects, and the file cannot tell which: still refused
+    image.update(width=height, height=width)
+    dataset.save(data)
+    report = dataset.check()
+    assert Path(_find(report, "EXIF orientation 6").file).name == name
+    assert not [p for p in report.errors if "size mismatch" in p.message]
+
+
+@pytest.mark.parametrize("orientation", [2, 3, 4, 5, 7, 8])
+def test_every_exif_turn_is_refused_even_when_the_size_stays(synthetic, orientation):
+    _set_exif_orientation(synthetic.train_images / "b.jpg", orientation)
+    problem = _find(synthetic.check(), f"EXIF orientation {orientation}")
+    assert Path(problem.file).name == "b.jpg" and problem.where == "image 8"
+
+
+def test_exif_orientation_1_is_fine(synthetic):
+    _set_exif_orientation(synthetic.train_images / "a.jpg", 1)
+    assert synthetic.check().problems == []
+
+
+def _odd_files(folder: Path) -> dict:
+    """file name -> (json width, json height) of odd and broken images, written into ``folder``."""
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
+    sizes = {}
+
+    def save(name, image, fmt, size=None, **kwargs):
+        image.save(folder / name, fmt, **kwargs)
+        sizes[name] = size or image.size
+
+    def write(name, content, size=(60, 40)):
+        (folder / name).write_bytes(content)
+        sizes[name] = size
+
+    save("gray.jpg", rgb.convert("L"), "JPEG")
+    save("cmyk.jpg", rgb.convert("CMYK"), "JPEG")
+    save("png_named.jpg", rgb, "PNG")
+    save("rgba.png", rgb.convert("RGBA"), "PNG")
+    save("palette.png", rgb.convert("P"), "PNG")
+    save("one_bit.png", rgb.convert("1"), "PNG")
+    save("sixteen_bit.png", Image.fromarray(rng.integers(0, 65535, (40, 60), dtype=np.uint16)), "PNG")
+    save("tiny.jpg", rgb.resize((2, 1)), "JPEG")
+    save("UPPER.JPG", rgb, "JPEG")
+    save("wrong_size.jpg", rgb, "JPEG", size=(61, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    save("rotated.jpg", rgb, "JPEG", exif=exif)
+    exif[0x0112] = 3
+    save("upside_down.jpg", rgb, "JPEG", exif=exif)
+    save("good.jpg", rgb, "JPEG")
+    jpeg = (folder / "good.jpg").read_bytes()
+    middle = len(jpeg) // 2
+    write("corrupt_middle.jpg", jpeg[:middle] + bytes(64) + jpeg[middle + 64 :])
+    write("truncated.jpg", jpeg[: len(jpeg) // 3])
+    rgb.save(folder / "full.png", "PNG")
+    png = (folder / "full.png").read_bytes()
+    write("truncated.png", png[: len(png) // 2])
+    write("zero_bytes.jpg", b"")
+    write("html.jpg", b"<html><body>Sign in to Google Drive</body></html>")
+    return sizes
+
+
+# must be errors; the others pass or fail as the loader does, which the next test asserts
+BROKEN = {"truncated.jpg", "truncated.png", "zero_bytes.jpg", "html.jpg", "wrong_size.jpg", "rotated.jpg"}
+BROKEN |= {"upside_down.jpg"}
+
+
+@pytest.mark.parametrize("require_annotations", [True, False], ids=["train", "test"])
+def test_every_image_the_check_passes_detectron2s_loader_reads(tmp_path, require_annotations):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    sizes = _odd_files(folder)
+    images = [{"id": i, "file_name": n, "width": w, "height": h} for i, (n, (w, h)) in enumerate(sorted(sizes.items()))]
+    annotations = [
+        {"id": 100 + im["id"], "image_id": im["id"], "category_id": 1, "iscrowd": 0, "area": 1.0}
+        | {"segmentation": [_rect(0, 0, im["width"], im["height"])], "bbox": [0, 0, im["width"], im["height"]]}
+        for im in images
+    ]
+    json_path = tmp_path / "odd.json"
+    content = {"images": images, "categories": CATEGORIES}
+    if require_annotations:
+        content["annotations"] = annotations
+    json_path.write_text(json.dumps(content))
+
+    report = check_coco_file(json_path, folder, require_annotations=require_annotations, workers=3)
+    assert report.stats["images_checked"] == len(images)
+    refused = {}
+    for problem in report.errors:
+        name = Path(problem.file).name
+        assert name in sizes, f"error does not name an image file: {problem}"
+        assert problem.where == f"image {images[sorted(sizes).index(name)]['id']}", str(problem)
+        assert problem.message, str(problem)
+        refused[name] = problem.message
+    assert BROKEN <= set(refused), f"not refused: {BROKEN - set(refused)}\n{report.summary(limit=100)}"
+
+    loader = _loader_inputs(json_path, folder, is_train=require_annotations)
+    crashed = {name for name, exc in loader.items() if exc is not None}
+    passed = set(sizes) - set(refused)
+    assert passed, "the odd but valid images must pass"
+    assert not (passed & crashed), {name: repr(loader[name]) for name in passed & crashed}
+    assert crashed <= set(refused)
+    same_with_one_thread = check_coco_file(json_path, folder, require_annotations=require_annotations, workers=1)
+    assert same_with_one_thread.problems == report.problems
+
+
+@NEED_SHARED
+def test_real_images_pass_the_loader_too():
+    loader = _loader_inputs(SHARED_TRAIN, SHARED / "train_images", is_train=True)
+    assert len(loader) == 10 and all(exc is None for exc in loader.values()), loader
+
+
+def test_large_folders_report_progress_every_tenth(tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    Image.new("RGB", (8, 6), (10, 20, 30)).save(folder / "0.jpg", "JPEG")
+    for k in range(1, 250):
+        shutil.copy(folder / "0.jpg", folder / f"{k}.jpg")
+    images = [{"id": k, "file_name": f"{k}.jpg", "width": 8, "height": 6} for k in range(250)]
+    json_path = tmp_path / "many.json"
+    json_path.write_text(json.dumps({"images": images, "categories": CATEGORIES}))
+    lines = []
+    report = check_coco_file(json_path, folder, require_annotations=False, progress=lines.append)
+    assert report.problems == [] and report.stats["images_checked"] == 250
+    assert len(lines) == 10, lines
+    assert lines[0].startswith("  read 25/250 images of many.json") and "250/250" in lines[-1]
+
+    json_path.write_text(json.dumps({"images": images[:200], "categories": CATEGORIES}))
+    lines.clear()
+    check_coco_file(json_path, folder, require_annotations=False, progress=lines.append)
+    assert lines == [], "small folders stay quiet"
+
+
+def test_prediction_reader_refuses_what_the_check_refuses(synthetic):
+    from tinyvoc.image_reader import ImageToRead, read_image
+
+    item = ImageToRead(synthetic.train_images / "a.jpg", 48, 64)
+    assert read_image(item).shape == (48, 64, 3)
+    _set_exif_orientation(item.path, 6)
+    with pytest.raises(TinyVocError, match=r"a\.jpg: a\.jpg has EXIF orientation 6"):
+        read_image(item)
+    with pytest.raises(
+        TinyVocError, match=r"t1\.jpg: size mismatch: the json says width x height = 64x40, the file is 40x30"
+    ):
+        read_image(ImageToRead(synthetic.test_images / "t1.jpg", 40, 64, "the json"))
 
 
 # --- report, raise and CLI ---------------------------------------------------------------------
@@ -442,6 +649,26 @@ def test_no_images_mode_skips_reading_but_finds_missing_files(synthetic):
     report = synthetic.check(read_images=False)
     assert report.stats["images_checked"] == 0
     assert [p.where for p in report.errors] == ["image 21"]
+
+
+def test_cli_verb_is_check_dataset(synthetic, capsys):
+    from tinyvoc.cli import main as cli
+
+    args = [str(synthetic.train_json), str(synthetic.train_images)]
+    assert cli(["check-dataset", *args]) == 0
+    assert "Dataset check passed" in capsys.readouterr().out
+    (synthetic.train_images / "b.jpg").write_bytes(b"")
+    assert cli(["check-dataset", *args]) == 1
+    assert "ERROR b.jpg image 8: cannot read image b.jpg: the file is empty" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        cli(["check", *args])
+
+
+def test_without_detectron2_one_clear_error(synthetic, monkeypatch):
+    monkeypatch.setitem(sys.modules, "detectron2.data", None)  # as if detectron2 were not installed
+    with pytest.raises(TinyVocError, match="needs detectron2.*run 00_install.ipynb first.*--no-images"):
+        synthetic.check()
+    assert synthetic.check(read_images=False).problems == []
 
 
 def test_check_dataset_needs_both_test_paths(synthetic):
