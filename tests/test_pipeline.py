@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from tinyvoc.paths import NOTEBOOKS, Outputs
 from tinyvoc.runner import run_all
-from tinyvoc.validate import validate_submission
+from tinyvoc.submission_check import validate_submission
 
 AP50_FLOOR = 0.6  # measured: the smoke profile reaches ~0.94 at 200 iterations, ~0.99 at 400; random is ~0
 

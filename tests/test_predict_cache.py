@@ -35,7 +35,7 @@ def test_changed_setting_or_checkpoint_invalidates_the_cache(trained_sample, cap
     assert moved["key"] != base["key"] and "Using cached" not in capsys.readouterr().out
 
     record = DatasetRecord.load(trained_sample)
-    items, _ = predict.split_images(record, "test")
+    items, _ = predict.split_items(record, "test")
     ckpt = trained_sample.train_dir / "model_final.pth"
     key = predict.cache_key(ckpt, "cfg", items, False, 0.01)
     assert predict.cache_key(ckpt, "cfg", items, True, 0.01) != key  # TTA
@@ -49,7 +49,7 @@ def test_changed_setting_or_checkpoint_invalidates_the_cache(trained_sample, cap
 def test_detections_use_dataset_ids_and_json_sizes(trained_sample):
     cached = predict.predict_split(trained_sample, "test", "final")
     record = DatasetRecord.load(trained_sample)
-    sizes = {it.image_id: [it.height, it.width] for it in predict.split_images(record, "test")[0]}
+    sizes = {it.image_id: [it.height, it.width] for it in predict.split_items(record, "test")[0]}
     assert cached["detections"], "a trained smoke model finds shapes on the sample"
     assert {d["category_id"] for d in cached["detections"]} <= {2, 5, 9}
     assert all(d["segmentation"]["size"] == sizes[d["image_id"]] for d in cached["detections"])

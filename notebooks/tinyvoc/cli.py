@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import checks, validate
+from . import checks, submission_check
 from .errors import TinyVocError
 from .paths import NOTEBOOKS, Outputs
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "check":
             return checks.main(args.rest)
         if args.verb == "validate":
-            return validate.main(args.rest)
+            return submission_check.main(args.rest)
         if args.verb == "sample-data":
             from .sample_data import make_sample_dataset
 
