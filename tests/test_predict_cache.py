@@ -19,7 +19,7 @@ def test_second_call_is_served_from_the_cache_and_equals_fresh_inference(trained
     export.export_submission(first, test_json, tmp_path / "a.json", 0.05)
     export.export_submission(fresh, test_json, tmp_path / "b.json", 0.05)
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
-    assert len(list(trained_sample.predictions_dir.glob("test-*.json"))) == 1
+    assert len(list(trained_sample.predictions_dir.glob("test-*.jsonl"))) == 1
 
 
 def test_changed_setting_or_checkpoint_invalidates_the_cache(trained_sample, capsys, tmp_path):
