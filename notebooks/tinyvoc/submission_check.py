@@ -438,6 +438,12 @@ def _parse_rle_strings(raws: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.nd
     This mirrors pycocotools' ``rleFrString``: each run length is a little-endian base-32 number, 5 bits
     per character ``chr(48 + bits)``, with 0x20 meaning "more characters follow" and 0x10 on the last
     one a sign; from the fourth run on, the number is a difference to the run two before.
+
+    Why numpy and not a plain loop over the characters, which would read like pycocotools' C: at the
+    real load, 10,000 masks of the test images' sizes (about 590 characters each),
+    ``benchmarks/bench_submission_check.py`` measured this at 0.70 s against 4.45 s for the loop
+    (6.3x, 2 busy CPU cores), and every ``validate`` of a strong model's submission pays it. The
+    export from the prediction cache skips it (``checked_rles``), so that path does not depend on it.
     """
     lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
     entry_first = np.cumsum(lengths) - lengths
