@@ -10,8 +10,9 @@ higher threshold from that one matching. This gives the same numbers as evaluati
 threshold from scratch (``tests/test_evaluate.py`` compares them): COCO matches each image's
 detections greedily in descending score order, so dropping the lowest-scored ones never changes
 how the others matched, and COCOeval keeps each image's detections sorted by score, so a
-threshold keeps a prefix of them. Matching is the slow part (about 1.5 s for 13,500 detections
-on two CPU cores); accumulating is a fraction of it.
+threshold keeps a prefix of them. The sweep also matches only the "all areas, 100 detections"
+setting that AP and AP50 read. ``benchmarks/bench_rethreshold.py`` times it against evaluating
+each threshold from scratch at 13,500 validation detections.
 """
 
 from __future__ import annotations
@@ -73,27 +74,44 @@ def _empty_result(gt: COCO, per_class: bool) -> dict:
     return result
 
 
-def _matched(detections: list[dict], gt: COCO, iou_type: str) -> COCOeval:
-    """COCOeval after ``evaluate()``: every image's detections matched to its ground truth."""
+def _matched(detections: list[dict], gt: COCO, iou_type: str, all_areas_only: bool = False) -> COCOeval:
+    """COCOeval after ``evaluate()``: every image's detections matched to its ground truth.
+
+    ``all_areas_only`` skips the small/medium/large ranges and the 1- and 10-detection limits, which
+    AP and AP50 (all areas, 100 detections) do not use: a quarter of the matching, a twelfth of the
+    accumulating. ``summarize`` cannot run on such an object; ``_ap_all_areas`` reads it instead.
+    """
     # loadRes adds id, area and iscrowd to each row: new dicts keep the caller's rows untouched
     # (shallow: the segmentation dicts are only read); for segm it derives boxes from the masks
     rows = [{k: v for k, v in d.items() if not (iou_type == "segm" and k == "bbox")} for d in detections]
     ev = COCOeval(gt, _quiet(gt.loadRes, rows), iou_type)
+    if all_areas_only:
+        ev.params.areaRng, ev.params.areaRngLbl = ev.params.areaRng[:1], ev.params.areaRngLbl[:1]  # "all"
+        ev.params.maxDets = ev.params.maxDets[-1:]  # 100
     _quiet(ev.evaluate)
     return ev
 
 
-def _accumulated(ev: COCOeval, score_threshold: float | None = None) -> COCOeval:
-    """Accumulate and summarize ``ev``, optionally as if detections below ``score_threshold`` were absent."""
-    if score_threshold is not None:
-        matched = ev.evalImgs
-        ev.evalImgs = [_above(e, score_threshold) for e in matched]
-        try:
-            _quiet(ev.accumulate)
-        finally:
-            ev.evalImgs = matched
-    else:
+def _ap_all_areas(ev: COCOeval, score_threshold: float) -> dict:
+    """AP and AP50 as ``summarize`` computes them (mean precision where defined, else -1)."""
+    matched = ev.evalImgs
+    ev.evalImgs = [_above(e, score_threshold) for e in matched]
+    try:
         _quiet(ev.accumulate)
+    finally:
+        ev.evalImgs = matched
+    precision = ev.eval["precision"][..., 0, 0]  # iou, recall, class; the one area, the one limit
+    at_50 = precision[int(np.flatnonzero(np.isclose(ev.params.iouThrs, 0.5))[0])]
+
+    def mean(values):
+        values = values[values > -1]
+        return float(values.mean()) if values.size else -1.0
+
+    return {"AP": mean(precision), "AP50": mean(at_50)}
+
+
+def _accumulated(ev: COCOeval) -> COCOeval:
+    _quiet(ev.accumulate)
     _quiet(ev.summarize)
     return ev
 
@@ -154,11 +172,11 @@ def threshold_sweep(cached: dict, thresholds=DEFAULT_SWEEP, max_per_image: int =
         return []
     kept = select_detections(cached["detections"], chosen[0], max_per_image, keys=None)
     scores = np.array([d["score"] for d in kept])
-    ev = _matched(kept, gt, "segm") if kept else None
+    ev = _matched(kept, gt, "segm", all_areas_only=True) if kept else None
     rows = []
     for threshold in chosen:
         instances = int(np.count_nonzero(scores >= threshold))
-        segm = _scores(_accumulated(ev, threshold), False) if instances else _empty_result(gt, False)
+        segm = _ap_all_areas(ev, threshold) if instances else _empty_result(gt, False)
         rows.append({"threshold": threshold, "AP": segm["AP"], "AP50": segm["AP50"], "instances": instances})
     return rows
 
