@@ -25,14 +25,14 @@ def run_default_predictor(outputs) -> dict:
     import torch
     from detectron2.engine import DefaultPredictor
     from tinyvoc.dataset import DatasetRecord
-    from tinyvoc.predict import instances_to_detections, split_images
+    from tinyvoc.predict import instances_to_detections, split_items
     from tinyvoc.training import chosen_checkpoint, load_trained_config
 
     cfg = load_trained_config(outputs)
     cfg.MODEL.WEIGHTS = str(chosen_checkpoint(outputs, "final"))
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = FLOOR
     record = DatasetRecord.load(outputs)
-    items, _ = split_images(record, "test")
+    items, _ = split_items(record, "test")
     start = time.perf_counter()  # both sides are timed from building the model to the last detection
     predictor = DefaultPredictor(cfg)
     detections = []

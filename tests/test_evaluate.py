@@ -87,3 +87,63 @@ def test_sweep_and_best_threshold(gt_json):
     assert json.loads((path.parent / "m.json").read_text())["segm"]["AP50"] == pytest.approx(metrics["segm"]["AP50"])
     with pytest.raises(ValueError, match="no ground truth"):
         evaluate.threshold_sweep({"detections": [], "score_floor": 0.01, "gt_json": None})
+
+
+def test_sweep_from_one_matching_equals_evaluating_each_threshold(tmp_path):
+    """Many overlapping detections, duplicates, wrong classes, ties and more than the per-image cap."""
+    rng = np.random.default_rng(3)
+    images = [{"id": 100 + k, "file_name": f"{k}.jpg", "height": 60, "width": 70} for k in range(6)]
+    anns, dets = [], []
+    for image in images:
+        for _ in range(int(rng.integers(1, 5))):
+            c, x, y, s = (
+                int(rng.integers(1, 4)),
+                int(rng.integers(0, 30)),
+                int(rng.integers(0, 20)),
+                int(rng.integers(5, 18)),
+            )
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image["id"],
+                    "category_id": c,
+                    "segmentation": [[x, y, x + s, y, x + s, y + s, x, y + s]],
+                    "area": s * s,
+                    "bbox": [x, y, s, s],
+                    "iscrowd": 0,
+                }
+            )
+            for _ in range(int(rng.integers(1, 4))):  # near copies, one of them a duplicate or wrong class
+                dx, dy = (int(v) for v in rng.integers(-3, 4, size=2))
+                cls = c if rng.random() < 0.8 else int(rng.integers(1, 4))
+                dets.append(_det(image["id"], cls, max(0, x + dx), max(0, y + dy), s, round(float(rng.random()), 2)))
+        for _ in range(int(rng.integers(5, 15))):  # false positives, scores rounded so some tie
+            x, y, s = int(rng.integers(0, 40)), int(rng.integers(0, 30)), int(rng.integers(3, 10))
+            dets.append(_det(image["id"], int(rng.integers(1, 4)), x, y, s, round(float(rng.random()), 1)))
+    path = tmp_path / "val.json"
+    categories = [{"id": i, "name": str(i)} for i in (1, 2, 3)]
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
+    cached = {"gt_json": str(path), "detections": dets, "score_floor": 0.0}
+    thresholds = (0.0, 0.1, 0.25, 0.3, 0.5, 0.7, 0.9, 0.99, 1.5)  # none kept at 1.5
+    for cap in (100, 8):
+        rows = evaluate.threshold_sweep(cached, thresholds, max_per_image=cap)
+        for row in rows:
+            kept = evaluate.select_detections(dets, row["threshold"], cap, keys=None)
+            alone = evaluate.evaluate_detections(kept, path, iou_types=("segm",))["segm"]
+            assert row["instances"] == len(kept)
+            assert (row["AP"], row["AP50"]) == pytest.approx((alone["AP"], alone["AP50"]), abs=1e-12)
+        assert len({round(r["AP"], 6) for r in rows}) > 2  # the thresholds really change the result
+    assert rows[-1]["instances"] == 0 and rows[-1]["AP"] == 0.0
+
+
+def test_ties_go_to_the_lowest_threshold_and_the_advice_says_so():
+    flat = [{"threshold": t, "AP": 0.4, "AP50": 0.6, "instances": n} for t, n in ((0.01, 900), (0.1, 500), (0.7, 90))]
+    assert evaluate.best_threshold(flat) == 0.01
+    advice = evaluate.threshold_advice(flat)
+    assert advice.startswith("best threshold on validation (AP50): 0.01 (AP50 0.600)")
+    assert "every threshold from 0.01 to 0.7 gives the same AP50" in advice
+    partial = [dict(flat[0], AP50=0.5), flat[1], flat[2]]
+    assert evaluate.best_threshold(partial) == 0.1
+    assert "0.7 tie with it" in evaluate.threshold_advice(partial)
+    clear = [flat[0], dict(flat[1], AP50=0.7), flat[2]]
+    assert evaluate.threshold_advice(clear) == "best threshold on validation (AP50): 0.1 (AP50 0.700)"

@@ -100,3 +100,21 @@ def test_export_refuses_invalid_and_keeps_previous_file(test_json, tmp_path):
     assert target.read_text() == "[]"
     with pytest.raises(TinyVocError, match="below the cache's floor"):
         export_submission({"split": "test", "score_floor": 0.05, "detections": []}, test_json, target, 0.01)
+
+
+def test_export_from_a_read_cache_still_checks_changed_masks(test_json, tmp_path):
+    """Masks the cache checked skip the parse; one changed after loading is parsed and refused."""
+    from tinyvoc.predict import read_cache, write_cache
+
+    dets = [_det(17, 2, 0.9, (37, 53)), _det(40, 5, 0.4, (20, 30))]
+    cache = tmp_path / "predictions" / "test-k.jsonl"
+    write_cache(cache, {"key": "k", "split": "test", "score_floor": 0.01, "gt_json": None}, dets)
+    cached = read_cache(cache)
+    assert len(cached["checked_rles"]) == 2
+    target = tmp_path / "submission.json"
+    assert export_submission(cached, test_json, target, 0.3).num_instances == 2
+    cached["detections"][0]["segmentation"]["counts"] = "l57"  # does not add up to 37 x 53
+    with pytest.raises(TinyVocError, match="add up to 195 pixels"):
+        export_submission(cached, test_json, target, 0.3)
+    assert len(json.loads(target.read_text())) == 2  # the good file stays
+    assert [p.name for p in tmp_path.glob(".*.tmp")] == []

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from tinyvoc.paths import NOTEBOOKS, Outputs
 from tinyvoc.runner import run_all
-from tinyvoc.validate import validate_submission
+from tinyvoc.submission_check import validate_submission
 
 AP50_FLOOR = 0.6  # measured: the smoke profile reaches ~0.94 at 200 iterations, ~0.99 at 400; random is ~0
 
@@ -41,7 +41,7 @@ def test_every_artifact_is_written(main_job):
         outputs.root / "val_metrics.json",
     ):
         assert path.exists(), path
-    assert len(list(outputs.predictions_dir.glob("test-*.json"))) == 1
+    assert len(list(outputs.predictions_dir.glob("test-*.jsonl"))) == 1
     figures = {p.name for p in outputs.figures_dir.glob("*.png")}
     assert {"train_ground_truth.png", "training_curves.png", "test_predictions.png", "val_gt_vs_pred.png"} <= figures
 
@@ -84,10 +84,11 @@ def test_rerunning_register_and_export_gives_the_same_files(main_job):
     outputs, executed = main_job
     params = {"OUTPUT_DIR": str(outputs.root), "DATASET": "sample", "VAL_FRACTION": 0.2}
     before = {p: p.read_bytes() for p in (outputs.dataset_record, outputs.split_dir / "val.json", outputs.submission)}
-    cache = {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.json")}
+    cache = {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.jsonl")}
+    assert cache  # not a comparison of two empty dicts
     run_all(params, outputs, names=("01_register_dataset.ipynb", "04_export_submission.ipynb"))
     assert {p: p.read_bytes() for p in before} == before
-    assert {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.json")} == cache
+    assert {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.jsonl")} == cache
     book = nbformat.read(outputs.executed_notebooks / "04_export_submission.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "Using cached predictions" in text

@@ -16,7 +16,7 @@ from tinyvoc.errors import TinyVocError
 from tinyvoc.paths import Outputs
 from tinyvoc.runner import run_notebook
 from tinyvoc.sample_data import make_sample_dataset
-from tinyvoc.validate import validate_submission
+from tinyvoc.submission_check import validate_submission
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import dataset_check, validate
+from . import dataset_check, submission_check
 from .errors import TinyVocError
 from .paths import NOTEBOOKS, Outputs
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "check-dataset":
             return dataset_check.main(args.rest)
         if args.verb == "validate":
-            return validate.main(args.rest)
+            return submission_check.main(args.rest)
         if args.verb == "sample-data":
             from .sample_data import make_sample_dataset
 

@@ -1,19 +1,21 @@
-"""Turn cached detections into ``submission.json``: filter, write atomically, then prove it valid.
+"""Turn cached detections into ``submission.json``: filter, write, prove the written file valid, rename.
 
-No model is loaded here, so choosing a new score threshold costs milliseconds. Every export is
-validated against the test json before this returns; an invalid file never replaces a good one.
+No model is loaded here, so choosing a new score threshold costs a fraction of a second even at
+10,000 instances. The file is written to a temporary name beside the target and that file, as
+read back from disk, goes through the submission check; only a valid file is renamed over the
+target, so an invalid file never replaces a good one. Mask strings the prediction cache already
+checked (``cached["checked_rles"]``) are not parsed again; everything else in each entry is.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
-from .atomic import write_json
+from .atomic import atomic_path
 from .errors import TinyVocError
-from .validate import validate_submission
-
-SUBMISSION_KEYS = ("image_id", "category_id", "segmentation", "score")
+from .submission_check import SUBMISSION_KEYS, validate_submission
 
 
 def select_detections(
@@ -47,7 +49,7 @@ def export_submission(
     max_per_image: int = 100,
     class_thresholds: dict[int, float] | None = None,
 ):
-    """Write the submission for the cached test predictions; return the validation report."""
+    """Write the submission for the cached test predictions; return the check's report on the written file."""
     if cached.get("split") != "test":
         raise TinyVocError("export needs predictions on the test split")
     if score_threshold < cached["score_floor"]:
@@ -56,9 +58,10 @@ def export_submission(
             "predict again with a lower SCORE_FLOOR"
         )
     rows = select_detections(cached["detections"], score_threshold, max_per_image, class_thresholds)
-    report = validate_submission(rows, test_json)
-    if not report.ok:
-        raise TinyVocError(f"refusing to write an invalid submission to {target}:\n{report.summary()}")
-    write_json(target, rows)
-    report.path = str(target)
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(rows))
+        report = validate_submission(tmp, test_json, cached.get("checked_rles", ()))
+        report.path = str(target)
+        if not report.ok:
+            raise TinyVocError(f"refusing to write an invalid submission to {target}:\n{report.summary()}")
     return report

@@ -6,6 +6,12 @@ name is a hash of everything that changes the result (checkpoint file, config, T
 image list), so a new checkpoint or setting is never answered from a stale cache, and a new
 export threshold costs no inference at all.
 
+The file is two JSON lines: a header, then the list of detections. Every mask string is checked
+by the submission check once, when the file is written, and the header holds the sha256 of the
+detections line; a cache whose bytes still match was checked, so the export need not parse its
+10,000 RLE strings again (``cached["checked_rles"]``). A damaged cache, or one of another format,
+is predicted again rather than read.
+
 Images are read in the channel order the config expects (``cfg.INPUT.FORMAT``, BGR for the model
 zoo), by detectron2's own reader through ``image_reader`` (the dataset check's reader: an image whose
 size differs from the json's or that EXIF would turn is refused, naming the file, rather than
@@ -23,14 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_json
+from .atomic import write_bytes
 from .dataset import ClassMap, DatasetRecord, load_coco
 from .errors import TinyVocError
 from .image_reader import ImageToRead, read_image
 from .paths import Outputs
 from .rle import encode_mask
+from .submission_check import rle_problems
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 1: one JSON document, no checksum
 DEFAULT_SCORE_FLOOR = 0.01
 
 
@@ -42,7 +49,7 @@ class ImageItem:
     width: int
 
 
-def split_images(record: DatasetRecord, split: str) -> tuple[list[ImageItem], str | None]:
+def split_items(record: DatasetRecord, split: str) -> tuple[list[ImageItem], str | None]:
     """The images of ``split`` ("test" or "val") and the ground-truth json for it (None for test)."""
     files = record.data_files
     if split == "test":
@@ -64,7 +71,7 @@ def split_images(record: DatasetRecord, split: str) -> tuple[list[ImageItem], st
 
 def image_paths(record: DatasetRecord, split: str) -> dict[int, Path]:
     """Image id -> file, for drawing."""
-    return {it.image_id: it.path for it in split_images(record, split)[0]}
+    return {it.image_id: it.path for it in split_items(record, split)[0]}
 
 
 def cache_key(checkpoint: Path, config_text: str, items: list[ImageItem], tta: bool, score_floor: float) -> str:
@@ -84,7 +91,6 @@ class BatchPredictor:
     """Runs a detectron2 model on lists of images; same preprocessing as ``DefaultPredictor``."""
 
     def __init__(self, cfg, checkpoint: str | Path, tta: bool = False):
-        import torch
         from detectron2.data import transforms as T
         from detectron2.modeling import GeneralizedRCNNWithTTA, build_model
 
@@ -100,19 +106,20 @@ class BatchPredictor:
         model.eval()
         self.model = GeneralizedRCNNWithTTA(self.cfg, model) if tta else model
         self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)
-        self.torch = torch
 
     def read(self, item: ImageItem) -> np.ndarray:
         """The dataset check's reader: the json's size and no EXIF turn, so RLE sizes match the pixels."""
         return read_image(ImageToRead(item.path, item.height, item.width), self.cfg.INPUT.FORMAT)
 
     def __call__(self, images: list[np.ndarray], sizes: list[tuple[int, int]]):
+        import torch
+
         inputs = []
         for image, (height, width) in zip(images, sizes):
             resized = self.aug.get_transform(image).apply_image(image)
-            tensor = self.torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
+            tensor = torch.as_tensor(resized.astype("float32").transpose(2, 0, 1))
             inputs.append({"image": tensor, "height": height, "width": width})
-        with self.torch.inference_mode():
+        with torch.inference_mode():
             return [out["instances"].to("cpu") for out in self.model(inputs)]
 
 
@@ -154,13 +161,15 @@ def predict_split(
     ckpt = chosen_checkpoint(outputs, checkpoint)
     tta = bool(cfg.TEST.AUG.ENABLED) if tta is None else bool(tta)
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = float(score_floor)
-    items, gt_json = split_images(record, split)
+    items, gt_json = split_items(record, split)
     key = cache_key(ckpt, cfg.dump(), items, tta, score_floor)
-    cache_file = outputs.predictions_dir / f"{split}-{key}.json"
+    cache_file = outputs.predictions_dir / f"{split}-{key}.jsonl"
     if cache_file.exists() and not refresh:
-        cached = json.loads(cache_file.read_text())
-        print(f"Using cached predictions {cache_file.name} ({len(cached['detections'])} detections)")
-        return cached
+        cached = read_cache(cache_file)
+        if cached is not None:
+            print(f"Using cached predictions {cache_file.name} ({len(cached['detections'])} detections)")
+            return cached
+        print(f"{cache_file.name} is damaged or of another format; predicting again")
 
     predictor = BatchPredictor(cfg, ckpt, tta=tta)
     batch_size = batch_size or (4 if cfg.MODEL.DEVICE.startswith("cuda") and not tta else 1)
@@ -180,7 +189,7 @@ def predict_split(
             done = start + len(batch)
             if done == len(items) or done % max(1, len(items) // 5) < len(batch):
                 print(f"  predicted {done}/{len(items)} {split} images ({time.perf_counter() - started:.0f} s)")
-    cached = {
+    header = {
         "key": key,
         "split": split,
         "checkpoint": str(ckpt),
@@ -189,9 +198,50 @@ def predict_split(
         "gt_json": gt_json,
         "image_ids": [it.image_id for it in items],
         "seconds": round(time.perf_counter() - started, 2),
-        "detections": detections,
     }
-    for old in outputs.predictions_dir.glob(f"{split}-*.json"):
+    for old in [*outputs.predictions_dir.glob(f"{split}-*.json"), *outputs.predictions_dir.glob(f"{split}-*.jsonl")]:
         old.unlink()
-    write_json(cache_file, cached)
-    return cached
+    return write_cache(cache_file, header, detections)
+
+
+def write_cache(path: Path, header: dict, detections: list[dict]) -> dict:
+    """Check every mask string once, write header and detections atomically, return what a read returns."""
+    bad = [p for p in rle_problems(*_rle_columns(detections)) if p]
+    if bad:  # masks come from pycocotools' encoder, so this is a bug, not a user error
+        raise TinyVocError(f"{len(bad)} of {len(detections)} encoded masks fail the submission check: {bad[0]}")
+    body = json.dumps(detections).encode()
+    checksum = hashlib.sha256(body).hexdigest()
+    header = {"format": CACHE_FORMAT, **header, "num_detections": len(detections), "detections_sha256": checksum}
+    write_bytes(path, json.dumps(header).encode() + b"\n" + body)
+    return _cached(header, json.loads(body))
+
+
+def read_cache(path: Path) -> dict | None:
+    """The cached predictions, or None when the file is of another format or its detections changed."""
+    head, _, body = Path(path).read_bytes().partition(b"\n")
+    try:
+        header = json.loads(head)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("format") != CACHE_FORMAT:
+        return None
+    if hashlib.sha256(body).hexdigest() != header.get("detections_sha256"):
+        return None
+    return _cached(header, json.loads(body))
+
+
+def _rle_columns(detections: list[dict]) -> tuple[list[str], list[tuple[int, int]]]:
+    segs = [d["segmentation"] for d in detections]
+    return [s["counts"] for s in segs], [(s["size"][0], s["size"][1]) for s in segs]
+
+
+def _cached(header: dict, detections: list[dict]) -> dict:
+    """The dict notebooks use: the header's fields, the detections, and the mask strings known valid.
+
+    ``checked_rles`` is built here from immutable strings, so editing ``detections`` afterwards cannot
+    smuggle an unchecked mask past the export's check: a changed string is simply not in the set.
+    """
+    counts, sizes = _rle_columns(detections)
+    checked = frozenset((h, w, c) for c, (h, w) in zip(counts, sizes))
+    fields = {k: v for k, v in header.items() if k not in ("format", "num_detections", "detections_sha256")}
+    return {**fields, "detections": detections, "checked_rles": checked}

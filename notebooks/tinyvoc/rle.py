@@ -16,9 +16,12 @@ def encode_mask(mask: np.ndarray) -> dict:
     return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
 
 
+def to_pycocotools(rle: dict) -> dict:
+    """A submission RLE (``counts`` as str or bytes) as pycocotools' C functions take it (bytes)."""
+    counts = rle["counts"]
+    return {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
 def decode_mask(rle: dict) -> np.ndarray:
     """Decode a compressed RLE (``counts`` as str or bytes) to an HxW uint8 mask."""
-    counts = rle["counts"]
-    return mask_util.decode(
-        {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    )
+    return mask_util.decode(to_pycocotools(rle))

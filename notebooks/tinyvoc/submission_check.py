@@ -9,6 +9,11 @@ The RLE ``counts`` strings are parsed here, for all entries at once, rather than
 ``pycocotools.mask.decode`` alone: decode rejects run lengths that overrun the mask, but when they
 fall short of ``height * width`` it returns a mask whose tail is uninitialised memory instead of
 failing, and decoding 10k full-size masks one by one takes seconds.
+
+A caller that already checked some RLE strings (the prediction cache checks each of its masks once,
+when it is written, and guards them with a checksum) passes them as ``checked_rles``; an entry whose
+``(height, width, counts)`` is among them skips the parse and gets every other check. Any string that
+differs by one character is not in the set and is parsed like any other.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +32,8 @@ import numpy as np
 from .dataset import load_coco
 from .errors import TinyVocError
 
-KEYS = ("image_id", "category_id", "segmentation", "score")
+# the four keys of a submission entry; export.py writes exactly these
+SUBMISSION_KEYS = ("image_id", "category_id", "segmentation", "score")
 # errors kept in the report; the rest are only counted, so a broken 10k-entry file stays readable
 MAX_ERRORS = 1000
 SUMMARY_ERRORS = 20
@@ -125,8 +132,15 @@ class _Errors:
             self.dropped += 1
 
 
-def validate_submission(submission: str | os.PathLike | list, test_json: str | os.PathLike | dict) -> ValidationReport:
+def validate_submission(
+    submission: str | os.PathLike | list,
+    test_json: str | os.PathLike | dict,
+    checked_rles: Collection[tuple[int, int, str]] = (),
+) -> ValidationReport:
     """Check every entry of ``submission`` (a path or a loaded list) against ``test_json``.
+
+    ``checked_rles`` holds ``(height, width, counts)`` triples already known to decode to exactly
+    that size (see the module docstring); their counts strings are not parsed again.
 
     Problems with the submission end up in the report, never raised, so a notebook can show all of
     them at once. Problems with the test json (missing, not JSON, no images or categories) raise
@@ -142,7 +156,7 @@ def validate_submission(submission: str | os.PathLike | list, test_json: str | o
         report.errors.append(_top_level_error(label, entries))
     else:
         report.num_entries = len(entries)
-        _check_entries(entries, test, report)
+        _check_entries(entries, test, report, checked_rles)
     report.images_without_detections = sorted(i for i in test.sizes if i not in report.per_image)
     return report
 
@@ -210,22 +224,30 @@ def _top_level_error(label: str, value: object) -> str:
     return f"{label}: the top level must be a JSON list of detections, got {_type_name(value)}{hint}"
 
 
-def _check_entries(entries: list, test: _TestSet, report: ValidationReport) -> None:
+def _check_entries(
+    entries: list, test: _TestSet, report: ValidationReport, checked_rles: Collection[tuple[int, int, str]]
+) -> None:
     category_hint = _category_hint(entries, test.names)
     problems: dict[int, list[str]] = {}
     rle_entries: list[int] = []  # entries whose counts go through the batched RLE parse
     rle_counts: list[str] = []
     rle_sizes: list[tuple[int, int]] = []
     for index, entry in enumerate(entries):
-        found = _entry_problems(entry, test, category_hint)
-        if found:
-            problems[index] = found
-        if _counts_to_parse(entry):  # also for entries with other problems, to report everything at once
+        if _plainly_valid(entry, test):
+            parse = True
+        else:
+            found = _entry_problems(entry, test, category_hint)
+            if found:
+                problems[index] = found
+            parse = _counts_to_parse(entry)  # also for entries with other problems, to report everything at once
+        if parse:
             seg = entry["segmentation"]
-            rle_entries.append(index)
-            rle_counts.append(seg["counts"])
-            rle_sizes.append((seg["size"][0], seg["size"][1]))
-    for index, problem in zip(rle_entries, _rle_problems(rle_counts, rle_sizes), strict=True):
+            height, width = seg["size"][0], seg["size"][1]
+            if (height, width, seg["counts"]) not in checked_rles:
+                rle_entries.append(index)
+                rle_counts.append(seg["counts"])
+                rle_sizes.append((height, width))
+    for index, problem in zip(rle_entries, rle_problems(rle_counts, rle_sizes), strict=True):
         if problem:
             problems.setdefault(index, []).append(problem)
 
@@ -241,18 +263,52 @@ def _check_entries(entries: list, test: _TestSet, report: ValidationReport) -> N
     report.errors, report.more_errors = collected.kept, collected.dropped
 
 
+_KEY_SET = frozenset(SUBMISSION_KEYS)
+
+
+def _plainly_valid(entry: object, test: _TestSet) -> bool:
+    """True for an entry of exactly the usual shape and types with every value in range; else False.
+
+    A shortcut for the common case, about five times faster than ``_entry_problems``, which is
+    what makes checking 10,000 entries take a few hundredths of a second. It only ever says True
+    when ``_entry_problems`` would find nothing; anything unusual (an int score, extra keys in the
+    segmentation, a numpy id) returns False and gets the full check with its messages.
+    The counts string itself is checked separately, as for every entry.
+    """
+    if type(entry) is not dict or entry.keys() != _KEY_SET:
+        return False
+    image_id, category_id, seg, score = entry["image_id"], entry["category_id"], entry["segmentation"], entry["score"]
+    if type(image_id) is not int or type(category_id) is not int or type(score) is not float:
+        return False
+    expected = test.sizes.get(image_id)
+    if expected is None or category_id not in test.names or not 0.0 <= score <= 1.0:  # NaN fails the comparison
+        return False
+    if type(seg) is not dict or seg.keys() != {"size", "counts"} or type(seg["counts"]) is not str:
+        return False
+    size = seg["size"]
+    return (
+        type(size) is list
+        and len(size) == 2
+        and type(size[0]) is int
+        and type(size[1]) is int
+        and size[0] > 0
+        and size[1] > 0
+        and (size[0], size[1]) == expected
+    )
+
+
 def _entry_problems(entry: object, test: _TestSet, category_hint: str) -> list[str]:
     """Everything wrong with one entry except what its counts string decodes to."""
     if not isinstance(entry, dict):
-        return [f"expected an object with keys {', '.join(KEYS)}, got {_type_name(entry)}"]
+        return [f"expected an object with keys {', '.join(SUBMISSION_KEYS)}, got {_type_name(entry)}"]
     found = []
-    missing = [k for k in KEYS if k not in entry]
-    extra = [k for k in entry if k not in KEYS]
+    missing = [k for k in SUBMISSION_KEYS if k not in entry]
+    extra = [k for k in entry if k not in SUBMISSION_KEYS]
     if missing:
         found.append(f"missing key(s) {', '.join(map(repr, missing))}")
     if extra:
         shown = ", ".join(repr(k) for k in extra)
-        found.append(f"unexpected key(s) {shown}; only {', '.join(KEYS)} are allowed")
+        found.append(f"unexpected key(s) {shown}; only {', '.join(SUBMISSION_KEYS)} are allowed")
 
     image_id = entry.get("image_id")
     size = None
@@ -325,7 +381,7 @@ def _counts_to_parse(entry: object) -> bool:
     return isinstance(seg, dict) and isinstance(seg.get("counts"), str) and _is_size(seg.get("size"))
 
 
-def _rle_problems(counts: list[str], sizes: list[tuple[int, int]]) -> list[str | None]:
+def rle_problems(counts: list[str], sizes: list[tuple[int, int]]) -> list[str | None]:
     """Why each compressed RLE string would not decode to its size, or None.
 
     A string decodes correctly exactly when every character is in '0'..'o', the last number is
@@ -382,6 +438,12 @@ def _parse_rle_strings(raws: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.nd
     This mirrors pycocotools' ``rleFrString``: each run length is a little-endian base-32 number, 5 bits
     per character ``chr(48 + bits)``, with 0x20 meaning "more characters follow" and 0x10 on the last
     one a sign; from the fourth run on, the number is a difference to the run two before.
+
+    Why numpy and not a plain loop over the characters, which would read like pycocotools' C: at the
+    real load, 10,000 masks of the test images' sizes (about 590 characters each),
+    ``benchmarks/bench_submission_check.py`` measured this at 0.70 s against 4.45 s for the loop
+    (6.3x, 2 busy CPU cores), and every ``validate`` of a strong model's submission pays it. The
+    export from the prediction cache skips it (``checked_rles``), so that path does not depend on it.
     """
     lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
     entry_first = np.cumsum(lengths) - lengths

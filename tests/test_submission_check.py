@@ -16,7 +16,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 from tinyvoc.errors import TinyVocError
-from tinyvoc.validate import MAX_ERRORS, _rle_problems, main, validate_submission
+from tinyvoc.submission_check import MAX_ERRORS, main, rle_problems, validate_submission
 
 VOC_NAMES = (
     "aeroplane",
@@ -424,7 +424,7 @@ def test_rle_check_agrees_with_pycocotools():
                 chars[position] = chr(int(rng.integers(48, 112)))
             counts.append("".join(chars))
             sizes.append((height, width))
-    problems = _rle_problems(counts, sizes)
+    problems = rle_problems(counts, sizes)
     assert all(p is None for p in problems[::4])
     accepted = [(c, s) for c, s, p in zip(counts, sizes, problems, strict=True) if p is None]
     assert len(accepted) > 300  # some mutants still describe a mask of the right size
@@ -547,3 +547,76 @@ def test_empty_and_broken_files(synthetic, tmp_path):
     latin = tmp_path / "latin1.json"
     latin.write_bytes(b'["caf\xe9"]')
     assert "not UTF-8 text (byte 5)" in only_error(validate_submission(latin, test_json))
+
+
+# --- the shortcuts the export takes: already-checked RLE strings, plainly valid entries ---
+
+
+def test_checked_rles_skip_only_exactly_those_strings(synthetic):
+    """A string vouched for is not parsed again; a changed string, or one vouched for at another size, is."""
+    entries, test_json = synthetic
+    seg = entries[0]["segmentation"]
+    vouched = {(seg["size"][0], seg["size"][1], "l57")}  # a wrong promise shows the parse is really skipped
+    seg["counts"] = "l57"
+    assert validate_submission(entries, test_json, vouched).ok
+    seg["counts"] = "l58"
+    assert "add up to" in only_error(validate_submission(entries, test_json, vouched))
+    seg["counts"] = rle(36, 53, seed=0)["counts"]  # valid for 36x53, not for image 5's 37x53
+    other_size = {(36, 53, seg["counts"])}
+    assert "add up to 1908 pixels, but size [37, 53] has 1961" in only_error(
+        validate_submission(entries, test_json, other_size)
+    )
+
+
+def test_checked_rles_still_check_everything_else(synthetic):
+    entries, test_json = synthetic
+    checked = {
+        (e["segmentation"]["size"][0], e["segmentation"]["size"][1], e["segmentation"]["counts"]) for e in entries
+    }
+    entries[1]["score"] = float("nan")
+    entries[2]["image_id"] = 999
+    entries[3]["segmentation"]["size"] = [48, 64]
+    report = validate_submission(entries, test_json, checked)
+    assert [e.split(":")[0] for e in report.errors] == [
+        "entry 1 (image_id 5)",
+        "entry 2 (image_id 999)",
+        "entry 3 (image_id 40)",
+    ]
+
+
+def test_plainly_valid_never_accepts_what_the_full_check_rejects(synthetic):
+    """The fast path says True only where the full check finds nothing, over many malformed variants."""
+    from tinyvoc.submission_check import _entry_problems, _load_test_set, _plainly_valid
+
+    entries, test_json = synthetic
+    test = _load_test_set(test_json)
+    base = entries[0]
+    variants = [copy.deepcopy(base)]
+    for key, values in {
+        "image_id": [5, 12, 1234, True, 5.0, "5", np.int64(5), None],
+        "category_id": [1, 20, 0, 21, False, 1.0, np.int32(1)],
+        "score": [0.0, 1.0, 0.5, -0.1, 1.5, math.nan, math.inf, 1, True, "0.5", np.float32(0.5)],
+    }.items():
+        for value in values:
+            variants.append({**copy.deepcopy(base), key: value})
+    for seg in [
+        {"size": [37, 53], "counts": base["segmentation"]["counts"]},
+        {"size": [53, 37], "counts": "x"},
+        {"size": (37, 53), "counts": "x"},
+        {"size": [37, 53, 1], "counts": "x"},
+        {"size": [37.0, 53], "counts": "x"},
+        {"size": [37, 53], "counts": b"x"},
+        {"size": [37, 53], "counts": [1, 2]},
+        {"size": [37, 53]},
+        {"size": [37, 53], "counts": "x", "extra": 1},
+        [[1, 2, 3, 4, 5, 6]],
+        None,
+    ]:
+        variants.append({**copy.deepcopy(base), "segmentation": seg})
+    variants += [{k: v for k, v in base.items() if k != "score"}, {**base, "bbox": [0, 0, 1, 1]}, [base], None]
+    accepted = [v for v in variants if _plainly_valid(v, test)]
+    assert len(accepted) >= 8  # the shortcut does take the usual shapes
+    for variant in variants:
+        if _plainly_valid(variant, test):
+            assert _entry_problems(variant, test, "") == [], variant
+    assert sum(not _entry_problems(v, test, "") for v in variants) > len(accepted)  # the rest go the long way
