@@ -68,7 +68,7 @@ def cache_key(checkpoint: Path, config_text: str, items: list[ImageItem], tta: b
     stat = Path(checkpoint).stat()
     payload = {
         "format": CACHE_FORMAT,
-        "checkpoint": [str(Path(checkpoint).resolve()), stat.st_size, stat.st_mtime_ns],
+        "checkpoint": [Path(checkpoint).name, stat.st_size, stat.st_mtime_ns],  # no runtime path: portable
         "config": config_text,
         "tta": bool(tta),
         "score_floor": float(score_floor),
@@ -157,6 +157,7 @@ def predict_split(
     cache_file = outputs.predictions_dir / f"{split}-{key}.json"
     if cache_file.exists() and not refresh:
         cached = json.loads(cache_file.read_text())
+        cached["gt_json"] = gt_json  # this runtime's path to the same split file
         print(f"Using cached predictions {cache_file.name} ({len(cached['detections'])} detections)")
         return cached
 
@@ -181,7 +182,7 @@ def predict_split(
     cached = {
         "key": key,
         "split": split,
-        "checkpoint": str(ckpt),
+        "checkpoint": ckpt.name,
         "tta": tta,
         "score_floor": score_floor,
         "gt_json": gt_json,
