@@ -1,7 +1,6 @@
 """Dataset statistics and the stop after a failed check (the course-data download: tests/test_colab.py)."""
 
 import json
-import time
 
 import pytest
 from tinyvoc import stats

@@ -252,6 +252,7 @@ def register(name: str, json_file: str | Path, image_root: str | Path) -> None:
     from detectron2.data.datasets import load_coco_json
 
     json_file, image_root = str(json_file), str(image_root)
+    _registered.clear()
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
     if name in MetadataCatalog.list():
