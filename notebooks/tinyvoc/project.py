@@ -82,6 +82,9 @@ def quiet_known_warnings() -> None:
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message=r".*(torch\.meshgrid|TypedStorage|weights_only).*")
     logging.getLogger("fvcore.common.checkpoint").setLevel(logging.WARNING)
+    # "Category ids in annotations are not in [1, #categories]! We'll apply a mapping": expected, the
+    # dataset's ids are mapped by dataset.ClassMap; and register_all reports the split sizes itself
+    logging.getLogger("detectron2.data.datasets.coco").setLevel(logging.ERROR)
 
 
 def start(project_dir: str = "", install: bool = True) -> Project:
