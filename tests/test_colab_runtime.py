@@ -210,7 +210,8 @@ def test_the_series_ends_with_a_valid_submission_on_drive(colab_series):
 
 
 def test_every_runtime_was_fresh_and_is_gone(colab_series):
-    colab, output, _ = colab_series
+    colab, output, books = colab_series
+    assert "Using cached predictions" in text_of(books["04"])  # 03's cache, made in another runtime
     assert len(colab.runtimes) == 6 and not any(r.exists() for r in colab.runtimes)
     for path in output.rglob("*"):  # no record points into a runtime's disk
         if path.suffix in (".json", ".yaml", ".jsonl") or path.name == "last_checkpoint":

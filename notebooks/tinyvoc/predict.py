@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -192,5 +193,5 @@ def predict_split(
     }
     for old in outputs.predictions_dir.glob(f"{split}-*.json"):
         old.unlink()
-    write_json(cache_file, cached)
+    write_json(cache_file, {**cached, "gt_json": os.path.relpath(gt_json, outputs.root) if gt_json else None})
     return cached
