@@ -9,6 +9,7 @@ import json
 
 import nbformat
 import pytest
+from tinyvoc.dataset import DatasetRecord
 from tinyvoc.paths import NOTEBOOKS, Outputs
 from tinyvoc.runner import run_all
 from tinyvoc.submission_check import validate_submission
@@ -18,8 +19,9 @@ AP50_FLOOR = 0.6  # measured: the smoke profile reaches ~0.94 at 200 iterations,
 
 @pytest.fixture(scope="module")
 def main_job(tmp_path_factory):
-    outputs = Outputs.at(tmp_path_factory.mktemp("main_job"))
-    params = {"OUTPUT_DIR": str(outputs.root), "PROFILE": "smoke", "DATASET": "sample", "VAL_FRACTION": 0.2}
+    project = tmp_path_factory.mktemp("main_job")
+    outputs = Outputs.at(project / "output", project / "data")
+    params = {"PROJECT_DIR": str(project), "PROFILE": "smoke", "DATASET": "sample", "VAL_FRACTION": 0.2}
     executed = run_all(params, outputs)
     return outputs, executed
 
@@ -62,12 +64,12 @@ def test_executed_notebooks_show_pictures_inline(main_job):
 
 def test_submission_is_valid_and_covers_the_test_images(main_job):
     outputs, _ = main_job
-    record = json.loads(outputs.dataset_record.read_text())
-    report = validate_submission(outputs.submission, record["files"]["test_json"])
+    record = DatasetRecord.load(outputs)
+    report = validate_submission(outputs.submission, record.files["test_json"])
     assert report.ok, report.summary()
-    test_ids = {im["id"] for im in json.loads(open(record["files"]["test_json"]).read())["images"]}
+    test_ids = {im["id"] for im in json.loads(open(record.files["test_json"]).read())["images"]}
     assert set(report.per_image) == test_ids
-    assert set(report.per_class) <= set(record["category_ids"])
+    assert set(report.per_class) <= set(record.category_ids)
 
 
 def test_the_model_learned_the_sample(main_job):
@@ -82,7 +84,7 @@ def test_the_model_learned_the_sample(main_job):
 def test_rerunning_register_and_export_gives_the_same_files(main_job):
     """Users re-run notebooks: same record and split, same submission, predictions from the cache."""
     outputs, executed = main_job
-    params = {"OUTPUT_DIR": str(outputs.root), "DATASET": "sample", "VAL_FRACTION": 0.2}
+    params = {"PROJECT_DIR": str(outputs.root.parent), "DATASET": "sample", "VAL_FRACTION": 0.2}
     before = {p: p.read_bytes() for p in (outputs.dataset_record, outputs.split_dir / "val.json", outputs.submission)}
     cache = {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.jsonl")}
     assert cache  # not a comparison of two empty dicts

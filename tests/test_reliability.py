@@ -28,9 +28,9 @@ from tinyvoc.submission_check import validate_submission
     ],
 )
 def test_a_notebook_run_first_names_the_one_to_run(notebook, needs, tmp_path):
-    outputs = Outputs.at(tmp_path)
+    outputs = Outputs.at(tmp_path / "output")
     with pytest.raises(TinyVocError, match=f"TinyVocError: .*Run {needs} first"):
-        run_notebook(notebook, {"OUTPUT_DIR": str(tmp_path)}, outputs)
+        run_notebook(notebook, {"PROJECT_DIR": str(tmp_path)}, outputs)
 
 
 def test_export_before_training_names_notebook_02(tmp_path):

@@ -1,10 +1,9 @@
-"""Dataset statistics, the stop after a failed check, and the course-data download's offline failure."""
+"""Dataset statistics and the stop after a failed check (the course-data download: tests/test_colab.py)."""
 
 import json
-import time
 
 import pytest
-from tinyvoc import download, stats
+from tinyvoc import stats
 from tinyvoc.dataset import DataFiles, DatasetRecord, prepare_dataset, stop_on_errors
 from tinyvoc.dataset_check import check_dataset
 from tinyvoc.errors import TinyVocError
@@ -61,19 +60,3 @@ def test_failed_check_removes_the_previous_split(prepared):
     assert not outputs.dataset_record.exists() and not (outputs.split_dir / "train.json").exists()
     with pytest.raises(TinyVocError, match="Run 01_register_dataset.ipynb first"):
         DatasetRecord.load(outputs)
-
-
-def test_download_offline_fails_fast_and_says_where_to_put_files(tmp_path, monkeypatch):
-    monkeypatch.setattr(download, "DRIVE_HOST", ("127.0.0.1", 9))
-    started = time.monotonic()
-    with pytest.raises(TinyVocError, match=r"Cannot reach 127.0.0.1 .*put pascal_train.json, test.json"):
-        download.download_course_data("https://drive.google.com/drive/folders/x", tmp_path / "data", timeout=5)
-    assert time.monotonic() - started < 15
-    with pytest.raises(TinyVocError, match="No COURSE_DATA_URL given"):
-        download.download_course_data("", tmp_path / "data")
-
-
-def test_download_is_skipped_when_files_are_there(prepared, capsys):
-    sample, _, _ = prepared
-    assert download.download_course_data("", sample) == sample
-    assert "not downloading" in capsys.readouterr().out

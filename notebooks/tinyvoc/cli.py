@@ -11,11 +11,13 @@ can never drift apart. Run from ``notebooks/`` with the venv's python:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import dataset_check, submission_check
 from .errors import TinyVocError
 from .paths import NOTEBOOKS, Outputs
+from .project import project_root
 
 # verb -> (notebook, help)
 NOTEBOOK_VERBS = {
@@ -28,10 +30,9 @@ NOTEBOOK_VERBS = {
 
 # CLI flag -> notebook parameter; each notebook receives the ones it declares
 FLAGS = {
-    "--output-dir": ("OUTPUT_DIR", str, "output folder (default: the repo's output/)"),
+    "--project-dir": ("PROJECT_DIR", str, "folder holding data/ and output/ (default: the repo)"),
     "--method": ("DETECTRON2_METHOD", str, "detectron2 install: wheel (default) or git"),
-    "--dataset": ("DATASET", str, "auto, tinyvoc or sample"),
-    "--data-dir": ("DATA_DIR", str, "folder with pascal_train.json, test.json and image folders"),
+    "--dataset": ("DATASET", str, "auto, tinyvoc (PROJECT_DIR/data) or sample"),
     "--val-fraction": ("VAL_FRACTION", float, "share of training images held out for validation"),
     "--seed": ("SEED", int, "split seed"),
     "--profile": ("PROFILE", str, "auto, smoke, reference or strong"),
@@ -103,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         from .runner import run_all, run_notebook
 
         params = _parameters(args)
-        outputs = Outputs.at(params.get("OUTPUT_DIR"))
+        if params.get("PROJECT_DIR"):
+            params["PROJECT_DIR"] = os.path.abspath(params["PROJECT_DIR"])  # relative to where the user typed it
+        outputs = Outputs.at(project_root(params.get("PROJECT_DIR") or "", on_colab=False) / "output")
         if args.verb == "run-all":
             executed = run_all(params, outputs)
             print("\nDone. Results:")

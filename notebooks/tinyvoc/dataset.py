@@ -3,12 +3,16 @@
 The dataset's category ids (1..20 for Tiny VOC) are never assumed to be ``index + 1``: the model's
 contiguous class indices are mapped through the mapping recorded here, in both directions. The
 split is written to ``output/splits/`` so training, evaluation and the threshold sweep all use
-the same ground truth, and ``output/dataset.json`` tells later notebooks what to register.
+the same ground truth, and ``output/dataset.json`` tells later notebooks what to register. The
+record stores the data files relative to the data folder and the splits relative to the output
+folder: on Colab the next notebook runs in a new runtime whose local copy of the data sits
+elsewhere, and the record must still be read there.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -146,8 +150,41 @@ class DatasetRecord:
 
     @classmethod
     def load(cls, outputs: Outputs) -> DatasetRecord:
+        """Read ``dataset.json`` with every path resolved for this runtime (the sample is regenerated if absent)."""
         path = require(outputs.dataset_record, "01_register_dataset.ipynb", "The dataset record")
-        return cls(**json.loads(path.read_text()))
+        saved = json.loads(path.read_text())
+        files = {k: _resolve(v, outputs.data_dir) for k, v in saved["files"].items()}
+        if saved["source"] == "sample" and not Path(files["train_json"]).exists():
+            from .sample_data import make_sample_dataset
+
+            make_sample_dataset(Path(files["train_json"]).parent)
+        saved.update(
+            files=files,
+            train_split=_resolve(saved["train_split"], outputs.root),
+            val_split=_resolve(saved["val_split"], outputs.root) if saved["val_split"] else None,
+        )
+        record = cls(**saved)
+        missing = record.data_files.missing()
+        if missing:
+            raise TinyVocError(
+                f"The data that {path} refers to is not on this runtime: {', '.join(map(str, missing))}. Put the "
+                "data in the project's data/ folder (the first cell copies it to each runtime), or run "
+                "01_register_dataset.ipynb again."
+            )
+        return record
+
+
+def _relative(path: str | Path, base: Path) -> str:
+    """``path`` relative to ``base`` when inside it (portable between runtimes), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path(base).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _resolve(path: str, base: Path) -> str:
+    return path if os.path.isabs(path) else str(Path(base) / path)
 
 
 def prepare_dataset(
@@ -170,8 +207,8 @@ def prepare_dataset(
     record = DatasetRecord(
         source=source,
         files={k: str(Path(v).resolve()) for k, v in asdict(files).items()},
-        train_split=str(train_split),
-        val_split=str(val_split) if val_split else None,
+        train_split=str(train_split.resolve()),
+        val_split=str(val_split.resolve()) if val_split else None,
         val_fraction=val_fraction,
         seed=seed,
         category_ids=list(class_map.ids),
@@ -184,7 +221,11 @@ def prepare_dataset(
             "val_instances": sum(1 for a in train.get("annotations", []) if a["image_id"] in set(val_ids)),
         },
     )
-    write_json(outputs.dataset_record, asdict(record), indent=2)
+    saved = asdict(record)
+    saved["files"] = {k: _relative(v, outputs.data_dir) for k, v in record.files.items()}
+    saved["train_split"] = _relative(record.train_split, outputs.root)
+    saved["val_split"] = _relative(record.val_split, outputs.root) if record.val_split else None
+    write_json(outputs.dataset_record, saved, indent=2)
     return record
 
 
@@ -211,6 +252,7 @@ def register(name: str, json_file: str | Path, image_root: str | Path) -> None:
     from detectron2.data.datasets import load_coco_json
 
     json_file, image_root = str(json_file), str(image_root)
+    _registered.clear()
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
     if name in MetadataCatalog.list():
@@ -227,6 +269,10 @@ def register_all(record: DatasetRecord) -> dict[str, int]:
     splits = {TRAIN: record.train_split, TEST: str(files.test_json)}
     if record.val_split:
         splits[VAL] = record.val_split
+    key = (tuple(splits.items()), str(files.train_images), str(files.test_images), tuple(record.class_names))
+    stamps = tuple(Path(p).stat().st_mtime_ns for p in splits.values())
+    if _registered.get("key") == (key, stamps) and all(name in DatasetCatalog.list() for name in splits):
+        return dict(_registered["sizes"])  # once per kernel: each config load would re-read three splits
     sizes = {}
     for name, json_file in splits.items():
         register(name, json_file, files.test_images if name == TEST else files.train_images)
@@ -234,4 +280,8 @@ def register_all(record: DatasetRecord) -> dict[str, int]:
         meta = MetadataCatalog.get(name)
         if list(meta.thing_classes) != record.class_names:
             raise TinyVocError(f"{json_file}: class names {meta.thing_classes} differ from {record.class_names}")
+    _registered.update(key=(key, stamps), sizes=dict(sizes))
     return sizes
+
+
+_registered: dict = {}  # what register_all registered in this kernel

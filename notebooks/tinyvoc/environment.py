@@ -45,6 +45,15 @@ def missing_requirements(pins: dict[str, str]) -> list[str]:
     return missing
 
 
+def pip(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run this interpreter's pip (the one pip wrapper of the package); stop when it gives no answer."""
+    cmd = [sys.executable, "-m", "pip", *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise TinyVocError(f"`{' '.join(cmd)}` gave no answer within {timeout:.0f} s (no network?)") from exc
+
+
 def ensure_requirements(timeout: float = 900) -> str:
     """pip-install the pinned requirements that are not installed at all; leave the others alone."""
     for name in sorted(NEVER_INSTALL):
@@ -55,11 +64,7 @@ def ensure_requirements(timeout: float = 900) -> str:
     missing = missing_requirements(pinned_requirements())
     if not missing:
         return "all required packages are present"
-    cmd = [sys.executable, "-m", "pip", "install", "--no-input", "--timeout", "15", "--retries", "1", *missing]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise TinyVocError(f"installing {' '.join(missing)} took longer than {timeout:.0f} s") from exc
+    proc = pip(["install", "--no-input", "--timeout", "15", "--retries", "1", *missing], timeout)
     if proc.returncode != 0:
         raise TinyVocError(f"pip could not install {' '.join(missing)}:\n{proc.stderr[-2000:]}")
     return "installed " + ", ".join(missing)
@@ -86,5 +91,5 @@ def save_report(outputs) -> dict:
     from .atomic import write_json
 
     info = describe()
-    write_json(outputs.root / "environment.json", info, indent=2)
+    write_json(outputs.environment_report, info, indent=2)
     return info

@@ -22,11 +22,11 @@ import csv
 import hashlib
 import importlib
 import io
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+from .environment import pip
 from .errors import TinyVocError
 
 SOURCE_WHEEL = "sal_detectron2-0.7.2-cp310-none-any.whl"
@@ -148,20 +148,12 @@ def convert_wheel(source: Path, dest_dir: Path) -> Path:
     return target
 
 
-def _pip(args: list[str], timeout: float) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pip", *args]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise TinyVocError(f"`{' '.join(cmd)}` gave no answer within {timeout:.0f} s (no network?)") from exc
-
-
 def download_source_wheel(dest_dir: Path, timeout: float = 120) -> Path:
     """Fetch the pinned sal-detectron2 wheel from PyPI (or reuse a verified copy in ``dest_dir``)."""
     target = Path(dest_dir) / SOURCE_WHEEL
     if target.exists() and sha256_of(target) == SOURCE_SHA256:
         return target
-    proc = _pip(
+    proc = pip(
         [
             "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.10",
             "--implementation", "cp", "--timeout", "15", "--retries", "1",
@@ -205,7 +197,7 @@ def install_from_wheel(cache_dir: Path = CACHE_DIR, timeout: float = 300) -> Pat
     wheel = cache_dir / PURE_WHEEL
     if not wheel.exists():
         wheel = convert_wheel(download_source_wheel(cache_dir), cache_dir)
-    proc = _pip(["install", "--no-input", "--timeout", "15", "--retries", "1", str(wheel)], timeout)
+    proc = pip(["install", "--no-input", "--timeout", "15", "--retries", "1", str(wheel)], timeout)
     if proc.returncode != 0:
         raise TinyVocError(f"pip could not install {wheel}:\n{proc.stderr[-2000:]}")
     return wheel
@@ -214,7 +206,7 @@ def install_from_wheel(cache_dir: Path = CACHE_DIR, timeout: float = 300) -> Pat
 def install_from_git(commit: str = UPSTREAM_COMMIT, timeout: float = 1800) -> None:
     """Build upstream detectron2 (with its ``_C`` ops) from git; needs GitHub and a compiler."""
     url = f"git+{UPSTREAM_GIT}@{commit}"
-    proc = _pip(["install", "--no-build-isolation", url], timeout)
+    proc = pip(["install", "--no-build-isolation", url], timeout)
     if proc.returncode != 0:
         raise TinyVocError(f"Building detectron2 from {url} failed:\n{proc.stderr[-2000:]}")
 
@@ -224,6 +216,8 @@ def ensure_detectron2(method: str = "wheel", force: bool = False) -> str:
 
     ``method`` is ``"wheel"`` (default, seconds, pure Python) or ``"git"`` (upstream build with
     the C++/CUDA ops). Call it before anything imports detectron2, so no runtime restart is needed.
+    ``force`` installs even when a working detectron2 is there (notebook 00 uses it to replace the
+    pure-Python wheel by a ``git`` build).
     """
     if method not in ("wheel", "git"):
         raise TinyVocError(f"unknown detectron2 install method {method!r}; use 'wheel' or 'git'")
@@ -241,7 +235,7 @@ def ensure_detectron2(method: str = "wheel", force: bool = False) -> str:
     return f"{done}; import and Mask R-CNN build check passed"
 
 
-if __name__ == "__main__":  # python -m tinyvoc.install [wheel|git]: used by the setup before any notebook runs
+if __name__ == "__main__":  # python -m tinyvoc.install [wheel|git]: detectron2 only (make setup); not notebook 00
     try:
         print(ensure_detectron2(sys.argv[1] if len(sys.argv) > 1 else "wheel"))
     except TinyVocError as exc:

@@ -1,7 +1,9 @@
 """Where every file lives: the repo, the data, and the artifacts each notebook hands to the next.
 
-The notebooks talk to each other only through files in ``output/``. Keeping their names here, in
-one place, lets each notebook check that its inputs exist and name the notebook that makes them.
+The notebooks talk to each other only through files in the project's ``output/``. Keeping their
+names here, in one place, lets each notebook check that its inputs exist and name the notebook that
+makes them. Records store paths relative to the output folder or the data folder, so a record
+written in one Colab runtime is read correctly in the next, where the data sits at another path.
 """
 
 from __future__ import annotations
@@ -28,15 +30,23 @@ NOTEBOOKS = (
 
 @dataclass(frozen=True)
 class Outputs:
-    """The artifact layout under one output folder (``output/`` or a folder on a mounted Drive)."""
+    """The artifact layout under one output folder, and the data folder its records are relative to.
+
+    ``data_dir`` is where this runtime reads the dataset (on Colab a local copy of the project's
+    data); paths in ``dataset.json`` that are relative resolve against it.
+    """
 
     root: Path
+    data_dir: Path = DEFAULT_DATA_DIR
 
     @classmethod
-    def at(cls, root: str | os.PathLike | None = None) -> Outputs:
+    def at(cls, root: str | os.PathLike | None = None, data_dir: str | os.PathLike | None = None) -> Outputs:
+        from .colab import require_mounted
+
         root = Path(root) if root else DEFAULT_OUTPUT_DIR
+        require_mounted(root, "The output folder")
         root.mkdir(parents=True, exist_ok=True)
-        return cls(root.resolve())
+        return cls(root.resolve(), Path(data_dir).resolve() if data_dir else DEFAULT_DATA_DIR)
 
     # written by 01_register_dataset
     @property
@@ -74,6 +84,18 @@ class Outputs:
         return self.root / "figures"
 
     @property
+    def environment_report(self) -> Path:  # 00
+        return self.root / "environment.json"
+
+    @property
+    def dataset_stats(self) -> Path:  # 01
+        return self.root / "dataset_stats.json"
+
+    @property
+    def val_metrics(self) -> Path:  # 04
+        return self.root / "val_metrics.json"
+
+    @property
     def submission(self) -> Path:
         return self.root / "submission.json"
 
@@ -85,5 +107,5 @@ class Outputs:
 def require(path: Path, made_by: str, what: str) -> Path:
     """Return ``path`` if it exists; otherwise stop with a message naming the notebook to run."""
     if not Path(path).exists():
-        raise TinyVocError(f"{what} not found at {path}. Run {made_by} first (with the same OUTPUT_DIR).")
+        raise TinyVocError(f"{what} not found at {path}. Run {made_by} first (with the same PROJECT_DIR).")
     return Path(path)

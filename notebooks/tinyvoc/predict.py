@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -78,7 +79,7 @@ def cache_key(checkpoint: Path, config_text: str, items: list[ImageItem], tta: b
     stat = Path(checkpoint).stat()
     payload = {
         "format": CACHE_FORMAT,
-        "checkpoint": [str(Path(checkpoint).resolve()), stat.st_size, stat.st_mtime_ns],
+        "checkpoint": [Path(checkpoint).name, stat.st_size, stat.st_mtime_ns],  # no runtime path: portable
         "config": config_text,
         "tta": bool(tta),
         "score_floor": float(score_floor),
@@ -167,6 +168,7 @@ def predict_split(
     if cache_file.exists() and not refresh:
         cached = read_cache(cache_file)
         if cached is not None:
+            cached["gt_json"] = gt_json  # this runtime's path to the same split file
             print(f"Using cached predictions {cache_file.name} ({len(cached['detections'])} detections)")
             return cached
         print(f"{cache_file.name} is damaged or of another format; predicting again")
@@ -192,7 +194,7 @@ def predict_split(
     header = {
         "key": key,
         "split": split,
-        "checkpoint": str(ckpt),
+        "checkpoint": ckpt.name,
         "tta": tta,
         "score_floor": score_floor,
         "gt_json": gt_json,
@@ -201,7 +203,10 @@ def predict_split(
     }
     for old in [*outputs.predictions_dir.glob(f"{split}-*.json"), *outputs.predictions_dir.glob(f"{split}-*.jsonl")]:
         old.unlink()
-    return write_cache(cache_file, header, detections)
+    header["gt_json"] = os.path.relpath(gt_json, outputs.root) if gt_json else None  # portable across runtimes
+    cached = write_cache(cache_file, header, detections)
+    cached["gt_json"] = gt_json
+    return cached
 
 
 def write_cache(path: Path, header: dict, detections: list[dict]) -> dict:

@@ -138,3 +138,10 @@ def build_config(profile: str, num_classes: int, output_dir: str, *, has_gpu: bo
         cfg.SOLVER.AMP.ENABLED = has_gpu  # mixed precision on GPU by default
         cfg.DATALOADER.NUM_WORKERS = 2
     return cfg
+
+
+def trained_score_threshold(outputs) -> float:
+    """The trained profile's own test threshold (0.4 reference, 0.01 strong, 0.05 smoke), from 02's config."""
+    from .training import load_trained_config
+
+    return float(load_trained_config(outputs).MODEL.ROI_HEADS.SCORE_THRESH_TEST)

@@ -55,7 +55,7 @@ def dataset_statistics(record: DatasetRecord, outputs: Outputs) -> dict:
     stats = {"train": split_statistics(load_coco(record.train_split), names)}
     if record.val_split:
         stats["val"] = split_statistics(load_coco(record.val_split), names)
-    write_json(outputs.root / "dataset_stats.json", stats, indent=2)
+    write_json(outputs.dataset_stats, stats, indent=2)
     return stats
 
 

@@ -142,7 +142,12 @@ class RunRecord:
 
 
 def _config_signature(cfg) -> str:
-    return cfg.dump()
+    """The config as saved and compared on resume, without this runtime's paths (a new runtime may resume)."""
+    portable = cfg.clone()
+    portable.defrost()
+    portable.OUTPUT_DIR = ""
+    portable.MODEL.WEIGHTS = Path(cfg.MODEL.WEIGHTS).name
+    return portable.dump()
 
 
 def prepare_config(
@@ -191,7 +196,7 @@ def train(
         if resume and (train_dir / "last_checkpoint").exists():
             raise TinyVocError(
                 f"{train_dir} holds a run with a different config ({outputs.config}). Set RESUME=False to "
-                "start over (its checkpoints will be replaced), or choose another OUTPUT_DIR."
+                "start over (its checkpoints will be replaced), or choose another PROJECT_DIR."
             )
     if resume and outputs.train_record.exists() and previous_config == config_text:
         done = RunRecord(**json.loads(outputs.train_record.read_text()))
@@ -231,8 +236,8 @@ def train(
         seconds_per_iter=round(seconds / max(1, trainer.iter - start_iter), 3),
         best_ap50=best[0] / 100 if best else None,
         best_iter=best[1] if best else None,
-        checkpoint_final=str(train_dir / "model_final.pth") if (train_dir / "model_final.pth").exists() else None,
-        checkpoint_best=str(train_dir / "model_best.pth") if (train_dir / "model_best.pth").exists() else None,
+        checkpoint_final="model_final.pth" if (train_dir / "model_final.pth").exists() else None,  # in train_dir
+        checkpoint_best="model_best.pth" if (train_dir / "model_best.pth").exists() else None,
     )
     write_json(outputs.train_record, asdict(run), indent=2)
     return run
@@ -252,7 +257,7 @@ def chosen_checkpoint(outputs: Outputs, which: str = "best") -> Path:
     for path in candidates:
         if path.exists():
             return path
-    raise TinyVocError(f"No trained checkpoint in {train_dir}. Run 02_train.ipynb first (with the same OUTPUT_DIR).")
+    raise TinyVocError(f"No trained checkpoint in {train_dir}. Run 02_train.ipynb first (with the same PROJECT_DIR).")
 
 
 def load_checkpoint_state(path: str | Path, num_classes: int) -> dict:
@@ -278,7 +283,7 @@ def load_checkpoint_state(path: str | Path, num_classes: int) -> dict:
     if head is not None and head.shape[0] != num_classes + 1:
         raise TinyVocError(
             f"{path} was trained for {head.shape[0] - 1} classes, but this dataset has {num_classes}. "
-            "Use a checkpoint trained on this dataset (02_train.ipynb with the same OUTPUT_DIR)."
+            "Use a checkpoint trained on this dataset (02_train.ipynb with the same PROJECT_DIR)."
         )
     return state
 

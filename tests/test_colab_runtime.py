@@ -1,0 +1,237 @@
+"""Colab for real, simulated: the five notebooks, each in its own fresh runtime, sharing only a "Drive".
+
+What Colab does and this test reproduces:
+* every notebook runs in a new runtime: an empty folder standing for the VM's disk (``content/`` is
+  the working directory, ``root/`` the home), its own Python environment and a fresh kernel; the
+  folder is deleted when the notebook ends, so nothing can be read from an earlier runtime's disk;
+* the runtime's Python has Colab's preinstalled packages (torch, torchvision, numpy, opencv,
+  pycocotools, ipykernel, ...) but not the ones Colab lacks (detectron2, fvcore, iopath, yacs,
+  hydra-core, black, papermill): the first cell really installs them, from PyPI, in every runtime;
+* ``google.colab`` is importable (a test double whose ``drive.mount`` exposes a temporary folder
+  standing for Google Drive at the mount point), and the data is only on that "Drive";
+* the notebook is opened alone and fetches the repository through ``REPO_URL``/``REPO_REF`` (here a
+  local git repository made from this working tree);
+* notebook 02 is interrupted mid-training (the kernel killed, as a disconnect does) and a new runtime
+  resumes it from the checkpoint on "Drive".
+
+What it cannot reproduce (see README): Colab's Python 3.13 and torch 2.11 (only this project's Python
+3.11 and torch have wheels on this machine), a GPU, the real Drive (FUSE, latency) and Colab's
+authorisation prompt. The runtime's preinstalled packages are this venv's versions, linked in.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from tinyvoc.paths import NOTEBOOKS, NOTEBOOKS_DIR, REPO_ROOT
+from tinyvoc.sample_data import make_sample_dataset
+from tinyvoc.submission_check import validate_submission
+
+DOUBLE = Path(__file__).parent / "colab_double"
+# what Colab's image lacks among this project's requirements (its pip freeze has everything else we use)
+COLAB_LACKS = {"detectron2", "fvcore", "iopath", "yacs", "hydra-core", "black", "portalocker", "papermill"}
+MAX_ITER = 120  # the smoke profile checkpoints every 100 iterations: interrupted after 100, resumed to 120
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def colab_image(target: Path) -> Path:
+    """A folder of links to this venv's installed packages, less the ones Colab lacks: the preinstalled image."""
+    import importlib.metadata as md
+
+    site = Path(md.distribution("torch")._path).parent  # noqa: SLF001 - the venv's site-packages
+    target.mkdir(parents=True)
+    for dist in md.distributions():
+        if Path(dist._path).parent != site or _norm(dist.metadata["Name"]) in COLAB_LACKS:  # noqa: SLF001
+            continue
+        tops = {Path(dist._path).name}  # noqa: SLF001
+        for file in dist.files or []:
+            first = file.parts[0]
+            if first != ".." and first != "__pycache__" and not first.endswith(".pth"):
+                tops.add(first)
+        for top in tops:
+            if (site / top).exists() and not (target / top).exists():
+                (target / top).symlink_to(site / top)
+    return target
+
+
+def local_repo(target: Path) -> tuple[str, str]:
+    """A git repository holding this working tree (committed or not), standing for GitHub."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO_ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        if (REPO_ROOT / rel).is_file():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / rel, target / rel)
+    git = ["git", "-C", str(target), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], check=True)
+    ref = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    return f"file://{target}", ref
+
+
+class Colab:
+    """Starts runtimes: a fresh folder, venv and kernel each, all mounting the same fake Drive."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.image = colab_image(root / "colab-image")
+        self.drive = root / "drive"
+        (self.drive / "MyDrive").mkdir(parents=True)
+        self.repo_url, self.repo_ref = local_repo(root / "github")
+        self.executed = root / "executed"
+        self.executed.mkdir()
+        self.pip_cache = root / "pip-cache"  # stands for Colab's fast network, not for a preinstalled package
+        self.count = 0
+        self.runtimes: list[Path] = []
+
+    def new_runtime(self) -> tuple[Path, dict]:
+        self.count += 1
+        runtime = self.root / f"runtime-{self.count:02d}"
+        (runtime / "content").mkdir(parents=True)
+        (runtime / "root").mkdir()
+        subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(runtime / "venv")], check=True)  # noqa: SLF001
+        site = next((runtime / "venv" / "lib").glob("python3*/site-packages"))
+        (site / "colab_image.pth").write_text(f"{self.image}\n")
+        kernel = self.root / "jupyter" / "kernels" / f"runtime-{self.count:02d}"
+        kernel.mkdir(parents=True)
+        env = {
+            "HOME": str(runtime / "root"),
+            "PYTHONPATH": str(DOUBLE),
+            "TINYVOC_DRIVE_MOUNT": str(runtime / "content" / "drive"),
+            "TINYVOC_FAKE_DRIVE": str(self.drive),
+            "PIP_CACHE_DIR": str(self.pip_cache),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        }
+        spec = {
+            "argv": [str(runtime / "venv" / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"Colab runtime {self.count}",
+            "language": "python",
+            "env": env,
+        }
+        (kernel / "kernel.json").write_text(json.dumps(spec))
+        self.runtimes.append(runtime)
+        return runtime, env
+
+    def run(self, name: str, params: dict, interrupt_when: Path | None = None) -> nbformat.NotebookNode | None:
+        """Execute notebook ``name`` alone in a new runtime; delete the runtime afterwards."""
+        runtime, _ = self.new_runtime()
+        out = self.executed / f"{runtime.name}-{name}"
+        params = {"REPO_URL": self.repo_url, "REPO_REF": self.repo_ref, **params}
+        cmd = [sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / name), str(out), "-k", runtime.name]
+        cmd += ["--cwd", str(runtime / "content"), "--no-progress-bar", "-y", json.dumps(params)]
+        env = {**os.environ, "JUPYTER_PATH": str(self.root / "jupyter")}
+        started = time.perf_counter()
+        try:
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            if interrupt_when is None:
+                log = proc.communicate(timeout=1200)[0].decode()
+                assert proc.returncode == 0, f"{name} failed in {runtime.name}:\n{log[-4000:]}"
+                print(f"{name} in {runtime.name}: {time.perf_counter() - started:.0f} s")
+                return nbformat.read(out, as_version=4)
+            while not interrupt_when.exists():
+                assert proc.poll() is None, f"{name} ended before {interrupt_when} appeared"
+                assert time.perf_counter() - started < 1200
+                time.sleep(0.5)
+            print(f"{name} in {runtime.name}: interrupted after {time.perf_counter() - started:.0f} s")
+            return None
+        finally:
+            self._stop(proc, runtime)
+            shutil.rmtree(runtime)  # the runtime's disk is gone
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen, runtime: Path) -> None:
+        """Kill papermill and this runtime's kernel (found by its interpreter), as a disconnect does."""
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmdline and cmdline[0].decode(errors="replace").startswith(str(runtime)):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def text_of(book) -> str:
+    chunks = []
+    for cell in book.cells:
+        for out in cell.get("outputs", []):
+            chunks.append(out.get("text", "") + "".join(out.get("data", {}).get("text/plain", "")))
+    return "\n".join(chunks)
+
+
+@pytest.fixture(scope="module")
+def colab_series(tmp_path_factory):
+    colab = Colab(tmp_path_factory.mktemp("colab"))
+    sample = make_sample_dataset(colab.root / "made")
+    data = colab.drive / "MyDrive" / "tinyvoc" / "data"  # the user's data, only on Drive
+    data.mkdir(parents=True)
+    for name in ("pascal_train.json", "test.json"):
+        shutil.copy(sample / name, data / name)
+    for name in ("train_images", "test_images"):
+        shutil.make_archive(str(data / name), "zip", sample, name)
+    shutil.rmtree(sample)
+    output = colab.drive / "MyDrive" / "tinyvoc" / "output"
+    started = time.perf_counter()
+    books = {
+        "00": colab.run(NOTEBOOKS[0], {}),
+        "01": colab.run(NOTEBOOKS[1], {}),
+        "02-interrupted": colab.run(
+            NOTEBOOKS[2], {"MAX_ITER": MAX_ITER}, interrupt_when=output / "train" / "last_checkpoint"
+        ),
+        "02": colab.run(NOTEBOOKS[2], {"MAX_ITER": MAX_ITER}),
+        "03": colab.run(NOTEBOOKS[3], {}),
+        "04": colab.run(NOTEBOOKS[4], {}),
+    }
+    print(f"Colab simulation: {time.perf_counter() - started:.0f} s")
+    return colab, output, books
+
+
+def test_the_series_ends_with_a_valid_submission_on_drive(colab_series):
+    colab, output, _ = colab_series
+    report = validate_submission(output / "submission.json", colab.drive / "MyDrive" / "tinyvoc" / "data" / "test.json")
+    assert report.ok, report.summary()
+    assert report.per_image, "no detections at all"
+
+
+def test_every_runtime_was_fresh_and_is_gone(colab_series):
+    colab, output, books = colab_series
+    assert "Using cached predictions" in text_of(books["04"])  # 03's cache, made in another runtime
+    assert len(colab.runtimes) == 6 and not any(r.exists() for r in colab.runtimes)
+    for path in output.rglob("*"):  # no record points into a runtime's disk
+        if path.suffix in (".json", ".yaml", ".jsonl") or path.name == "last_checkpoint":
+            assert str(colab.root) not in path.read_text(), path
+
+
+def test_each_runtime_really_installs_detectron2_and_the_missing_packages(colab_series):
+    _, output, books = colab_series
+    for key in ("00", "01", "02", "03", "04"):
+        text = text_of(books[key])
+        assert "installed detectron2-0.7.2+purepy-py3-none-any.whl" in text, key
+        assert "installed fvcore==" in text and "iopath==" in text and "hydra-core==" in text, key
+        assert "Mounted at" in text and "data ready on local disk" in text, key
+    environment = json.loads((output / "environment.json").read_text())
+    assert environment["detectron2"] == "0.7.2+purepy"
+
+
+def test_interrupted_training_resumes_in_a_new_runtime(colab_series):
+    _, output, books = colab_series
+    assert books["02-interrupted"] is None
+    assert "Resuming from iteration 100" in text_of(books["02"])
+    run = json.loads((output / "train" / "run.json").read_text())
+    assert run["finished"] and run["iteration"] == MAX_ITER
