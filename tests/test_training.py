@@ -172,6 +172,7 @@ def test_a_budgeted_run_resumes_with_the_same_plan(sample, tmp_path, monkeypatch
     monkeypatch.setattr(budget, "measure_speed", fake_speed)
     outputs = _outputs(sample, tmp_path / "out")
     hours = 360 / 3600  # 360 s: 3 validations of 6 s, then 34 iterations of 10 s
+    slow = ["SOLVER.BASE_LR", 0.005]  # the profile's LR after an 8-iteration warmup can diverge: not tested here
     original = SimpleTrainer.run_step
 
     def crash_at_20(self):
@@ -181,18 +182,18 @@ def test_a_budgeted_run_resumes_with_the_same_plan(sample, tmp_path, monkeypatch
 
     monkeypatch.setattr(SimpleTrainer, "run_step", crash_at_20)
     with pytest.raises(KeyboardInterrupt):
-        training.train(outputs, "smoke", time_budget_h=hours)
+        training.train(outputs, "smoke", time_budget_h=hours, overrides=slow)
     assert measured == [300]  # measured once, with the profile's own config
     plan = budget.Plan.load(outputs.train_files.plan)
-    assert (plan.max_iter, plan.eval_period, plan.checkpoint_period, plan.warmup_iters) == (34, 12, 12, 3)
+    assert (plan.max_iter, plan.eval_period, plan.checkpoint_period, plan.warmup_iters) == (34, 12, 12, 8)
     assert "Plan: 10 s/iter -> 34 iterations" in capsys.readouterr().out
     config = outputs.config.read_text()
-    assert "MAX_ITER: 34" in config and "WARMUP_ITERS: 3" in config
+    assert "MAX_ITER: 34" in config and "WARMUP_ITERS: 8" in config
     monkeypatch.setattr(SimpleTrainer, "run_step", original)
 
     with pytest.raises(TinyVocError, match="different config .*planned for 0.1 h.*TIME_BUDGET_H"):
-        training.train(outputs, "smoke", time_budget_h=2 * hours)
-    run = training.train(outputs, "smoke", time_budget_h=hours)
+        training.train(outputs, "smoke", time_budget_h=2 * hours, overrides=slow)
+    run = training.train(outputs, "smoke", time_budget_h=hours, overrides=slow)
     printed = capsys.readouterr().out
     assert "Continuing the saved plan" in printed and "Resuming from iteration 12 of 34" in printed
     assert measured == [300]  # not measured again

@@ -24,6 +24,7 @@ from .errors import TinyVocError
 DEFAULT_BUDGET_H = 3.0  # a free T4 session, with room left for evaluation and export
 MAX_CHECKPOINTS = 12  # a disconnect loses at most 1/12 of the run; fewer writes to Drive
 MAX_EVAL_SHARE = 0.10  # periodic validation takes at most this share of the budget
+MAX_WARMUP_SHARE = 0.25  # warmup keeps the profile's length (stability needs iterations), up to a quarter of the run
 MIN_ITERATIONS = 20
 
 
@@ -139,9 +140,10 @@ def plan_budget(
 ) -> Plan:
     """Plan the longest run of ``profile_cfg``'s recipe that fits ``budget_hours``; pure, no GPU needed.
 
-    The profile's own config supplies the recipe: its MAX_ITER (never exceeded), warmup, LR steps
-    (scaled to the new length; a cosine schedule decays over MAX_ITER by itself), and how many
-    evaluations and checkpoints it makes. The budget pays for what was already spent measuring
+    The profile's own config supplies the recipe: its MAX_ITER (never exceeded), warmup (kept, up
+    to a quarter of the run: a warmup of a few iterations diverged in our runs), LR steps (scaled
+    to the new length; a cosine schedule decays to zero over MAX_ITER by itself), and how many
+    evaluations and checkpoints it makes (at most 12 checkpoints). The budget pays for what was already spent measuring
     (``spent_seconds``), building the trainer (``setup_seconds``), the iterations, the periodic
     validation passes (capped at 10% of the budget) and the checkpoint writes.
     """
@@ -170,7 +172,7 @@ def plan_budget(
     checkpoint_period = math.ceil(iterations / checkpoints) if checkpoints else iterations
     scale = iterations / profile_iters
     steps = tuple(sorted({max(1, round(s * scale)) for s in solver.STEPS if s < profile_iters}))
-    warmup = min(int(solver.WARMUP_ITERS), iterations // 10)
+    warmup = min(int(solver.WARMUP_ITERS), int(iterations * MAX_WARMUP_SHARE))
     evaluations = math.ceil(iterations / eval_period) if eval_period else 0
     planned = (
         spent_seconds

@@ -65,14 +65,15 @@ class AtomicCheckpointer(DetectionCheckpointer):
             data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
         data.update(kwargs)  # the iteration
         target = self.files.dir / f"{name}.pth"
+        periodic = name[len("model_") :].isdigit()
+        if periodic:  # make room first: while this one is written, at most `keep` periodic files exist
+            for old in [p for p in self.files.periodic() if p != target][: 1 - self.keep or None]:
+                old.unlink(missing_ok=True)
         self.logger.info(f"Saving checkpoint to {target}")
         with atomic_path(target) as tmp:
             torch.save(data, tmp)
         if name != "model_best":  # the resume point stays the periodic/final checkpoint
             self.tag_last_checkpoint(target.name)
-        if target in self.files.periodic():
-            for old in self.files.periodic()[: -self.keep]:
-                old.unlink(missing_ok=True)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         write_bytes(self.files.last_checkpoint, last_filename_basename.encode())
