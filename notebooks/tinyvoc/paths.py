@@ -136,7 +136,7 @@ class TrainFiles:
 
     @property
     def final(self) -> Path:
-        return self.dir / "model_final.pth"
+        return self.dir / "model_final.pth"  # the name detectron2's PeriodicCheckpointer saves at the end
 
     @property
     def last_checkpoint(self) -> Path:

@@ -38,7 +38,6 @@ from .paths import TrainFiles
 from .training import BEST_METRIC, best_from_metrics
 
 KEEP_PERIODIC = 2
-WEIGHTS_ONLY = ("model_best", "model_final")  # no optimizer: they are for inference, not resuming mid-run
 LOSSES = (("loss_cls", "cls"), ("loss_box_reg", "box"), ("loss_mask", "mask"), ("loss_rpn_cls", "rpn"))
 
 
@@ -61,7 +60,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
 
     def save(self, name: str, **kwargs) -> None:
         data = {"model": self.model.state_dict()}
-        if name not in WEIGHTS_ONLY:
+        # best and final hold weights only: they are for inference, not for resuming mid-run
+        if name not in (self.files.best.stem, self.files.final.stem):
             data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
         data.update(kwargs)  # the iteration
         target = self.files.dir / f"{name}.pth"
@@ -72,7 +72,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
         self.logger.info(f"Saving checkpoint to {target}")
         with atomic_path(target) as tmp:
             torch.save(data, tmp)
-        if name != "model_best":  # the resume point stays the periodic/final checkpoint
+        if name != self.files.best.stem:  # the resume point stays the periodic/final checkpoint
             self.tag_last_checkpoint(target.name)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
@@ -103,6 +103,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
                 try:
                     extra = self.load(str(candidate))
                 except UnreadableCheckpoint as exc:
+                    self._parsed_url_during_load = None  # DetectionCheckpointer.load resets it only on success
                     print(f"{exc}; it may be half-written or half-uploaded. Trying the previous checkpoint.")
                     continue
                 self.resumed_from = candidate
@@ -209,7 +210,7 @@ class TinyVocTrainer(DefaultTrainer):
         hook_list = super().build_hooks()
         if self.cfg.TEST.EVAL_PERIOD > 0 and self.cfg.DATASETS.TEST:
             best = hooks.BestCheckpointer(
-                self.cfg.TEST.EVAL_PERIOD, self.checkpointer, BEST_METRIC, mode="max", file_prefix="model_best"
+                self.cfg.TEST.EVAL_PERIOD, self.checkpointer, BEST_METRIC, mode="max", file_prefix=self.files.best.stem
             )
             previous = best_from_metrics(self.files.metrics)
             if previous:
