@@ -257,7 +257,7 @@ def measure_speed(cfg, iterations: int = 20, skip: int = 3, eval_images: int = 8
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
     from detectron2.modeling import build_model
-    from detectron2.solver import build_optimizer
+    from detectron2.solver import build_lr_scheduler, build_optimizer
     from detectron2.utils.events import EventStorage
 
     from .atomic import atomic_path
@@ -266,6 +266,7 @@ def measure_speed(cfg, iterations: int = 20, skip: int = 3, eval_images: int = 8
     model = build_model(cfg)
     DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
     optimizer = build_optimizer(cfg, model)
+    scheduler = build_lr_scheduler(cfg, optimizer)  # the warmup's small LR: full LR from step 0 diverges
     loader = DefaultTrainer.build_train_loader(cfg)
     step = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, loader, optimizer)
     setup = time.perf_counter() - started
@@ -277,6 +278,7 @@ def measure_speed(cfg, iterations: int = 20, skip: int = 3, eval_images: int = 8
             tick = time.perf_counter()
             step.iter = storage.iter = k
             step.run_step()
+            scheduler.step()
             _sync(cfg)
             if k >= skip:
                 times.append(time.perf_counter() - tick)
@@ -288,7 +290,7 @@ def measure_speed(cfg, iterations: int = 20, skip: int = 3, eval_images: int = 8
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp)
             checkpoint_seconds = time.perf_counter() - tick
         Path(save_dir, "speed_test.pth").unlink(missing_ok=True)
-    del step, loader, optimizer, model
+    del step, loader, scheduler, optimizer, model
     gc.collect()  # the loader's workers and the throw-away model, before the trainer builds its own
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
