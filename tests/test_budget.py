@@ -63,6 +63,7 @@ def test_longer_budgets_plan_longer_runs_until_the_profile_length(strong):
     fast = plan_budget(0.2, 12, strong, eval_seconds=10)
     assert fast.capped and fast.max_iter == strong.SOLVER.MAX_ITER == 30000
     assert fast.warmup_iters == strong.SOLVER.WARMUP_ITERS
+    assert plan_budget(2.3, 0.5, strong).warmup_iters == 391  # half of a 782-iteration run
     assert fast.planned_seconds < 12 * HOUR
     assert "the profile's full length fits" in fast.describe()
 
@@ -71,7 +72,7 @@ def test_step_schedule_is_scaled_to_the_planned_length(smoke):
     plan = plan_budget(1.0, 160.5 / HOUR, smoke)  # 160 iterations of the profile's 300
     assert plan.max_iter == 160
     assert plan.steps == (128,)  # the step at 240 of 300 lands at the same 80%
-    assert plan.warmup_iters == 40  # the profile's 50 is more than a quarter of this run
+    assert plan.warmup_iters == 50  # the profile's own: it is less than half of this run
     assert plan.eval_period == 54 and plan.checkpoint_period == 54  # three of each, as in the profile
 
 

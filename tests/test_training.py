@@ -172,7 +172,7 @@ def test_a_budgeted_run_resumes_with_the_same_plan(sample, tmp_path, monkeypatch
     monkeypatch.setattr(budget, "measure_speed", fake_speed)
     outputs = _outputs(sample, tmp_path / "out")
     hours = 360 / 3600  # 360 s: 3 validations of 6 s, then 34 iterations of 10 s
-    slow = ["SOLVER.BASE_LR", 0.005]  # the profile's LR after an 8-iteration warmup can diverge: not tested here
+    slow = ["SOLVER.BASE_LR", 0.005]  # the profile's LR after a 17-iteration warmup can diverge: not tested here
     original = SimpleTrainer.run_step
 
     def crash_at_20(self):
@@ -185,10 +185,10 @@ def test_a_budgeted_run_resumes_with_the_same_plan(sample, tmp_path, monkeypatch
         training.train(outputs, "smoke", time_budget_h=hours, overrides=slow)
     assert measured == [300]  # measured once, with the profile's own config
     plan = budget.Plan.load(outputs.train_files.plan)
-    assert (plan.max_iter, plan.eval_period, plan.checkpoint_period, plan.warmup_iters) == (34, 12, 12, 8)
+    assert (plan.max_iter, plan.eval_period, plan.checkpoint_period, plan.warmup_iters) == (34, 12, 12, 17)
     assert "Plan: 10 s/iter -> 34 iterations" in capsys.readouterr().out
     config = outputs.config.read_text()
-    assert "MAX_ITER: 34" in config and "WARMUP_ITERS: 8" in config
+    assert "MAX_ITER: 34" in config and "WARMUP_ITERS: 17" in config
     monkeypatch.setattr(SimpleTrainer, "run_step", original)
 
     with pytest.raises(TinyVocError, match="different config .*planned for 0.1 h.*TIME_BUDGET_H"):
