@@ -152,8 +152,7 @@ def _setup(outputs: Outputs, profile, max_iter, resume, overrides, time_budget_h
             *files.dir.glob("events.out.tfevents.*"),
             files.last_checkpoint,
             files.metrics,
-            files.record,
-            files.log,
+            files.record,  # log.txt stays: it is open for this run already, and appends
         ]:
             stale.unlink(missing_ok=True)
     write_bytes(files.config, config_text.encode())
