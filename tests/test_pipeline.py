@@ -94,3 +94,16 @@ def test_rerunning_register_and_export_gives_the_same_files(main_job):
     book = nbformat.read(outputs.executed_notebooks / "04_export_submission.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "Using cached predictions" in text
+
+
+def test_training_cell_shows_compact_progress(main_job):
+    """Colab cells choke on thousands of log lines: 02 prints ~one progress line per 20 iterations."""
+    outputs, executed = main_job
+    book = nbformat.read(executed[list(NOTEBOOKS).index("02_train.ipynb")], as_version=4)
+    text = "".join(o.get("text", "") for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    progress = [line for line in text.splitlines() if line.startswith("iter ")]
+    # every 20 iterations, and once more after the final validation
+    assert 15 <= len(progress) <= 16 and progress[-1].startswith("iter 300/300") and "val AP50" in progress[-1]
+    assert len(text.splitlines()) < 80, text[-3000:]
+    assert "Starting training from iteration" in (outputs.train_dir / "log.txt").read_text()
+    assert list(outputs.train_dir.glob("events.out.tfevents.*"))

@@ -88,6 +88,59 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     assert run.finished and run.iteration == 15
 
 
+def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one(tmp_path, monkeypatch, capsys):
+    """After a disconnect Drive may hold only part of the file ``last_checkpoint`` names."""
+    from detectron2.engine import SimpleTrainer
+
+    outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
+    files = outputs.train_files
+    original = SimpleTrainer.run_step
+
+    def crash_at_17(self):
+        if self.iter == 17:
+            raise KeyboardInterrupt("disconnect")
+        return original(self)
+
+    monkeypatch.setattr(SimpleTrainer, "run_step", crash_at_17)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
+    monkeypatch.setattr(SimpleTrainer, "run_step", original)
+    assert files.last_checkpoint.read_text() == "model_0000014.pth"
+    assert [p.name for p in files.periodic()] == ["model_0000009.pth", "model_0000014.pth"]  # 0000004 pruned
+    newest = files.dir / "model_0000014.pth"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])
+    leftover = files.dir / ".model_0000019.pth.k2j4x9.tmp"  # atomic_path's name for a save that was killed
+    leftover.write_bytes(b"half a checkpoint")
+    capsys.readouterr()
+
+    run = training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
+    out = capsys.readouterr().out
+    assert "Removed 1 unfinished file(s) left by an interrupted save: .model_0000019.pth.k2j4x9.tmp" in out
+    assert not leftover.exists()
+    assert "model_0000014.pth cannot be read" in out and "Resuming from model_0000009.pth instead." in out
+    assert "Resuming from iteration 10 of 20" in out
+    assert run.finished and run.iteration == 20
+    assert torch.load(files.final, map_location="cpu", weights_only=False)["iteration"] == 19
+
+
+def test_resume_skips_missing_checkpoints_and_starts_over_when_none_is_readable(tmp_path, capsys):
+    from tinyvoc.trainer import AtomicCheckpointer
+
+    model = torch.nn.Linear(2, 2)
+    checkpointer = AtomicCheckpointer(model, str(tmp_path))
+    for it in (4, 9, 14):
+        checkpointer.save(f"model_{it:07d}", iteration=it)
+    assert [p.name for p in checkpointer.files.periodic()] == ["model_0000009.pth", "model_0000014.pth"]
+    (tmp_path / "model_0000014.pth").unlink()  # named by last_checkpoint, never uploaded
+    assert checkpointer.resume_or_load("", resume=True)["iteration"] == 9
+    assert checkpointer.resumed_from == tmp_path / "model_0000009.pth"
+    assert "model_0000014.pth is missing" in capsys.readouterr().out
+    (tmp_path / "model_0000009.pth").write_bytes(b"not a checkpoint")
+    assert checkpointer.resume_or_load("", resume=True) == {}
+    assert checkpointer.resumed_from is None
+    assert "No readable checkpoint" in capsys.readouterr().out
+
+
 def test_fault_injection_random_interruptions_end_consistent(tmp_path, monkeypatch):
     from detectron2.engine import SimpleTrainer
 

@@ -36,7 +36,12 @@ FLAGS = {
     "--val-fraction": ("VAL_FRACTION", float, "share of training images held out for validation"),
     "--seed": ("SEED", int, "split seed"),
     "--profile": ("PROFILE", str, "auto, smoke, reference or strong"),
-    "--max-iter": ("MAX_ITER", int, "override the profile's number of iterations"),
+    "--max-iter": ("MAX_ITER", int, "override the profile's number of iterations (wins over the budget)"),
+    "--time-budget-h": (
+        "TIME_BUDGET_H",
+        float,
+        "hours for training + validation, planned from a measured speed (default: 3 on GPU, none for smoke; 0: none)",
+    ),
     "--checkpoint": ("CHECKPOINT", str, "best, final or a .pth path"),
     "--n-images": ("N_IMAGES", int, "images to draw"),
     "--score-thresh": ("SCORE_THRESH", float, "score threshold for drawing / exporting"),

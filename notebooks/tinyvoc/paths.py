@@ -63,16 +63,32 @@ class Outputs:
         return self.root / "train"
 
     @property
+    def train_files(self) -> TrainFiles:
+        return TrainFiles(self.train_dir)
+
+    @property
     def train_record(self) -> Path:
-        return self.train_dir / "run.json"
+        return self.train_files.record
 
     @property
     def metrics(self) -> Path:
-        return self.train_dir / "metrics.jsonl"
+        return self.train_files.metrics
 
     @property
     def config(self) -> Path:
-        return self.train_dir / "config.yaml"
+        return self.train_files.config
+
+    @property
+    def checkpoint_best(self) -> Path:
+        return self.train_files.best
+
+    @property
+    def checkpoint_final(self) -> Path:
+        return self.train_files.final
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.train_files.last_checkpoint
 
     # written by 03/04 (shared prediction cache)
     @property
@@ -102,6 +118,55 @@ class Outputs:
     @property
     def executed_notebooks(self) -> Path:
         return self.root / "notebooks"
+
+
+@dataclass(frozen=True)
+class TrainFiles:
+    """The files in one training folder, by name.
+
+    The trainer is handed only ``cfg.OUTPUT_DIR`` (as detectron2's own tools are), so the names
+    live here and both it and :class:`Outputs` derive their paths from this one place.
+    """
+
+    dir: Path
+
+    @property
+    def record(self) -> Path:
+        return self.dir / "run.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.yaml"
+
+    @property
+    def plan(self) -> Path:
+        """The time-budget plan (measured speed, iterations, schedule) a resume continues."""
+        return self.dir / "plan.json"
+
+    @property
+    def log(self) -> Path:
+        """detectron2's full log; the notebook shows only a compact progress line."""
+        return self.dir / "log.txt"
+
+    @property
+    def best(self) -> Path:
+        return self.dir / "model_best.pth"
+
+    @property
+    def final(self) -> Path:
+        return self.dir / "model_final.pth"  # the name detectron2's PeriodicCheckpointer saves at the end
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.dir / "last_checkpoint"
+
+    def periodic(self) -> list[Path]:
+        """Periodic checkpoints ``model_0001234.pth``, oldest first."""
+        return sorted(p for p in self.dir.glob("model_[0-9]*.pth") if p.stem[6:].isdigit())
 
 
 def require(path: Path, made_by: str, what: str) -> Path:

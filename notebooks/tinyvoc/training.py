@@ -1,23 +1,24 @@
 """Training with validation mAP, a best-AP50 checkpoint, and resume after a Colab disconnect.
 
-It is detectron2's ``DefaultTrainer`` with three changes: COCO evaluation (bbox + segm) of the
-validation split every ``TEST.EVAL_PERIOD`` iterations, a ``model_best.pth`` that follows the best
-validation mask AP50 (restored from the metrics file on resume, so a restart cannot forget it),
-and writers that print progress and append metrics to ``output/train/metrics.jsonl``.
-Re-running after a finished run does not train again.
+:func:`train` has three parts, as detectron2's ``plain_train_net.py``: set up (the profile's config,
+planned to fit a time budget when one is given, checked against the run already in the folder),
+run (``trainer.TinyVocTrainer``: validation mAP, a best checkpoint, compact progress, resume from
+the newest readable checkpoint), and record (``run.json``). Re-running after a finished run does
+not train again; re-running after a disconnect continues the same plan.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .atomic import atomic_path, write_bytes, write_json
+from .atomic import write_bytes, write_json
+from .budget import Plan, plan_for, resolve_budget
 from .dataset import DatasetRecord, register_all
 from .errors import TinyVocError
-from .paths import Outputs, require
+from .paths import Outputs, TrainFiles, require
 from .profiles import build_config, resolve_profile
 from .weights import fetch
 
@@ -43,86 +44,15 @@ def best_from_metrics(path: Path) -> tuple[float, int] | None:
     return max(evals, key=lambda e: (e[0], -e[1])) if evals else None
 
 
-def _atomic_checkpointer_class():
-    from detectron2.checkpoint import DetectionCheckpointer
-
-    class AtomicCheckpointer(DetectionCheckpointer):
-        """Checkpoints and the ``last_checkpoint`` tag written to a temporary file, then renamed.
-
-        A process killed mid-save (a Colab disconnect) leaves the previous files intact, so resume
-        and ``model_best.pth`` never meet a half-written file. Saving the best model does not move
-        the resume tag (detectron2's would), so ``last_checkpoint`` ends at ``model_final.pth``.
-        """
-
-        def save(self, name: str, **kwargs) -> None:
-            import torch
-
-            data = {"model": self.model.state_dict()}
-            data.update({key: obj.state_dict() for key, obj in self.checkpointables.items()})
-            data.update(kwargs)
-            target = Path(self.save_dir) / f"{name}.pth"
-            self.logger.info(f"Saving checkpoint to {target}")
-            with atomic_path(target) as tmp:
-                torch.save(data, tmp)
-            if name != "model_best":  # the resume point stays the periodic/final checkpoint
-                self.tag_last_checkpoint(target.name)
-
-        def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-            write_bytes(Path(self.save_dir) / "last_checkpoint", last_filename_basename.encode())
-
-    return AtomicCheckpointer
-
-
-def _trainer_class():
-    from detectron2.engine import DefaultTrainer, hooks
-    from detectron2.evaluation import COCOEvaluator
-    from detectron2.utils.events import CommonMetricPrinter, JSONWriter
-
-    class _WriteAfterEval(hooks.HookBase):
-        """Write metrics right after each evaluation: the writer's own period (20) could merge two
-        evaluations into one row and lose the first, which the best-checkpoint restore relies on."""
-
-        def __init__(self, period: int, writers: list):
-            self._period, self._writers = period, writers
-
-        def after_step(self):
-            next_iter = self.trainer.iter + 1
-            if next_iter % self._period == 0 and next_iter != self.trainer.max_iter:
-                for writer in self._writers:
-                    writer.write()
-
-    class TinyVocTrainer(DefaultTrainer):
-        metrics_path: str = "metrics.jsonl"
-
-        @classmethod
-        def build_evaluator(cls, cfg, dataset_name):
-            return COCOEvaluator(dataset_name, tasks=("bbox", "segm"), distributed=False, use_fast_impl=False)
-
-        def build_writers(self):
-            return [CommonMetricPrinter(self.max_iter), JSONWriter(self.metrics_path)]
-
-        def build_hooks(self):
-            # called by DefaultTrainer.__init__ right after it made its checkpointer: swap in ours first
-            import weakref
-
-            self.checkpointer = _atomic_checkpointer_class()(
-                self.checkpointer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
-            )
-            hook_list = super().build_hooks()
-            if self.cfg.TEST.EVAL_PERIOD > 0 and self.cfg.DATASETS.TEST:
-                best = hooks.BestCheckpointer(
-                    self.cfg.TEST.EVAL_PERIOD, self.checkpointer, BEST_METRIC, mode="max", file_prefix="model_best"
-                )
-                previous = best_from_metrics(Path(self.metrics_path))
-                if previous:
-                    best.best_metric, best.best_iter = previous
-                where = next(i for i, h in enumerate(hook_list) if isinstance(h, hooks.EvalHook))
-                writer = next(h for h in hook_list if isinstance(h, hooks.PeriodicWriter))
-                json_writers = [w for w in writer._writers if isinstance(w, JSONWriter)]
-                hook_list[where + 1 : where + 1] = [best, _WriteAfterEval(self.cfg.TEST.EVAL_PERIOD, json_writers)]
-            return hook_list
-
-    return TinyVocTrainer
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete temporary files a killed atomic save left behind (``.model_0000999.pth.x1y2.tmp``)."""
+    leftovers = sorted(Path(folder).glob(".*.tmp"))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    if leftovers:
+        names = ", ".join(p.name for p in leftovers)
+        print(f"Removed {len(leftovers)} unfinished file(s) left by an interrupted save: {names}")
+    return leftovers
 
 
 @dataclass
@@ -139,6 +69,9 @@ class RunRecord:
     best_iter: int | None
     checkpoint_final: str | None
     checkpoint_best: str | None
+    time_budget_h: float | None = None  # None: no budget (the profile's length or MAX_ITER)
+    planned_seconds: float | None = None  # the plan's estimate for the whole run
+    wall_seconds: float | None = None  # this call, measuring and setup included
 
 
 def _config_signature(cfg) -> str:
@@ -154,8 +87,9 @@ def prepare_config(
     outputs: Outputs,
     profile: str = "auto",
     max_iter: int | None = None,
-    allow_cpu: bool = False,
     overrides: list | None = None,
+    *,
+    allow_cpu: bool = False,
 ):
     """Resolve the profile into a detectron2 config for this dataset, with local weights."""
     record = DatasetRecord.load(outputs)
@@ -174,32 +108,48 @@ def prepare_config(
     return profile, cfg
 
 
-def train(
-    outputs: Outputs,
-    profile: str = "auto",
-    max_iter: int | None = None,
-    resume: bool = True,
-    allow_cpu: bool = False,
-    overrides: list | None = None,
-) -> RunRecord:
-    """Train (or resume, or skip when already finished with the same config); return the run record."""
-    from detectron2.utils.env import seed_all_rng
-    from detectron2.utils.logger import setup_logger
+def _plan(cfg, files: TrainFiles, profile: str, budget_h: float, resume: bool, previous_config: str | None) -> Plan:
+    """The saved plan when resuming the same budget and recipe; otherwise measure and plan anew."""
+    base = _config_signature(cfg)
+    saved = Plan.load(files.plan) if resume else None
+    if saved and saved.budget_hours == budget_h and saved.base_config == base:
+        print(f"Continuing the saved plan ({files.plan.name}): {saved.describe()}")
+        return saved
+    if resume and files.last_checkpoint.exists() and previous_config is not None:
+        planned = f"planned for {saved.budget_hours:g} h" if saved else "not planned for this budget"
+        raise TinyVocError(
+            f"{files.dir} holds a run with a different config ({planned}; {files.config}). Set TIME_BUDGET_H "
+            "to its budget to continue it, RESUME=False to start over (its checkpoints will be replaced), "
+            "or choose another PROJECT_DIR."
+        )
+    plan = replace(plan_for(cfg, budget_h, profile, save_dir=str(files.dir)), base_config=base)
+    print(f"Plan: {plan.describe()}")
+    return plan
 
-    setup_logger(name="detectron2", abbrev_name="d2")
-    profile, cfg = prepare_config(outputs, profile, max_iter, allow_cpu, overrides)
-    train_dir = outputs.train_dir
-    train_dir.mkdir(parents=True, exist_ok=True)
+
+def _setup(outputs: Outputs, profile, max_iter, resume, overrides, time_budget_h):
+    """Config (planned for the budget), the changed-config and finished-run checks, stale files.
+
+    Returns ``(profile, cfg, plan)``, or the finished run's record when there is nothing to train.
+    """
+    files = outputs.train_files
+    profile, cfg = prepare_config(outputs, profile, max_iter, overrides)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(files.dir)
+    previous_config = files.config.read_text() if files.config.exists() else None
+    budget_h = resolve_budget(profile, time_budget_h, max_iter)
+    plan = _plan(cfg, files, profile, budget_h, resume, previous_config) if budget_h else None
+    if plan:
+        plan.apply(cfg)
     config_text = _config_signature(cfg)
-    previous_config = outputs.config.read_text() if outputs.config.exists() else None
     if previous_config is not None and previous_config != config_text:
-        if resume and (train_dir / "last_checkpoint").exists():
+        if resume and files.last_checkpoint.exists():
             raise TinyVocError(
-                f"{train_dir} holds a run with a different config ({outputs.config}). Set RESUME=False to "
+                f"{files.dir} holds a run with a different config ({files.config}). Set RESUME=False to "
                 "start over (its checkpoints will be replaced), or choose another PROJECT_DIR."
             )
-    if resume and outputs.train_record.exists() and previous_config == config_text:
-        done = RunRecord(**json.loads(outputs.train_record.read_text()))
+    if resume and files.record.exists() and previous_config == config_text:
+        done = RunRecord(**json.loads(files.record.read_text()))
         if done.finished:
             print(
                 f"Training already finished ({done.iteration} iterations, profile {done.profile}); not training again."
@@ -207,40 +157,85 @@ def train(
             return done
     if not resume:
         for stale in [
-            *train_dir.glob("model_*.pth"),
-            train_dir / "last_checkpoint",
-            outputs.metrics,
-            outputs.train_record,
+            *files.dir.glob("model_*.pth"),
+            *files.dir.glob("events.out.tfevents.*"),
+            files.last_checkpoint,
+            files.metrics,
+            files.record,  # log.txt stays: it is open for this run already, and appends
         ]:
             stale.unlink(missing_ok=True)
-    write_bytes(outputs.config, config_text.encode())
+    write_bytes(files.config, config_text.encode())
+    if plan:
+        plan.save(files.plan)
+    else:
+        files.plan.unlink(missing_ok=True)
+    return profile, cfg, plan
+
+
+def _run(cfg, resume: bool):
+    """Build the trainer, resume from the newest readable checkpoint, train; return it and the seconds."""
+    from detectron2.utils.env import seed_all_rng
+
+    from .trainer import TinyVocTrainer
 
     seed_all_rng(cfg.SEED)
-    trainer_class = _trainer_class()
-    trainer_class.metrics_path = str(outputs.metrics)
-    trainer = trainer_class(cfg)
+    trainer = TinyVocTrainer(cfg)
     trainer.resume_or_load(resume=resume)
-    start_iter = trainer.start_iter
-    if start_iter:
-        print(f"Resuming from iteration {start_iter} of {cfg.SOLVER.MAX_ITER}")
+    if trainer.start_iter:
+        print(f"Resuming from iteration {trainer.start_iter} of {cfg.SOLVER.MAX_ITER}")
     started = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - started
-    best = best_from_metrics(outputs.metrics)
+    return trainer, time.perf_counter() - started
+
+
+def _record(files: TrainFiles, profile: str, cfg, trainer, seconds: float, plan: Plan | None, wall: float):
+    best = best_from_metrics(files.metrics)
     run = RunRecord(
         profile=profile,
         max_iter=cfg.SOLVER.MAX_ITER,
         iteration=trainer.iter,
         finished=trainer.iter >= cfg.SOLVER.MAX_ITER,
         seconds=round(seconds, 1),
-        seconds_per_iter=round(seconds / max(1, trainer.iter - start_iter), 3),
+        seconds_per_iter=round(seconds / max(1, trainer.iter - trainer.start_iter), 3),
         best_ap50=best[0] / 100 if best else None,
         best_iter=best[1] if best else None,
-        checkpoint_final="model_final.pth" if (train_dir / "model_final.pth").exists() else None,  # in train_dir
-        checkpoint_best="model_best.pth" if (train_dir / "model_best.pth").exists() else None,
+        checkpoint_final=files.final.name if files.final.exists() else None,  # names in the train folder
+        checkpoint_best=files.best.name if files.best.exists() else None,
+        time_budget_h=plan.budget_hours if plan else None,
+        planned_seconds=plan.planned_seconds if plan else None,
+        wall_seconds=round(wall, 1),
     )
-    write_json(outputs.train_record, asdict(run), indent=2)
+    write_json(files.record, asdict(run), indent=2)
     return run
+
+
+def train(
+    outputs: Outputs,
+    profile: str = "auto",
+    max_iter: int | None = None,
+    resume: bool = True,
+    overrides: list | None = None,
+    time_budget_h: float | None = None,
+) -> RunRecord:
+    """Train (or resume, or skip when already finished with the same config); return the run record.
+
+    ``time_budget_h``: hours for the whole run (see :func:`budget.resolve_budget`: None is 3 h on a
+    GPU profile and the profile's own length for ``smoke``; 0 is no budget). An explicit
+    ``max_iter`` wins over the budget.
+    """
+    from detectron2.utils.logger import setup_logger
+
+    from .trainer import quiet_console
+
+    started = time.perf_counter()
+    setup_logger(name="detectron2", abbrev_name="d2")
+    with quiet_console(outputs.train_files.log):
+        setup = _setup(outputs, profile, max_iter, resume, overrides, time_budget_h)
+        if isinstance(setup, RunRecord):
+            return setup
+        profile, cfg, plan = setup
+        trainer, seconds = _run(cfg, resume)
+    return _record(outputs.train_files, profile, cfg, trainer, seconds, plan, time.perf_counter() - started)
 
 
 def chosen_checkpoint(outputs: Outputs, which: str = "best") -> Path:
@@ -251,7 +246,7 @@ def chosen_checkpoint(outputs: Outputs, which: str = "best") -> Path:
         if not path.exists():
             raise TinyVocError(f"checkpoint {path} not found")
         return path
-    candidates = [train_dir / "model_best.pth", train_dir / "model_final.pth"]
+    candidates = [outputs.checkpoint_best, outputs.checkpoint_final]
     if which == "final":
         candidates = candidates[1:]
     for path in candidates:
