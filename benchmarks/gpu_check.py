@@ -109,19 +109,19 @@ def _random_init_outputs(workdir: Path, shared: Path, profile: str):
     return outputs
 
 
-def stage_infer(shared: str, batch_size: int, tta: bool) -> dict:
+def stage_infer(shared: str, profile: str, batch_size: int, tta: bool) -> dict:
     import torch
     from tinyvoc import predict
 
     with tempfile.TemporaryDirectory() as tmp:
-        outputs = _random_init_outputs(Path(tmp), Path(shared), "strong")
+        outputs = _random_init_outputs(Path(tmp), Path(shared), profile)
         torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
         started = time.perf_counter()
         cached = predict.predict_split(outputs, "test", "final", tta=tta, batch_size=batch_size, refresh=True)
         seconds = time.perf_counter() - started
     n_images = len(cached["image_ids"])
     return {
-        "profile": "strong",
+        "profile": profile,
         "weights": RANDOM_INIT,
         "batch_size": batch_size,
         "tta": tta,
@@ -133,23 +133,29 @@ def stage_infer(shared: str, batch_size: int, tta: bool) -> dict:
     }
 
 
-def stage_plan(s_per_iter: float, gpu: str) -> dict:
-    from tinyvoc.budget import describe_plan, plan_for_budget
+def stage_plan(s_per_iter: float, eval_seconds: float, gpu: str) -> dict:
+    """The budget planner (the pure part of what notebook 02 does) fed with this GPU's measurements."""
+    from dataclasses import asdict
+
+    from tinyvoc.budget import plan_budget
     from tinyvoc.profiles import build_config
 
     rows = []
+    cfg = build_config("strong", 20, "/tmp/plan", has_gpu=True)
     for hours in (1, 3, 6, 12):
-        cfg = build_config("strong", 20, "/tmp/plan", has_gpu=True, pretrained=False)
-        plan = plan_for_budget(cfg, hours, s_per_iter, images_in_val=135)
-        rows.append({"budget_h": hours, **plan.as_dict(), "text": describe_plan(plan, gpu)})
-    return {"s_per_iter": s_per_iter, "plans": rows}
+        plan = plan_budget(
+            s_per_iter, hours, cfg, eval_seconds=eval_seconds, checkpoint_seconds=10.0, setup_seconds=60.0,
+            device=gpu, profile="strong",
+        )  # fmt: skip
+        rows.append({"budget_h": hours, **asdict(plan), "base_config": "", "text": plan.describe()})
+    return {"s_per_iter": s_per_iter, "eval_seconds": eval_seconds, "plans": rows}
 
 
-def stage_e2e(budget_h: float, timeout: float) -> dict:
+def stage_e2e(profile: str, budget_h: float, timeout: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable, "-m", "tinyvoc", "run-all", "--project-dir", tmp, "--dataset", "sample",
-            "--profile", "strong", "--time-budget-h", str(budget_h), "-p", "PRETRAINED", "False",
+            "--val-fraction", "0.2", "--profile", profile, "--time-budget-h", str(budget_h), "--random-init",
         ]  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO / "notebooks", capture_output=True, text=True, timeout=timeout)
@@ -162,7 +168,7 @@ def stage_e2e(budget_h: float, timeout: float) -> dict:
             result["val_metrics"] = json.loads((out / "val_metrics.json").read_text())
         if (out / "submission.json").exists():
             result["submission_instances"] = len(json.loads((out / "submission.json").read_text()))
-        plan_lines = [line for line in proc.stdout.splitlines() if "iterations" in line and "s/iter" in line]
+        plan_lines = [line for line in proc.stdout.splitlines() if "s/iter ->" in line or "Profile " in line]
         result["plan_lines"] = plan_lines[:3]
         if proc.returncode != 0:
             result["tail"] = (proc.stdout + proc.stderr)[-3000:]
@@ -189,9 +195,9 @@ def text_report(report: dict) -> str:
             lines.append(f"infer {row.get('label')}: ERROR {row['error']}")
             continue
         lines.append(
-            f"infer strong batch {row['batch_size']} TTA {'on ' if row['tta'] else 'off'}: {row['images']} test images "
-            f"in {row['seconds']:.1f} s ({row['images_per_s']:.2f} img/s), {row['detections']} detections, "
-            f"peak GPU {row['gpu_peak_mib']} MiB"
+            f"infer {row['profile']} batch {row['batch_size']} TTA {'on ' if row['tta'] else 'off'}: "
+            f"{row['images']} test images in {row['seconds']:.1f} s ({row['images_per_s']:.2f} img/s), "
+            f"{row['detections']} detections, peak GPU {row['gpu_peak_mib']} MiB"
         )
     plan = report.get("plan", {})
     for row in plan.get("plans", []):
@@ -221,7 +227,10 @@ def main() -> None:
     parser.add_argument("--shared", default="", help="folder with test.json, test_images/ (default: ../shared)")
     parser.add_argument("--stages", default="env,train,infer,plan,e2e")
     parser.add_argument("--train-iters", type=int, default=10)
-    parser.add_argument("--e2e-budget-h", type=float, default=0.03, help="time budget of the e2e training run")
+    parser.add_argument("--e2e-budget-h", type=float, default=0.04, help="time budget of the e2e training run")
+    parser.add_argument("--train-profiles", default="reference,strong")
+    parser.add_argument("--profile", default="strong", help="profile for the inference and e2e stages")
+    parser.add_argument("--deadline-s", type=float, default=540, help="skip stages that would end after this")
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -247,40 +256,54 @@ def main() -> None:
         (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
         (out / "gpu_check.txt").write_text(text_report(report) + "\n")
 
+    def time_left() -> float:
+        return args.deadline_s - (time.perf_counter() - started)
+
+    def child(args_: list[str], limit: float, label: str) -> dict:
+        if time_left() < 20:
+            return {"error": "skipped: out of time", "label": label}
+        row = _run_child(args_, min(limit, time_left()))
+        row["label"] = label
+        print(json.dumps({k: v for k, v in row.items() if k != "tail"}), flush=True)
+        return row
+
     if "env" in stages:
-        report["env"] = _run_child(["env"], 120)
-        print(json.dumps(report["env"]), flush=True)
+        report["env"] = child(["env"], 120, "env")
         save()
     if "train" in stages:
         report["train"] = []
-        for profile in ("reference", "strong"):
+        for profile in args.train_profiles.split(","):
             for amp in (False, True):
-                row = _run_child(["train", json.dumps(profile), json.dumps(amp), str(args.train_iters)], 240)
-                row["label"] = f"{profile} amp={amp}"
-                report["train"].append(row)
-                print(json.dumps(row), flush=True)
+                args_ = ["train", json.dumps(profile), json.dumps(amp), str(args.train_iters)]
+                report["train"].append(child(args_, 180, f"{profile} amp={amp}"))
                 save()
     if "infer" in stages:
         report["infer"] = []
         for batch, tta in ((1, False), (4, False), (1, True)):
-            row = _run_child(["infer", json.dumps(str(shared)), str(batch), json.dumps(tta)], 300)
-            row["label"] = f"batch {batch} tta={tta}"
-            report["infer"].append(row)
-            print(json.dumps(row), flush=True)
+            args_ = ["infer", json.dumps(str(shared)), json.dumps(args.profile), str(batch), json.dumps(tta)]
+            report["infer"].append(child(args_, 180, f"batch {batch} tta={tta}"))
             save()
     if "plan" in stages:
-        strong = [r for r in report.get("train", []) if r.get("profile") == "strong" and r.get("amp")]
-        if strong and "s_per_iter" in strong[0]:
+        rows = [r for r in report.get("train", []) if "s_per_iter" in r]
+        speed = sorted(rows, key=lambda r: (r["profile"] != "strong", not r["amp"]))  # strong with AMP first
+        tta = [r for r in report.get("infer", []) if r.get("tta") and "images_per_s" in r]
+        if speed:
+            # one validation pass over a 135-image split (10% of 1349) at the TTA speed measured above
+            eval_s = round(135 / tta[0]["images_per_s"], 1) if tta else 60.0
             gpu = report.get("env", {}).get("gpu", "GPU")
-            report["plan"] = _run_child(["plan", json.dumps(strong[0]["s_per_iter"]), json.dumps(gpu)], 120)
+            args_ = ["plan", json.dumps(speed[0]["s_per_iter"]), json.dumps(eval_s), json.dumps(gpu)]
+            report["plan"] = child(args_, 60, "plan")
         else:
-            report["plan"] = {"error": "no strong AMP training speed measured"}
+            report["plan"] = {"error": "no training speed measured"}
         save()
     if "e2e" in stages:
-        try:
-            report["e2e"] = stage_e2e(args.e2e_budget_h, timeout=420)
-        except subprocess.TimeoutExpired:
-            report["e2e"] = {"error": "timed out after 420 s"}
+        if time_left() < 120:
+            report["e2e"] = {"error": "skipped: out of time"}
+        else:
+            try:
+                report["e2e"] = stage_e2e(args.profile, args.e2e_budget_h, timeout=time_left())
+            except subprocess.TimeoutExpired:
+                report["e2e"] = {"error": "timed out"}
         save()
     save()
     print(text_report(report))

@@ -53,6 +53,9 @@ def _add_notebook_flags(parser: argparse.ArgumentParser) -> None:
     for flag, (_, kind, text) in FLAGS.items():
         parser.add_argument(flag, type=kind, help=text)
     parser.add_argument("--no-resume", action="store_true", help="train from scratch, replacing the last run")
+    parser.add_argument(
+        "--random-init", action="store_true", help="train without pretrained weights (offline machines; labelled)"
+    )
     parser.add_argument("--tta", choices=["on", "off"], help="test-time augmentation (default: the profile's)")
     parser.add_argument("--grayscale", action="store_true", help="draw predictions on a gray background")
     parser.add_argument(
@@ -64,6 +67,8 @@ def _parameters(args: argparse.Namespace) -> dict:
     params = {name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _, _) in FLAGS.items()}
     if args.no_resume:
         params["RESUME"] = False
+    if args.random_init:
+        params["PRETRAINED"] = False
     if args.tta:
         params["TTA"] = args.tta == "on"
     if args.grayscale:

@@ -19,7 +19,7 @@ from .budget import Plan, plan_for, resolve_budget
 from .dataset import DatasetRecord, register_all
 from .errors import TinyVocError
 from .paths import Outputs, TrainFiles, require
-from .profiles import build_config, resolve_profile
+from .profiles import build_config, describe_weights, resolve_profile
 from .weights import fetch
 
 BEST_METRIC = "segm/AP50"
@@ -72,6 +72,7 @@ class RunRecord:
     time_budget_h: float | None = None  # None: no budget (the profile's length or MAX_ITER)
     planned_seconds: float | None = None  # the plan's estimate for the whole run
     wall_seconds: float | None = None  # this call, measuring and setup included
+    weights: str | None = None  # where the backbone's weights came from (profiles.describe_weights)
 
 
 def _config_signature(cfg) -> str:
@@ -90,12 +91,14 @@ def prepare_config(
     overrides: list | None = None,
     *,
     allow_cpu: bool = False,
+    pretrained: bool = True,
 ):
-    """Resolve the profile into a detectron2 config for this dataset, with local weights."""
+    """Resolve the profile into a detectron2 config for this dataset, with local weights
+    (or, with ``pretrained=False``, none: see :func:`profiles.build_config`)."""
     record = DatasetRecord.load(outputs)
     register_all(record)
     profile = resolve_profile(profile, allow_cpu=allow_cpu)
-    cfg = build_config(profile, len(record.class_names), str(outputs.train_dir))
+    cfg = build_config(profile, len(record.class_names), str(outputs.train_dir), pretrained=pretrained)
     if not record.val_split:
         cfg.DATASETS.TEST = ()
         cfg.TEST.EVAL_PERIOD = 0
@@ -127,13 +130,14 @@ def _plan(cfg, files: TrainFiles, profile: str, budget_h: float, resume: bool, p
     return plan
 
 
-def _setup(outputs: Outputs, profile, max_iter, resume, overrides, time_budget_h):
+def _setup(outputs: Outputs, profile, max_iter, resume, overrides, time_budget_h, pretrained=True):
     """Config (planned for the budget), the changed-config and finished-run checks, stale files.
 
     Returns ``(profile, cfg, plan)``, or the finished run's record when there is nothing to train.
     """
     files = outputs.train_files
-    profile, cfg = prepare_config(outputs, profile, max_iter, overrides)
+    profile, cfg = prepare_config(outputs, profile, max_iter, overrides, pretrained=pretrained)
+    print(f"Profile {profile}, weights: {describe_weights(cfg)}")
     files.dir.mkdir(parents=True, exist_ok=True)
     remove_leftovers(files.dir)
     previous_config = files.config.read_text() if files.config.exists() else None
@@ -204,6 +208,7 @@ def _record(files: TrainFiles, profile: str, cfg, trainer, seconds: float, plan:
         time_budget_h=plan.budget_hours if plan else None,
         planned_seconds=plan.planned_seconds if plan else None,
         wall_seconds=round(wall, 1),
+        weights=describe_weights(cfg),
     )
     write_json(files.record, asdict(run), indent=2)
     return run
@@ -216,12 +221,14 @@ def train(
     resume: bool = True,
     overrides: list | None = None,
     time_budget_h: float | None = None,
+    pretrained: bool = True,
 ) -> RunRecord:
     """Train (or resume, or skip when already finished with the same config); return the run record.
 
     ``time_budget_h``: hours for the whole run (see :func:`budget.resolve_budget`: None is 3 h on a
     GPU profile and the profile's own length for ``smoke``; 0 is no budget). An explicit
-    ``max_iter`` wins over the budget.
+    ``max_iter`` wins over the budget. ``pretrained=False``: random init, explicitly (the GPU check,
+    which runs offline); the run record says so.
     """
     from detectron2.utils.logger import setup_logger
 
@@ -230,7 +237,7 @@ def train(
     started = time.perf_counter()
     setup_logger(name="detectron2", abbrev_name="d2")
     with quiet_console(outputs.train_files.log):
-        setup = _setup(outputs, profile, max_iter, resume, overrides, time_budget_h)
+        setup = _setup(outputs, profile, max_iter, resume, overrides, time_budget_h, pretrained)
         if isinstance(setup, RunRecord):
             return setup
         profile, cfg, plan = setup
