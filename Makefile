@@ -11,7 +11,7 @@ setup: $(VENV)/.ready
 $(VENV)/.ready: requirements.txt notebooks/tinyvoc/install.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --no-input -r requirements.txt
-	cd notebooks && $(PY) -m tinyvoc.install
+	cd notebooks && $(PY) -m tinyvoc install-detectron2
 	touch $@
 
 submission: $(VENV)/.ready

@@ -222,7 +222,7 @@ def test_truncated_file(case, tmp_path):
     path.write_text(text[: len(text) * 2 // 3])
     report = validate_submission(path, test_json)
     error = only_error(report)
-    assert error.startswith(f"{path}: not valid JSON at line 1 column ")
+    assert error.startswith(f"{path}: not valid JSON at line 1, column ")
     assert "was it cut off" in error
     assert report.num_instances == 0
 
@@ -538,11 +538,13 @@ def test_empty_and_broken_files(synthetic, tmp_path):
     _, test_json = synthetic
     empty = tmp_path / "empty.json"
     empty.write_text("")
-    assert only_error(validate_submission(empty, test_json)).endswith("The file is empty.")
+    assert "not valid JSON at line 1, column 1 (character 0 of 0): Expecting value; the file is empty" in only_error(
+        validate_submission(empty, test_json)
+    )
     broken = tmp_path / "broken.json"
     broken.write_text('[{"image_id": 5,, "score": 1}]')
     error = only_error(validate_submission(broken, test_json))
-    assert error.startswith(f"{broken}: not valid JSON at line 1 column 17 (char 16 of 30)")
+    assert error.startswith(f"{broken}: not valid JSON at line 1, column 17 (character 16 of 30)")
     assert "cut off" not in error
     latin = tmp_path / "latin1.json"
     latin.write_bytes(b'["caf\xe9"]')

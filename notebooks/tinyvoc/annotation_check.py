@@ -14,6 +14,8 @@ import math
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from .coco_json import describe_ids, is_int
+
 ERROR = "error"
 WARNING = "warning"
 
@@ -30,25 +32,8 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def is_int(value) -> bool:
-    # bool is an int subclass; True as an id is a data bug, not id 1.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _describe_ids(ids) -> str:
-    """Short list of known ids for "unknown id" messages: a range when contiguous."""
-    ids = sorted(ids)
-    if not ids:
-        return "none"
-    if ids == list(range(ids[0], ids[-1] + 1)) and len(ids) > 2:
-        return f"{ids[0]}..{ids[-1]}"
-    if len(ids) > 10:
-        return ", ".join(map(str, ids[:10])) + f", ... ({len(ids)} ids)"
-    return ", ".join(map(str, ids))
 
 
 def _bbox_iou(a, b) -> float:
@@ -75,7 +60,7 @@ def annotation_problems(ann: dict, images: dict, categories: dict, json_name: st
     if not is_int(cat_id):
         found.append((ERROR, f"'category_id' must be an integer, got {cat_id!r}"))
     elif cat_id not in categories:
-        found.append((ERROR, f"category_id {cat_id} is not in 'categories' (known ids: {_describe_ids(categories)})"))
+        found.append((ERROR, f"category_id {cat_id} is not in 'categories' (known ids: {describe_ids(categories)})"))
     if ann.get("iscrowd"):
         found.append((WARNING, "iscrowd=1: detectron2 ignores crowd regions for training, this object is not learned"))
 

@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="validate a submission: validate SUBMISSION --test-json FILE", add_help=False
     )
     valid.add_argument("rest", nargs=argparse.REMAINDER)
+    d2 = verbs.add_parser(
+        "install-detectron2", help="only detectron2, no notebook (make setup): install-detectron2 [wheel|git]"
+    )
+    d2.add_argument("method", nargs="?", default="wheel", choices=["wheel", "git"])
     sample = verbs.add_parser("sample-data", help="write the built-in sample dataset to a folder")
     sample.add_argument("folder")
     return parser
@@ -106,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
             return dataset_check.main(args.rest)
         if args.verb == "validate":
             return submission_check.main(args.rest)
+        if args.verb == "install-detectron2":
+            from .install import ensure_detectron2
+
+            print(ensure_detectron2(args.method))
+            return 0
         if args.verb == "sample-data":
             from .sample_data import make_sample_dataset
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .atomic import write_json
+from .coco_json import describe_json_error
 from .errors import TinyVocError
 from .paths import Outputs, require
 
@@ -49,9 +50,13 @@ def load_coco(path: str | Path, need_annotations: bool = False) -> dict:
     if not path.is_file():
         raise TinyVocError(f"{path}: file not found")
     try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TinyVocError(f"{path}: not valid JSON ({exc}); is the file complete?") from exc
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TinyVocError(f"{path}: not UTF-8 text (byte {exc.start}); is this really the json file?") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TinyVocError(f"{path}: {describe_json_error(text, exc)}") from exc
     if (
         not isinstance(data, dict)
         or not isinstance(data.get("images"), list)

@@ -27,7 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .annotation_check import ERROR, WARNING, annotation_problems, is_int, plural
+from .annotation_check import ERROR, WARNING, annotation_problems, plural
+from .coco_json import describe_json_error, is_int
 from .errors import TinyVocError
 from .image_reader import LOADER_FORMAT, ImageToRead, read_problems
 
@@ -187,17 +188,7 @@ def _load_json(path: Path) -> tuple[dict | None, list[Problem]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        near_end = exc.pos >= len(text.rstrip()) - 1 or "Unterminated" in exc.msg
-        hint = (
-            "the file ends early: it looks truncated (interrupted download or copy); download it again"
-            if near_end
-            else "the file is corrupt; download it again"
-        )
-        message = (
-            f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
-            f"(character {exc.pos} of {len(text)}); {hint}"
-        )
-        return None, [_error(path, "", message)]
+        return None, [_error(path, "", describe_json_error(text, exc))]
     if not isinstance(data, dict):
         message = (
             f"not a COCO json: the top level is a {type(data).__name__}, expected an object with "

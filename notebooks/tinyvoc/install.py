@@ -22,7 +22,6 @@ import csv
 import hashlib
 import importlib
 import io
-import sys
 import zipfile
 from pathlib import Path
 
@@ -233,10 +232,3 @@ def ensure_detectron2(method: str = "wheel", force: bool = False) -> str:
     if problem:
         raise TinyVocError(f"detectron2 was installed ({done}) but does not work: {problem}")
     return f"{done}; import and Mask R-CNN build check passed"
-
-
-if __name__ == "__main__":  # python -m tinyvoc.install [wheel|git]: detectron2 only (make setup); not notebook 00
-    try:
-        print(ensure_detectron2(sys.argv[1] if len(sys.argv) > 1 else "wheel"))
-    except TinyVocError as exc:
-        sys.exit(f"error: {exc}")

@@ -165,10 +165,12 @@ def build_config(
     return cfg
 
 
-def describe_weights(cfg) -> str:
+def describe_weights(cfg, profile: str) -> str:
     """One line for the notebook and the run record: where the backbone's weights come from."""
     if cfg.MODEL.WEIGHTS:
         return f"pretrained: {Path(cfg.MODEL.WEIGHTS).name}"
+    if profile == "smoke":
+        return "random init (the smoke profile learns the sample from scratch)"
     return "random init (PRETRAINED = False): no pretrained weights; not the accuracy a real run gets"
 
 

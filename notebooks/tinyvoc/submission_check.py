@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .coco_json import describe_ids, describe_json_error, is_int
 from .dataset import load_coco
 from .errors import TinyVocError
 
@@ -175,12 +176,12 @@ def _load_test_set(test_json: str | os.PathLike | dict) -> _TestSet:
     sizes: dict[int, tuple[int, int]] = {}
     for i, image in enumerate(data["images"]):
         values = [image.get(k) if isinstance(image, dict) else None for k in ("id", "height", "width")]
-        if not all(_is_int(v) for v in values):
+        if not all(is_int(v) for v in values):
             raise TinyVocError(f"{label}: images[{i}] needs integer 'id', 'height' and 'width'; got {image!r:.200}")
         sizes[values[0]] = (values[1], values[2])
     names: dict[int, str] = {}
     for i, category in enumerate(data["categories"]):
-        if not isinstance(category, dict) or not _is_int(category.get("id")):
+        if not isinstance(category, dict) or not is_int(category.get("id")):
             raise TinyVocError(f"{label}: categories[{i}] needs an integer 'id'; got {category!r:.200}")
         names[category["id"]] = str(category.get("name", ""))
     if not names:
@@ -203,18 +204,7 @@ def _load_submission(submission: str | os.PathLike | list) -> tuple[object, str,
     try:
         return json.loads(text), label, None
     except json.JSONDecodeError as exc:
-        end = text.rstrip()
-        if not end:
-            hint = " The file is empty."
-        elif exc.pos >= len(end) or not end.endswith(("]", "}")):
-            hint = " The file ends early: was it cut off while being written or copied?"
-        else:
-            hint = ""
-        message = (
-            f"{label}: not valid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos} of "
-            f"{len(text)}): {exc.msg}.{hint}"
-        )
-        return None, label, message
+        return None, label, f"{label}: {describe_json_error(text, exc)}"
 
 
 def _top_level_error(label: str, value: object) -> str:
@@ -313,7 +303,7 @@ def _entry_problems(entry: object, test: _TestSet, category_hint: str) -> list[s
     image_id = entry.get("image_id")
     size = None
     if "image_id" in entry:
-        if not _is_int(image_id):
+        if not is_int(image_id):
             found.append(f"image_id must be an int, got {_type_name(image_id)} {image_id!r:.50}")
         elif image_id not in test.sizes:
             found.append(f"image_id {image_id} is not an image in test.json ({_image_hint(image_id, test)})")
@@ -322,10 +312,10 @@ def _entry_problems(entry: object, test: _TestSet, category_hint: str) -> list[s
 
     category_id = entry.get("category_id")
     if "category_id" in entry:
-        if not _is_int(category_id):
+        if not is_int(category_id):
             found.append(f"category_id must be an int, got {_type_name(category_id)} {category_id!r:.50}")
         elif category_id not in test.names:
-            hint = category_hint or f"known ids are {_describe_ids(test.names)}"
+            hint = category_hint or f"known ids are {describe_ids(test.names)}"
             found.append(f"category_id {category_id} is not a category in test.json; {hint}")
 
     if "segmentation" in entry:
@@ -487,11 +477,11 @@ def _parse_rle_strings(raws: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def _category_hint(entries: list, names: dict[int, str]) -> str:
     """The off-by-one advice, when the submitted category ids look like 0-based or shifted indices."""
-    submitted = {e.get("category_id") for e in entries if isinstance(e, dict) and _is_int(e.get("category_id"))}
+    submitted = {e.get("category_id") for e in entries if isinstance(e, dict) and is_int(e.get("category_id"))}
     unknown = submitted - names.keys()
     if not unknown:
         return ""
-    dataset_ids = f"category ids must be the dataset's ids ({_describe_ids(names)} here)"
+    dataset_ids = f"category ids must be the dataset's ids ({describe_ids(names)} here)"
     if 0 in unknown or {c + 1 for c in submitted} <= names.keys():
         return f"{dataset_ids}, not 0-based indices; map model class indices through the dataset's categories"
     if {c - 1 for c in submitted} <= names.keys():
@@ -500,32 +490,19 @@ def _category_hint(entries: list, names: dict[int, str]) -> str:
 
 
 def _image_hint(image_id: int, test: _TestSet) -> str:
-    hint = f"its {len(test.sizes)} image ids are {_describe_ids(test.sizes)}"
+    hint = f"its {len(test.sizes)} image ids are {describe_ids(test.sizes)}"
     if 0 <= image_id < len(test.sizes):
         hint += "; use each image's 'id' from test.json, not its position in the list"
     return hint
 
 
-def _describe_ids(ids) -> str:
-    ordered = sorted(ids)
-    if not ordered:
-        return "none"
-    if ordered == list(range(ordered[0], ordered[-1] + 1)):
-        return f"{ordered[0]}..{ordered[-1]}"
-    return f"between {ordered[0]} and {ordered[-1]}, not contiguous"
-
-
 def _entry_label(index: int, entry: object) -> str:
     image_id = entry.get("image_id") if isinstance(entry, dict) else None
-    return f"entry {index} (image_id {image_id})" if _is_int(image_id) else f"entry {index}"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return f"entry {index} (image_id {image_id})" if is_int(image_id) else f"entry {index}"
 
 
 def _is_size(value: object) -> bool:
-    return isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) and v > 0 for v in value)
+    return isinstance(value, (list, tuple)) and len(value) == 2 and all(is_int(v) and v > 0 for v in value)
 
 
 def _type_name(value: object) -> str:

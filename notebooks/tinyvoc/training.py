@@ -137,7 +137,7 @@ def _setup(outputs: Outputs, profile, max_iter, resume, overrides, time_budget_h
     """
     files = outputs.train_files
     profile, cfg = prepare_config(outputs, profile, max_iter, overrides, pretrained=pretrained)
-    print(f"Profile {profile}, weights: {describe_weights(cfg)}")
+    print(f"Profile {profile}, weights: {describe_weights(cfg, profile)}")
     files.dir.mkdir(parents=True, exist_ok=True)
     remove_leftovers(files.dir)
     previous_config = files.config.read_text() if files.config.exists() else None
@@ -208,7 +208,7 @@ def _record(files: TrainFiles, profile: str, cfg, trainer, seconds: float, plan:
         time_budget_h=plan.budget_hours if plan else None,
         planned_seconds=plan.planned_seconds if plan else None,
         wall_seconds=round(wall, 1),
-        weights=describe_weights(cfg),
+        weights=describe_weights(cfg, profile),
     )
     write_json(files.record, asdict(run), indent=2)
     return run
