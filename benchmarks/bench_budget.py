@@ -26,7 +26,7 @@ import _common  # noqa: F401 - puts the helper package on sys.path
 
 # Estimates, not measurements, except smoke (this project's CPU): T4 from the model zoo's V100 figure
 # (X101-FPN 0.690 s/iter at 2 images per V100) scaled to a T4 and to each profile's batch and sizes.
-SPEEDS = {"smoke": 0.79, "reference": 1.2, "strong": 2.4}
+SPEEDS = {"smoke": 0.33, "reference": 1.2, "strong": 2.4}  # smoke: this CPU, quiet; T4: estimates
 EVAL_SECONDS = {"smoke": 4.0, "reference": 40.0, "strong": 60.0}  # one validation pass (135 val images on GPU)
 CHECKPOINT_SECONDS = {"smoke": 0.1, "reference": 10.0, "strong": 10.0}  # one 0.8 GB periodic checkpoint to Drive
 SETUP_SECONDS = {"smoke": 2.0, "reference": 60.0, "strong": 60.0}  # build model + loader, and the measurement

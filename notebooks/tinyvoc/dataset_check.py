@@ -268,13 +268,7 @@ def _check_image_entries(entries: list, json_path: Path):
         images.setdefault(image_id, (file_name, height, width))
         listed.append((where, file_name, height, width))
 
-    for image_id, names in names_by_id.items():
-        if len(names) > 1:
-            message = (
-                f"image id {image_id} is used by {len(names)} entries "
-                f"({', '.join(map(str, names))}); ids must be unique"
-            )
-            problems.append(_error(json_path, f"image {image_id}", message))
+    problems += _reused_ids(json_path, "image", names_by_id, "entries", lambda names: ", ".join(map(str, names)))
     for name, ids in ids_by_name.items():
         if len(set(ids)) > 1:
             message = (
@@ -283,6 +277,19 @@ def _check_image_entries(entries: list, json_path: Path):
             )
             problems.append(_warning(json_path, f"image {ids[0]}", message))
     return images, listed, problems
+
+
+def _reused_ids(json_path: Path, kind: str, users_by_id: dict, noun: str, describe) -> list[Problem]:
+    """An error for each ``kind`` id that more than one entry uses: ``<kind> id N is used by 2 <noun> (...)``."""
+    return [
+        _error(
+            json_path,
+            f"{kind} {id_}",
+            f"{kind} id {id_} is used by {len(users)} {noun} ({describe(users)}); ids must be unique",
+        )
+        for id_, users in users_by_id.items()
+        if len(users) > 1
+    ]
 
 
 def _check_image_files(
@@ -344,13 +351,7 @@ def _check_categories(entries: list, json_path: Path) -> tuple[dict, list[Proble
             problems.append(_error(json_path, f"category {cat_id}", f"'name' must be a non-empty string, got {name!r}"))
         names_by_id[cat_id].append(name)
         categories.setdefault(cat_id, name)
-    for cat_id, names in names_by_id.items():
-        if len(names) > 1:
-            message = (
-                f"category id {cat_id} is used by {len(names)} entries ({', '.join(map(repr, names))}); "
-                "ids must be unique"
-            )
-            problems.append(_error(json_path, f"category {cat_id}", message))
+    problems += _reused_ids(json_path, "category", names_by_id, "entries", lambda names: ", ".join(map(repr, names)))
     if not entries:
         problems.append(_error(json_path, "", "'categories' is empty: there are no classes to train"))
     return categories, problems
@@ -395,13 +396,9 @@ def _check_annotations(
             Problem(severity, str(json_path), where, message)
             for severity, message in annotation_problems(ann, images, categories, json_path.name)
         ]
-    for ann_id, image_ids in image_ids_by_ann.items():
-        if len(image_ids) > 1:
-            message = (
-                f"annotation id {ann_id} is used by {len(image_ids)} annotations "
-                f"(images {', '.join(map(str, image_ids))}); ids must be unique"
-            )
-            problems.append(_error(json_path, f"annotation {ann_id}", message))
+    problems += _reused_ids(
+        json_path, "annotation", image_ids_by_ann, "annotations", lambda ids: "images " + ", ".join(map(str, ids))
+    )
     for image_id, (file_name, _, _) in images.items():
         if image_id not in annotated:
             message = f"{file_name} has no annotations; detectron2 leaves it out of training"
