@@ -182,23 +182,22 @@ def text_report(report: dict) -> str:
     env = report.get("env", {})
     lines = [f"GPU check on {env.get('gpu', 'no GPU')} (torch {env.get('torch')}, Python {env.get('python')})"]
     lines.append(f"weights: {RANDOM_INIT}")
-    for row in report.get("train", []):
-        if "error" in row:
-            lines.append(f"train {row.get('label')}: ERROR {row['error']}")
-            continue
-        lines.append(
-            f"train {row['profile']:9s} {'AMP ' if row['amp'] else 'fp32'} batch {row['batch']} short edge "
-            f"{row['short_edge']}: {row['s_per_iter']:.3f} s/iter, peak GPU {row['gpu_peak_mib'] or 0:.0f} MiB"
-        )
-    for row in report.get("infer", []):
-        if "error" in row:
-            lines.append(f"infer {row.get('label')}: ERROR {row['error']}")
-            continue
-        lines.append(
-            f"infer {row['profile']} batch {row['batch_size']} TTA {'on ' if row['tta'] else 'off'}: "
-            f"{row['images']} test images in {row['seconds']:.1f} s ({row['images_per_s']:.2f} img/s), "
-            f"{row['detections']} detections, peak GPU {row['gpu_peak_mib']} MiB"
-        )
+    row_lines = {
+        "train": lambda r: (
+            f"{r['profile']:9s} {'AMP ' if r['amp'] else 'fp32'} batch {r['batch']} short edge {r['short_edge']}: "
+            f"{r['s_per_iter']:.3f} s/iter, peak GPU {r['gpu_peak_mib'] or 0:.0f} MiB"
+        ),
+        "infer": lambda r: (
+            f"{r['profile']} batch {r['batch_size']} TTA {'on ' if r['tta'] else 'off'}: {r['images']} test images "
+            f"in {r['seconds']:.1f} s ({r['images_per_s']:.2f} img/s), {r['detections']} detections, "
+            f"peak GPU {r['gpu_peak_mib']} MiB"
+        ),
+    }
+    for stage, line in row_lines.items():
+        for row in report.get(stage, []):
+            lines.append(
+                f"{stage} {row.get('label')}: ERROR {row['error']}" if "error" in row else f"{stage} {line(row)}"
+            )
     plan = report.get("plan", {})
     for row in plan.get("plans", []):
         lines.append(f"plan {row['budget_h']:>2} h: {row['text']}")

@@ -279,6 +279,16 @@ def _check_image_entries(entries: list, json_path: Path):
     return images, listed, problems
 
 
+def _objects(entries: list, json_path: Path, label: str, problems: list[Problem]):
+    """(index, entry) for the entries that are json objects; an error in ``problems`` for each other one."""
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            yield index, entry
+        else:
+            message = f"is a {type(entry).__name__}, expected an object"
+            problems.append(_error(json_path, f"{label} #{index}", message))
+
+
 def _reused_ids(json_path: Path, kind: str, users_by_id: dict, noun: str, describe) -> list[Problem]:
     """An error for each ``kind`` id that more than one entry uses: ``<kind> id N is used by 2 <noun> (...)``."""
     return [
@@ -338,11 +348,7 @@ def _check_categories(entries: list, json_path: Path) -> tuple[dict, list[Proble
     problems: list[Problem] = []
     categories: dict = {}
     names_by_id = defaultdict(list)
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            message = f"is a {type(entry).__name__}, expected an object"
-            problems.append(_error(json_path, f"category entry #{index}", message))
-            continue
+    for index, entry in _objects(entries, json_path, "category entry", problems):
         cat_id, name = entry.get("id"), entry.get("name")
         if not is_int(cat_id):
             problems.append(_error(json_path, f"category entry #{index}", f"'id' must be an integer, got {cat_id!r}"))
@@ -378,11 +384,7 @@ def _check_annotations(
     problems: list[Problem] = []
     image_ids_by_ann = defaultdict(list)
     annotated = set()
-    for index, ann in enumerate(annotations):
-        if not isinstance(ann, dict):
-            message = f"is a {type(ann).__name__}, expected an object"
-            problems.append(_error(json_path, f"annotation entry #{index}", message))
-            continue
+    for index, ann in _objects(annotations, json_path, "annotation entry", problems):
         ann_id, image_id = ann.get("id"), ann.get("image_id")
         if not is_int(ann_id):
             where = f"annotation entry #{index} (image {image_id})"
