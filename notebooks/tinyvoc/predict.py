@@ -103,7 +103,7 @@ class BatchPredictor:
         try:
             model.load_state_dict(state)  # strict: every weight must fit this config
         except RuntimeError as exc:
-            raise TinyVocError(f"{checkpoint} does not fit the config in {cfg.OUTPUT_DIR}: {exc}") from None
+            raise TinyVocError(f"{checkpoint} does not fit the training config (train/config.yaml): {exc}") from None
         model.eval()
         self.model = GeneralizedRCNNWithTTA(self.cfg, model) if tta else model
         self.aug = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)
