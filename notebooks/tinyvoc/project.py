@@ -85,6 +85,9 @@ def quiet_known_warnings() -> None:
     # "Category ids in annotations are not in [1, #categories]! We'll apply a mapping": expected, the
     # dataset's ids are mapped by dataset.ClassMap; and register_all reports the split sizes itself
     logging.getLogger("detectron2.data.datasets.coco").setLevel(logging.ERROR)
+    # torch 2.14 logs "is_fx_tracing will return true for both ..." once per process when detectron2's
+    # layers ask whether they are being traced: a notice to library authors, nothing for the user
+    logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
 
 def start(project_dir: str = "", install: bool = True) -> Project:
