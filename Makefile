@@ -1,24 +1,27 @@
 # Two entry points (see README): `make submission` (the main job) and `make test`.
-# Both create .venv/ with the pinned requirements and detectron2 first, once.
+# Both create .venv/ once: the pinned requirements (requirements.txt, the lock), the helper package installed
+# editable from this checkout (pyproject.toml: the `tinyvoc` command), then detectron2.
 PYTHON ?= python3
 VENV := .venv
 PY := $(CURDIR)/$(VENV)/bin/python
+TINYVOC := $(CURDIR)/$(VENV)/bin/tinyvoc
 
 .PHONY: submission test setup lint
 
 setup: $(VENV)/.ready
 
-$(VENV)/.ready: requirements.txt notebooks/tinyvoc/install.py
+$(VENV)/.ready: requirements.txt pyproject.toml notebooks/tinyvoc/runtime/detectron2_install.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --no-input -r requirements.txt
-	cd notebooks && $(PY) -m tinyvoc install-detectron2
+	$(PY) -m pip install --no-input --no-deps --no-build-isolation -e .
+	$(TINYVOC) install-detectron2
 	touch $@
 
 submission: $(VENV)/.ready
-	cd notebooks && $(PY) -m tinyvoc run-all --profile smoke --dataset sample --val-fraction 0.2
+	$(TINYVOC) run-all --profile smoke --dataset sample --val-fraction 0.2
 
 test: $(VENV)/.ready
 	$(PY) -m pytest
 
 lint: $(VENV)/.ready
-	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(VENV)/bin/lint-imports

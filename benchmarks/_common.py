@@ -1,4 +1,8 @@
-"""Shared setup for the benchmarks: the helper package on sys.path and a model on the real test images."""
+"""Shared setup for the benchmarks: the real Tiny VOC files, and a model on the real test images.
+
+The benchmarks import the installed package (``make setup`` installs it editable); run them with the
+venv's python from the repository root, e.g. ``.venv/bin/python benchmarks/bench_rle.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,10 @@ import resource
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "notebooks"))
-SHARED = REPO.parent / "shared" / "tinyvoc"
+from tinyvoc.core.paths import DataFiles
 
-from tinyvoc.dataset import DataFiles  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "tinyvoc"
 
 
 def real_files() -> DataFiles:
@@ -28,13 +31,13 @@ def smoke_model_outputs(workdir: Path, iterations: int = 2):
     Its weights are nearly random, so it emits many low-score detections: a realistic load for
     prediction, mask encoding and export, which is what these benchmarks time.
     """
-    from tinyvoc import training
-    from tinyvoc.dataset import prepare_dataset
-    from tinyvoc.paths import Outputs
+    from tinyvoc.core.paths import Outputs
+    from tinyvoc.dataset.record import prepare_dataset
+    from tinyvoc.training.train import train
 
     outputs = Outputs.at(workdir)
     prepare_dataset(real_files(), outputs, "tinyvoc", val_fraction=0.2, seed=0)
-    training.train(outputs, "smoke", max_iter=iterations, overrides=["TEST.EVAL_PERIOD", 0])
+    train(outputs, "smoke", max_iter=iterations, overrides=["TEST.EVAL_PERIOD", 0])
     return outputs
 
 
@@ -83,7 +86,7 @@ def random_box(rng, height: int, width: int) -> tuple[float, float, float, float
 
 
 def detection(rng, image: dict, category_id: int, score: float, box) -> dict:
-    from tinyvoc.rle import encode_mask
+    from tinyvoc.core.rle import encode_mask
 
     x0, y0, x1, y1 = box
     return {
@@ -117,7 +120,8 @@ def validation_split(test: dict, num_images: int = 135, per_image: int = 100, se
     ``per_image`` detections per image: a close copy of each object scored high, shifted duplicates
     and other-class guesses scored lower, and false positives filling up to ``per_image``."""
     import numpy as np
-    from tinyvoc.rle import encode_mask
+
+    from tinyvoc.core.rle import encode_mask
 
     rng = np.random.default_rng(seed)
     category_ids = [c["id"] for c in test["categories"]]

@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import _common  # noqa: F401 - puts the helper package on sys.path
-
 # Estimates, not measurements, except smoke (this project's CPU): T4 from the model zoo's V100 figure
 # (X101-FPN 0.690 s/iter at 2 images per V100) scaled to a T4 and to each profile's batch and sizes.
 SPEEDS = {"smoke": 0.33, "reference": 1.2, "strong": 2.4}  # smoke: this CPU, quiet; T4: estimates
@@ -42,9 +40,9 @@ def _speeds(text: str) -> dict:
 
 
 def table(speeds: dict, budgets: list[float], sample_train_images: int) -> None:
-    from tinyvoc.budget import format_duration, plan_budget
-    from tinyvoc.errors import TinyVocError
-    from tinyvoc.profiles import PROFILES, build_config
+    from tinyvoc.core.errors import TinyVocError
+    from tinyvoc.training.budget import format_duration, plan_budget
+    from tinyvoc.training.profiles import PROFILES, build_config
 
     print("profile    s/iter  budget  iterations  epochs  warmup  val every  ckpt every  ends after")
     for profile in PROFILES:
@@ -87,11 +85,12 @@ def _interrupt_halfway():
 
 def run_smoke(minutes: float, resume_check: bool) -> None:
     from detectron2.engine import DefaultTrainer
-    from tinyvoc import training
-    from tinyvoc.budget import Plan
-    from tinyvoc.dataset import DataFiles, prepare_dataset
-    from tinyvoc.paths import Outputs
-    from tinyvoc.sample_data import make_sample_dataset
+
+    from tinyvoc.core.paths import DataFiles, Outputs
+    from tinyvoc.dataset.record import prepare_dataset
+    from tinyvoc.dataset.sample import make_sample_dataset
+    from tinyvoc.training import train as training
+    from tinyvoc.training.budget import Plan
 
     hours = minutes / 60
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +100,7 @@ def run_smoke(minutes: float, resume_check: bool) -> None:
         started = time.perf_counter()
         run = training.train(outputs, "smoke", time_budget_h=hours)
         actual = time.perf_counter() - started
-        plan = Plan.load(outputs.train_files.plan)
+        plan = Plan.load(outputs.train.plan)
         print(
             f"\nsmoke, {minutes:g}-minute budget: planned {plan.planned_seconds:.0f} s, actual {actual:.0f} s "
             f"({actual / (hours * 3600) - 1:+.1%} of the budget); {plan.max_iter} iterations, measured "
@@ -122,12 +121,12 @@ def run_smoke(minutes: float, resume_check: bool) -> None:
             pass
         finally:
             DefaultTrainer.run_step = original
-        first = Plan.load(outputs.train_files.plan)
+        first = Plan.load(outputs.train.plan)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             run = training.train(outputs, "smoke", time_budget_h=hours)
         actual = time.perf_counter() - started
-        same = Plan.load(outputs.train_files.plan) == first and "Continuing the saved plan" in printed.getvalue()
+        same = Plan.load(outputs.train.plan) == first and "Continuing the saved plan" in printed.getvalue()
         print(
             f"interrupted at iteration {first.max_iter // 2} and resumed: same plan {same}, finished {run.finished} "
             f"at {run.iteration}/{first.max_iter}; both sessions {actual:.0f} s"
@@ -141,7 +140,7 @@ def main() -> None:
     parser.add_argument("--run-minutes", type=float, default=3.0, help="smoke budget to run on this machine; 0: skip")
     parser.add_argument("--resume-check", action="store_true", help="also interrupt a budgeted run and resume it")
     args = parser.parse_args()
-    from tinyvoc.sample_data import make_sample_dataset
+    from tinyvoc.dataset.sample import make_sample_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         import json

@@ -15,8 +15,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import _common  # noqa: F401 - puts the helper package on sys.path
-
 
 class _TrainerState:
     """What ``DefaultTrainer.state_dict()`` holds: iteration, LR scheduler hook, optimizer."""
@@ -36,8 +34,9 @@ def measure(profile: str, folder: Path) -> dict:
     import torch
     from detectron2.modeling import build_model
     from detectron2.solver import build_lr_scheduler, build_optimizer
-    from tinyvoc.profiles import build_config
-    from tinyvoc.trainer import AtomicCheckpointer
+
+    from tinyvoc.training.engine import AtomicCheckpointer
+    from tinyvoc.training.profiles import build_config
 
     cfg = build_config(profile, 20, str(folder), has_gpu=False)
     cfg.MODEL.WEIGHTS = ""
@@ -69,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", default="reference,strong")
     args = parser.parse_args()
-    from tinyvoc.trainer import KEEP_PERIODIC
+    from tinyvoc.training.engine import KEEP_PERIODIC
 
     for profile in args.profiles.split(","):
         with tempfile.TemporaryDirectory() as tmp:

@@ -15,9 +15,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 from _common import real_files
-from tinyvoc.dataset import load_coco
-from tinyvoc.dataset_check import check_dataset
-from tinyvoc.image_reader import LOADER_FORMAT, ImageToRead, image_problem, read_problems
+
+from tinyvoc.core.coco_json import load_coco
+from tinyvoc.core.image_reader import LOADER_FORMAT, ImageToRead, image_problem, read_problems
+from tinyvoc.dataset.check import check_dataset
 
 REAL_TRAIN_IMAGES = 1449
 

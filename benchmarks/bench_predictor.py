@@ -24,15 +24,15 @@ def run_default_predictor(outputs) -> dict:
     import cv2
     import torch
     from detectron2.engine import DefaultPredictor
-    from tinyvoc.dataset import DatasetRecord
-    from tinyvoc.predict import instances_to_detections, split_items
-    from tinyvoc.training import chosen_checkpoint, load_trained_config
 
-    cfg = load_trained_config(outputs)
-    cfg.MODEL.WEIGHTS = str(chosen_checkpoint(outputs, "final"))
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = FLOOR
-    record = DatasetRecord.load(outputs)
-    items, _ = split_items(record, "test")
+    from tinyvoc.inference.predictor import instances_to_detections
+    from tinyvoc.inference.trained_run import TrainedRun
+
+    run = TrainedRun.load(outputs, "final")
+    cfg = run.inference_config(FLOOR).clone()
+    cfg.defrost()
+    cfg.MODEL.WEIGHTS = str(run.checkpoint)  # DefaultPredictor loads the weights itself
+    record, items = run.record, run.split("test").items
     start = time.perf_counter()  # both sides are timed from building the model to the last detection
     predictor = DefaultPredictor(cfg)
     detections = []
@@ -45,15 +45,16 @@ def run_default_predictor(outputs) -> dict:
 
 def run_batched(outputs) -> dict:
     import torch
-    from tinyvoc import export, predict
-    from tinyvoc.dataset import DatasetRecord
+
+    from tinyvoc.inference import predict
+    from tinyvoc.inference.trained_run import TrainedRun
+    from tinyvoc.submission import export
 
     start = time.perf_counter()
-    cached = predict.predict_split(outputs, "test", "final", score_floor=FLOOR, refresh=True)
+    cached = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=FLOOR, refresh=True)
     seconds = time.perf_counter() - start
-    test_json = DatasetRecord.load(outputs).data_files.test_json
-    export.export_submission(cached, test_json, outputs.root / "submission.json", FLOOR)
-    return {"seconds": seconds, "detections": cached["detections"], "gpu_mib": _gpu_peak(torch)}
+    export.export_submission(cached, cached.images.coco, outputs.root / "submission.json", FLOOR)
+    return {"seconds": seconds, "detections": cached.detections, "gpu_mib": _gpu_peak(torch)}
 
 
 def _gpu_peak(torch) -> float | None:
@@ -65,7 +66,7 @@ def _comparable(dets: list[dict]) -> list[tuple]:
 
 
 def child(mode: str, workdir: str) -> None:
-    from tinyvoc.paths import Outputs
+    from tinyvoc.core.paths import Outputs
 
     outputs = Outputs.at(workdir)
     result = (run_default_predictor if mode == "default" else run_batched)(outputs)

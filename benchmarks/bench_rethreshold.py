@@ -33,8 +33,12 @@ import time
 from pathlib import Path
 
 from _common import real_files, smoke_model_outputs, strong_model_detections, validation_split
-from tinyvoc import evaluate, export, predict
-from tinyvoc.dataset import DatasetRecord
+
+from tinyvoc.inference import evaluate, predict
+from tinyvoc.inference.predictions import Predictions, read_cache, write_cache
+from tinyvoc.inference.predictor import instances_to_detections
+from tinyvoc.inference.trained_run import TrainedRun, read_split
+from tinyvoc.submission import export
 
 REPEATS = 5
 PER_IMAGE = 100
@@ -57,19 +61,18 @@ def count(path: Path) -> int:
 def model_part(root: Path) -> float:
     """Part 1; returns the seconds of inference + export."""
     outputs = smoke_model_outputs(root)
-    test_json = DatasetRecord.load(outputs).data_files.test_json
-    predict.predict_split(outputs, "test", "final", score_floor=0.0)  # warm-up: model load paths, OS caches
+    predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)  # warm-up: load paths, caches
 
     def rerun():
-        fresh = predict.predict_split(outputs, "test", "final", score_floor=0.0, refresh=True)
-        export.export_submission(fresh, test_json, root / "fresh.json", 0.0)
-        return len(fresh["detections"])
+        fresh = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0, refresh=True)
+        export.export_submission(fresh, fresh.images.coco, root / "fresh.json", 0.0)
+        return len(fresh.detections)
 
     infer, cached_detections = timed(rerun, repeats=1)
 
-    def from_cache():
-        cached = predict.predict_split(outputs, "test", "final", score_floor=0.0)
-        return export.export_submission(cached, test_json, root / "cached.json", 0.0)
+    def from_cache():  # what re-running notebook 04 pays: load the run, read the cache, export
+        cached = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
+        return export.export_submission(cached, cached.images.coco, root / "cached.json", 0.0)
 
     seconds, report = timed(from_cache)
     fresh_n, cached_n = count(root / "fresh.json"), count(root / "cached.json")
@@ -90,13 +93,12 @@ def realistic_part(root: Path, infer: float) -> float:
     files = real_files()
     test = json.loads(files.test_json.read_text())
     detections = strong_model_detections(test["images"], [c["id"] for c in test["categories"]], PER_IMAGE)
-    header = {"key": "bench", "split": "test", "score_floor": 0.01, "gt_json": None, "tta": False}
     cache_file = root / "predictions" / "test-bench.jsonl"
-    predict.write_cache(cache_file, header, detections)
+    write_cache(cache_file, Predictions("test", detections, 0.01, key="bench"))
     threshold = min(d["score"] for d in detections)
 
     def from_cache():
-        cached = predict.read_cache(cache_file)
+        cached = read_cache(cache_file)
         return export.export_submission(cached, files.test_json, root / "realistic.json", threshold)
 
     seconds, report = timed(from_cache)
@@ -116,14 +118,14 @@ def sweep_part(root: Path) -> None:
     gt_path = root / "val.json"
     root.mkdir(parents=True, exist_ok=True)
     gt_path.write_text(json.dumps(gt))
-    cached = {"split": "val", "gt_json": str(gt_path), "score_floor": 0.01, "detections": detections}
+    cached = Predictions("val", detections, 0.01, images=read_split("val", gt_path, root, check_files=False))
 
     new_seconds, rows = timed(lambda: evaluate.threshold_sweep(cached), repeats=3)
 
     def from_scratch():
         scratch = []
-        for threshold in sorted(t for t in evaluate.DEFAULT_SWEEP if t >= cached["score_floor"]):
-            kept = export.select_detections(detections, threshold, keys=None)
+        for threshold in sorted(t for t in evaluate.DEFAULT_SWEEP if t >= cached.score_floor):
+            kept = cached.select(threshold)
             segm = evaluate.evaluate_detections(kept, gt_path, iou_types=("segm",))["segm"]
             scratch.append({"threshold": threshold, "AP": segm["AP"], "AP50": segm["AP50"], "instances": len(kept)})
         return scratch
@@ -153,7 +155,8 @@ def x101_part(num_images: int, device: str, export_seconds: float) -> None:
     from detectron2.data import detection_utils
     from detectron2.data import transforms as T
     from detectron2.modeling import GeneralizedRCNNWithTTA, build_model
-    from tinyvoc.profiles import build_config
+
+    from tinyvoc.training.profiles import build_config
 
     files = real_files()
     test = json.loads(files.test_json.read_text())
@@ -172,7 +175,7 @@ def x101_part(num_images: int, device: str, export_seconds: float) -> None:
             tensor = torch.as_tensor(aug.get_transform(array).apply_image(array).astype("float32").transpose(2, 0, 1))
             with torch.inference_mode():
                 out = net([{"image": tensor, "height": image["height"], "width": image["width"]}])[0]["instances"]
-            found += len(predict.instances_to_detections(out.to("cpu"), image["id"], _IdentityMap()))
+            found += len(instances_to_detections(out.to("cpu"), image["id"], _IdentityMap()))
             times.append(time.perf_counter() - start)
         per_image = statistics.median(times)
         print(

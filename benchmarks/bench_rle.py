@@ -15,7 +15,8 @@ from itertools import groupby
 import numpy as np
 from _common import real_files
 from pycocotools import mask as mask_util
-from tinyvoc.rle import encode_mask
+
+from tinyvoc.core.rle import encode_mask
 
 
 def groupby_rle(binary_mask: np.ndarray) -> dict:

@@ -47,7 +47,8 @@ def measure(profile: str, amp: bool, iters: int, cpu_size: int) -> dict:
     from detectron2.modeling import build_model
     from detectron2.solver import build_optimizer
     from detectron2.utils.events import EventStorage
-    from tinyvoc.profiles import build_config
+
+    from tinyvoc.training.profiles import build_config
 
     has_gpu = torch.cuda.is_available()
     cfg = build_config(profile, 20, "/tmp/bench", has_gpu=has_gpu)

@@ -31,9 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO / "notebooks"))
+REPO = Path(__file__).resolve().parents[1]  # the package itself comes installed (gpu_check.sh)
 
 RANDOM_INIT = "random init (no pretrained weights offline); speeds and memory only, no accuracy claimed"
 
@@ -78,8 +76,7 @@ def stage_env() -> dict:
 
 
 def stage_train(profile: str, amp: bool, iters: int) -> dict:
-    sys.path.insert(0, str(HERE))
-    from bench_training import measure
+    from bench_training import measure  # a sibling script: its folder is the script's own import path
 
     row = measure(profile, amp, iters, cpu_size=256)
     row["weights"] = RANDOM_INIT
@@ -91,42 +88,46 @@ def _random_init_outputs(workdir: Path, shared: Path, profile: str):
     as its final checkpoint, so ``predict_split`` runs exactly as notebooks 03 and 04 run it."""
     import torch
     from detectron2.modeling import build_model
-    from tinyvoc.dataset import DataFiles, prepare_dataset
-    from tinyvoc.paths import Outputs
-    from tinyvoc.profiles import build_config
+
+    from tinyvoc.core.paths import DataFiles, Outputs
+    from tinyvoc.dataset.record import prepare_dataset
+    from tinyvoc.training.profiles import build_config
 
     outputs = Outputs.at(workdir)
     files = DataFiles(
         shared / "pascal_train_first10.json", shared / "train_images", shared / "test.json", shared / "test_images"
     )
     record = prepare_dataset(files, outputs, "tinyvoc", val_fraction=0.0, seed=0)
-    cfg = build_config(profile, len(record.class_names), str(outputs.train_dir), pretrained=False)
-    outputs.train_dir.mkdir(parents=True, exist_ok=True)
-    outputs.config.write_text(cfg.dump())
+    cfg = build_config(profile, len(record.class_names), str(outputs.train.dir), pretrained=False)
+    outputs.train.dir.mkdir(parents=True, exist_ok=True)
+    outputs.train.config.write_text(cfg.dump())
     torch.manual_seed(0)
     model = build_model(cfg)
-    torch.save({"model": model.state_dict()}, outputs.train_dir / "model_final.pth")
+    torch.save({"model": model.state_dict()}, outputs.train.dir / "model_final.pth")
     return outputs
 
 
 def stage_infer(shared: str, profile: str, batch_size: int, tta: bool) -> dict:
     import torch
-    from tinyvoc import predict
+
+    from tinyvoc.inference import predict
+    from tinyvoc.inference.trained_run import TrainedRun
 
     with tempfile.TemporaryDirectory() as tmp:
         outputs = _random_init_outputs(Path(tmp), Path(shared), profile)
         torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
         started = time.perf_counter()
-        cached = predict.predict_split(outputs, "test", "final", tta=tta, batch_size=batch_size, refresh=True)
+        run = TrainedRun.load(outputs, "final")
+        cached = predict.predict_split(run, "test", tta=tta, batch_size=batch_size, refresh=True)
         seconds = time.perf_counter() - started
-    n_images = len(cached["image_ids"])
+    n_images = len(cached.image_ids)
     return {
         "profile": profile,
         "weights": RANDOM_INIT,
         "batch_size": batch_size,
         "tta": tta,
         "images": n_images,
-        "detections": len(cached["detections"]),
+        "detections": len(cached.detections),
         "seconds": round(seconds, 2),
         "images_per_s": round(n_images / seconds, 2),
         "gpu_peak_mib": round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None,
@@ -137,8 +138,8 @@ def stage_plan(s_per_iter: float, eval_seconds: float, gpu: str) -> dict:
     """The budget planner (the pure part of what notebook 02 does) fed with this GPU's measurements."""
     from dataclasses import asdict
 
-    from tinyvoc.budget import plan_budget
-    from tinyvoc.profiles import build_config
+    from tinyvoc.training.budget import plan_budget
+    from tinyvoc.training.profiles import build_config
 
     rows = []
     cfg = build_config("strong", 20, "/tmp/plan", has_gpu=True)
@@ -158,7 +159,7 @@ def stage_e2e(profile: str, budget_h: float, timeout: float) -> dict:
             "--val-fraction", "0.2", "--profile", profile, "--time-budget-h", str(budget_h), "--random-init",
         ]  # fmt: skip
         started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO / "notebooks", capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
         seconds = time.perf_counter() - started
         out = Path(tmp) / "output"
         result = {"exit": proc.returncode, "seconds": round(seconds, 1), "weights": RANDOM_INIT}

@@ -24,13 +24,15 @@ for have in attrs certifi charset_normalizer click idna numpy packaging portaloc
             pyyaml requests tqdm typing_extensions urllib3; do
   rm -f .whl/"$have"-*.whl
 done
-# our detectron2 wheel, converted from sal-detectron2 (see notebooks/tinyvoc/install.py)
-(cd notebooks && ../$PY -c "
+# our detectron2 wheel, converted from sal-detectron2 (see notebooks/tinyvoc/runtime/detectron2_install.py)
+$PY -c "
 from pathlib import Path
-from tinyvoc.install import convert_wheel, download_source_wheel
-tmp = Path('../.whl/_d2'); tmp.mkdir(exist_ok=True)
-convert_wheel(download_source_wheel(tmp), Path('../.whl'))
-") && rm -rf .whl/_d2
+from tinyvoc.runtime.detectron2_install import convert_wheel, download_source_wheel
+tmp = Path('.whl/_d2'); tmp.mkdir(exist_ok=True)
+convert_wheel(download_source_wheel(tmp), Path('.whl'))
+" && rm -rf .whl/_d2
+# the helper package itself (its notebooks are found in the repo, the folder gpu_check.sh runs from)
+$PY -m pip wheel -q --no-deps -w .whl .
 rm -rf .gpu && mkdir -p .gpu/tinyvoc
 cp -r ../shared/tinyvoc/test.json ../shared/tinyvoc/test_images ../shared/tinyvoc/pascal_train_first10.json \
   ../shared/tinyvoc/train_images .gpu/tinyvoc/

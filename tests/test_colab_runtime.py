@@ -5,18 +5,20 @@ What Colab does and this test reproduces:
   the working directory, ``root/`` the home), its own Python environment and a fresh kernel; the
   folder is deleted when the notebook ends, so nothing can be read from an earlier runtime's disk;
 * the runtime's Python has Colab's preinstalled packages (torch, torchvision, numpy, opencv,
-  pycocotools, ipykernel, ...) but not the ones Colab lacks (detectron2, fvcore, iopath, yacs,
-  hydra-core, black, papermill): the first cell really installs them, from PyPI, in every runtime;
+  pycocotools, ipykernel, ...) but not the ones Colab lacks (the tinyvoc package itself, detectron2,
+  fvcore, iopath, yacs, hydra-core, black, papermill): the first cell really installs them, from PyPI and
+  the repository, in every runtime;
 * ``google.colab`` is importable (a test double whose ``drive.mount`` exposes a temporary folder
   standing for Google Drive at the mount point), and the data is only on that "Drive";
-* the notebook is opened alone and fetches the repository through ``REPO_URL``/``REPO_REF`` (here a
-  local git repository made from this working tree);
+* the notebook is opened alone and its first cell pip-installs the helper package from
+  ``REPO_URL``/``REPO_REF`` (here a local git repository made from this working tree), as on Colab;
 * notebook 02 is interrupted mid-training (the kernel killed, as a disconnect does) and a new runtime
   resumes it from the checkpoint on "Drive".
 
-What it cannot reproduce (see README): Colab's Python 3.13 and torch 2.11 (only this project's Python
-3.11 and torch have wheels on this machine), a GPU, the real Drive (FUSE, latency) and Colab's
-authorisation prompt. The runtime's preinstalled packages are this venv's versions, linked in.
+What it cannot reproduce (see README): a GPU, the real Drive (FUSE, latency) and Colab's authorisation
+prompt. The runtime's preinstalled packages are the running interpreter's, linked in: this project's
+venv under ``make test``, Colab's own versions (Python 3.13, torch 2.11, ...) under
+``../shared/colab/replica.sh``.
 """
 
 import json
@@ -30,13 +32,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from tinyvoc.paths import NOTEBOOKS, NOTEBOOKS_DIR, REPO_ROOT
-from tinyvoc.sample_data import make_sample_dataset
-from tinyvoc.submission_check import validate_submission
+
+from tinyvoc.core.paths import NOTEBOOKS, checkout, notebooks_dir
+from tinyvoc.dataset.sample import make_sample_dataset
+from tinyvoc.submission.check import validate_submission
 
 DOUBLE = Path(__file__).parent / "colab_double"
 # what Colab's image lacks among this project's requirements (its pip freeze has everything else we use)
-COLAB_LACKS = {"detectron2", "fvcore", "iopath", "yacs", "hydra-core", "black", "portalocker", "papermill"}
+COLAB_LACKS = {"tinyvoc", "detectron2", "fvcore", "iopath", "yacs", "hydra-core", "black", "portalocker", "papermill"}
 MAX_ITER = 120  # the smoke profile checkpoints every 100 iterations: interrupted after 100, resumed to 120
 
 
@@ -66,13 +69,14 @@ def colab_image(target: Path) -> Path:
 
 def local_repo(target: Path) -> tuple[str, str]:
     """A git repository holding this working tree (committed or not), standing for GitHub."""
+    repo = checkout()
     listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO_ROOT, capture_output=True, check=True
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo, capture_output=True, check=True
     ).stdout.decode()
     for rel in filter(None, listed.split("\0")):
-        if (REPO_ROOT / rel).is_file():
+        if (repo / rel).is_file():
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO_ROOT / rel, target / rel)
+            shutil.copy2(repo / rel, target / rel)
     git = ["git", "-C", str(target), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
@@ -103,12 +107,11 @@ class Colab:
         (runtime / "root").mkdir()
         subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(runtime / "venv")], check=True)  # noqa: SLF001
         site = next((runtime / "venv" / "lib").glob("python3*/site-packages"))
-        (site / "colab_image.pth").write_text(f"{self.image}\n")
+        (site / "colab_image.pth").write_text(f"{self.image}\n{DOUBLE}\n")  # Colab's image has google.colab
         kernel = self.root / "jupyter" / "kernels" / f"runtime-{self.count:02d}"
         kernel.mkdir(parents=True)
         env = {
             "HOME": str(runtime / "root"),
-            "PYTHONPATH": str(DOUBLE),
             "TINYVOC_DRIVE_MOUNT": str(runtime / "content" / "drive"),
             "TINYVOC_FAKE_DRIVE": str(self.drive),
             "PIP_CACHE_DIR": str(self.pip_cache),
@@ -129,7 +132,7 @@ class Colab:
         runtime, _ = self.new_runtime()
         out = self.executed / f"{runtime.name}-{name}"
         params = {"REPO_URL": self.repo_url, "REPO_REF": self.repo_ref, **params}
-        cmd = [sys.executable, "-m", "papermill", str(NOTEBOOKS_DIR / name), str(out), "-k", runtime.name]
+        cmd = [sys.executable, "-m", "papermill", str(notebooks_dir() / name), str(out), "-k", runtime.name]
         cmd += ["--cwd", str(runtime / "content"), "--no-progress-bar", "-y", json.dumps(params)]
         env = {**os.environ, "JUPYTER_PATH": str(self.root / "jupyter")}
         started = time.perf_counter()
@@ -218,15 +221,16 @@ def test_every_runtime_was_fresh_and_is_gone(colab_series):
             assert str(colab.root) not in path.read_text(), path
 
 
-def test_each_runtime_really_installs_detectron2_and_the_missing_packages(colab_series):
-    _, output, books = colab_series
+def test_each_runtime_really_installs_the_package_detectron2_and_the_missing_packages(colab_series):
+    colab, output, books = colab_series
     for key in ("00", "01", "02", "03", "04"):
         text = text_of(books[key])
-        assert "installed detectron2-0.7.2+purepy-py3-none-any.whl" in text, key
-        assert "installed fvcore==" in text and "iopath==" in text and "hydra-core==" in text, key
+        assert "installed detectron2-0.7.2+purepy-py3-none-any.whl with " in text, key
+        assert "fvcore-" in text and "iopath-" in text and "hydra-core-" in text, key
         assert "Mounted at" in text and "data ready on local disk" in text, key
     environment = json.loads((output / "environment.json").read_text())
     assert environment["detectron2"] == "0.7.2+purepy"
+    assert environment["tinyvoc_ref"] == colab.repo_ref  # pip installed the package from REPO_URL at REPO_REF
 
 
 def test_interrupted_training_resumes_in_a_new_runtime(colab_series):

@@ -9,10 +9,11 @@ import json
 
 import nbformat
 import pytest
-from tinyvoc.dataset import DatasetRecord
-from tinyvoc.paths import NOTEBOOKS, Outputs
-from tinyvoc.runner import run_all
-from tinyvoc.submission_check import validate_submission
+
+from tinyvoc.core.paths import NOTEBOOKS, Outputs
+from tinyvoc.dataset.record import DatasetRecord
+from tinyvoc.runner import run_all, run_notebook
+from tinyvoc.submission.check import validate_submission
 
 AP50_FLOOR = 0.6  # measured: the smoke profile reaches ~0.94 at 200 iterations, ~0.99 at 400; random is ~0
 
@@ -34,11 +35,11 @@ def test_every_artifact_is_written(main_job):
         outputs.dataset_record,
         outputs.split_dir / "train.json",
         outputs.split_dir / "val.json",
-        outputs.config,
-        outputs.metrics,
-        outputs.train_record,
-        outputs.train_dir / "model_final.pth",
-        outputs.train_dir / "model_best.pth",
+        outputs.train.config,
+        outputs.train.metrics,
+        outputs.train.record,
+        outputs.train.dir / "model_final.pth",
+        outputs.train.dir / "model_best.pth",
         outputs.submission,
         outputs.root / "val_metrics.json",
     ):
@@ -75,7 +76,7 @@ def test_submission_is_valid_and_covers_the_test_images(main_job):
 def test_the_model_learned_the_sample(main_job):
     outputs, _ = main_job
     metrics = json.loads((outputs.root / "val_metrics.json").read_text())
-    run = json.loads(outputs.train_record.read_text())
+    run = json.loads(outputs.train.record.read_text())
     print(f"smoke profile: val segm AP50 {metrics['segm']['AP50']:.3f}, AP {metrics['segm']['AP']:.3f}")
     assert run["finished"] and run["iteration"] == run["max_iter"] == 300
     assert metrics["segm"]["AP50"] >= AP50_FLOOR
@@ -105,5 +106,47 @@ def test_training_cell_shows_compact_progress(main_job):
     # every 20 iterations, and once more after the final validation
     assert 15 <= len(progress) <= 16 and progress[-1].startswith("iter 300/300") and "val AP50" in progress[-1]
     assert len(text.splitlines()) < 80, text[-3000:]
-    assert "Starting training from iteration" in (outputs.train_dir / "log.txt").read_text()
-    assert list(outputs.train_dir.glob("events.out.tfevents.*"))
+    assert "Starting training from iteration" in (outputs.train.dir / "log.txt").read_text()
+    assert list(outputs.train.dir.glob("events.out.tfevents.*"))
+
+
+# Installed in the notebook's kernel by IPython's startup folder: every open of a watched file is logged,
+# through a descriptor opened before the hook, so the log's own writes are not counted.
+COUNT_OPENS = """
+import os, sys
+_log = os.open(os.environ["TINYVOC_OPEN_LOG"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+_watched = set(os.environ["TINYVOC_WATCHED"].split(os.pathsep))
+
+def _count(event, args):
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+        path = os.path.realpath(os.fsdecode(args[0]))
+        if path in _watched:
+            os.write(_log, (path + "\\n").encode())
+
+sys.addaudithook(_count)
+"""
+
+
+def test_a_default_export_reads_each_record_once(main_job, tmp_path, monkeypatch):
+    """Notebook 04 loads one trained run: dataset.json, config.yaml, each split and test.json opened at most once."""
+    outputs, _ = main_job
+    record = DatasetRecord.load(outputs)
+    watched = {
+        "dataset.json": outputs.dataset_record,
+        "config.yaml": outputs.train.config,
+        "train split": outputs.split_dir / "train.json",
+        "val split": outputs.split_dir / "val.json",
+        "test.json": record.data_files.test_json,
+    }
+    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-count-opens.py").write_text(COUNT_OPENS)
+    log = tmp_path / "opens.log"
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setenv("TINYVOC_OPEN_LOG", str(log))
+    monkeypatch.setenv("TINYVOC_WATCHED", ":".join(str(p.resolve()) for p in watched.values()))
+    run_notebook("04_export_submission.ipynb", {"PROJECT_DIR": str(outputs.root.parent)}, outputs)
+    opened = log.read_text().splitlines()
+    counts = {name: opened.count(str(path.resolve())) for name, path in watched.items()}
+    print(f"opens during notebook 04: {counts}")
+    assert counts == {"dataset.json": 1, "config.yaml": 1, "train split": 0, "val split": 1, "test.json": 1}

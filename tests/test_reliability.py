@@ -9,14 +9,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tinyvoc import export, predict, training
-from tinyvoc.dataset import DataFiles, DatasetRecord, prepare_dataset
-from tinyvoc.dataset_check import check_coco_file
-from tinyvoc.errors import TinyVocError
-from tinyvoc.paths import Outputs
+
+from tinyvoc.core.errors import TinyVocError
+from tinyvoc.core.paths import DataFiles, Outputs
+from tinyvoc.dataset.check import check_coco_file
+from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
+from tinyvoc.dataset.sample import make_sample_dataset
+from tinyvoc.inference import predict
+from tinyvoc.inference.trained_run import TrainedRun, load_checkpoint_state
 from tinyvoc.runner import run_notebook
-from tinyvoc.sample_data import make_sample_dataset
-from tinyvoc.submission_check import validate_submission
+from tinyvoc.submission import export
+from tinyvoc.submission.check import validate_submission
+from tinyvoc.training import metrics
+from tinyvoc.training import train as training
 
 
 @pytest.mark.parametrize(
@@ -37,23 +42,23 @@ def test_export_before_training_names_notebook_02(tmp_path):
     outputs = Outputs.at(tmp_path / "out")
     prepare_dataset(DataFiles.in_folder(make_sample_dataset(tmp_path / "s")), outputs, "sample", 0.2, 0)
     with pytest.raises(TinyVocError, match="Run 02_train.ipynb first"):
-        predict.predict_split(outputs, "test")
+        predict.predict_split(TrainedRun.load(outputs), "test")
 
 
 def test_truncated_or_foreign_checkpoints_are_named(trained_sample, tmp_path):
-    good = trained_sample.train_dir / "model_final.pth"
+    good = trained_sample.train.dir / "model_final.pth"
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(TinyVocError, match="truncated.pth cannot be read as a checkpoint.*truncated"):
-        training.load_checkpoint_state(truncated, 3)
+        load_checkpoint_state(truncated, 3)
     with pytest.raises(TinyVocError, match="model_final.pth was trained for 3 classes, but this dataset has 20"):
-        training.load_checkpoint_state(good, 20)
+        load_checkpoint_state(good, 20)
     not_ours = tmp_path / "weights.pth"
     torch.save({"something": 1}, not_ours)
     with pytest.raises(TinyVocError, match="not a detectron2 training checkpoint"):
-        training.load_checkpoint_state(not_ours, 3)
+        load_checkpoint_state(not_ours, 3)
     with pytest.raises(TinyVocError, match="cannot be read as a checkpoint"):
-        predict.predict_split(trained_sample, "test", str(truncated))
+        predict.predict_split(TrainedRun.load(trained_sample, str(truncated)), "test")
 
 
 def _outputs(sample, path):
@@ -80,9 +85,9 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
         training.train(outputs, "smoke", max_iter=15, overrides=SHORT)
-    assert (outputs.train_dir / "last_checkpoint").read_text() == "model_0000004.pth"
-    assert not (outputs.train_dir / "model_0000009.pth").exists()
-    assert not list(outputs.train_dir.glob("*.tmp"))
+    assert (outputs.train.dir / "last_checkpoint").read_text() == "model_0000004.pth"
+    assert not (outputs.train.dir / "model_0000009.pth").exists()
+    assert not list(outputs.train.dir.glob("*.tmp"))
     monkeypatch.setattr(torch, "save", real_save)
     run = training.train(outputs, "smoke", max_iter=15, overrides=SHORT)
     assert run.finished and run.iteration == 15
@@ -93,7 +98,7 @@ def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one(tmp_path, m
     from detectron2.engine import SimpleTrainer
 
     outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
-    files = outputs.train_files
+    files = outputs.train
     original = SimpleTrainer.run_step
 
     def crash_at_17(self):
@@ -124,7 +129,7 @@ def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one(tmp_path, m
 
 
 def test_resume_skips_missing_checkpoints_and_starts_over_when_none_is_readable(tmp_path, capsys):
-    from tinyvoc.trainer import AtomicCheckpointer
+    from tinyvoc.training.engine import AtomicCheckpointer
 
     model = torch.nn.Linear(2, 2)
     checkpointer = AtomicCheckpointer(model, str(tmp_path))
@@ -164,17 +169,17 @@ def test_fault_injection_random_interruptions_end_consistent(tmp_path, monkeypat
     monkeypatch.setattr(SimpleTrainer, "run_step", original)
     run = training.train(outputs, "smoke", max_iter=25, overrides=SHORT)
     assert run.finished and run.iteration == 25
-    last = (outputs.train_dir / "last_checkpoint").read_text()
+    last = (outputs.train.dir / "last_checkpoint").read_text()
     assert last == "model_final.pth"
-    final = torch.load(outputs.train_dir / last, map_location="cpu", weights_only=False)
+    final = torch.load(outputs.train.dir / last, map_location="cpu", weights_only=False)
     assert final["iteration"] == 24
-    rows = training.read_metrics(outputs.metrics)
+    rows = metrics.read_metrics(outputs.train.metrics)
     assert max(r["iteration"] for r in rows if "total_loss" in r) == 24
     evals = [(r["segm/AP50"], r["iteration"]) for r in rows if "segm/AP50" in r]
     assert {it for _, it in evals} == {9, 19, 25}  # every 10 iterations, and the final one after training
-    best = torch.load(outputs.train_dir / "model_best.pth", map_location="cpu", weights_only=False)
+    best = torch.load(outputs.train.dir / "model_best.pth", map_location="cpu", weights_only=False)
     assert best["iteration"] == max(evals, key=lambda e: (e[0], -e[1]))[1]
-    assert json.loads(outputs.train_record.read_text())["best_iter"] == best["iteration"]
+    assert json.loads(outputs.train.record.read_text())["best_iter"] == best["iteration"]
 
 
 def _odd_images(folder, rotated=False):
@@ -220,9 +225,9 @@ def _odd_test_set(trained_sample, tmp_path, rotated=False):
 
 def test_odd_images_predict_and_export_with_the_json_sizes(trained_sample, tmp_path):
     outputs, test_json, images = _odd_test_set(trained_sample, tmp_path)
-    cached = predict.predict_split(outputs, "test", "final", score_floor=0.0)
+    cached = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
     sizes = {im["id"]: [im["height"], im["width"]] for im in images}
-    assert all(d["segmentation"]["size"] == sizes[d["image_id"]] for d in cached["detections"])
+    assert all(d["segmentation"]["size"] == sizes[d["image_id"]] for d in cached.detections)
     report = export.export_submission(cached, test_json, outputs.submission, score_threshold=0.0)
     assert report.ok, report.summary()
     assert validate_submission(outputs.submission, test_json).ok
@@ -237,4 +242,4 @@ def test_exif_rotated_test_image_is_refused_by_the_check_and_by_prediction(train
     assert [Path(p.file).name for p in report.errors] == ["rotated.jpg"], report.summary()
     assert "EXIF orientation 6" in report.errors[0].message
     with pytest.raises(TinyVocError, match=r"rotated\.jpg: rotated\.jpg has EXIF orientation 6"):
-        predict.predict_split(outputs, "test", "final", score_floor=0.0)
+        predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)

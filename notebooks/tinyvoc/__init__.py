@@ -1,8 +1,23 @@
-"""Helper package for the Tiny VOC detectron2 notebooks.
+"""Helper package for the Tiny VOC detectron2 notebooks, laid out by pipeline stage.
 
-Each module has one job (paths, install, dataset, profiles, training, prediction, export,
-validation, plots); the notebooks and ``python -m tinyvoc`` call the same functions.
-Importing the package itself needs only the standard library, so the installer can run first.
+``core`` is the shared ground (paths, atomic writes, errors, json, masks, the image reader); above it
+the stages in pipeline order: ``runtime`` (Colab, Drive, detectron2, the data on this disk),
+``dataset`` (check, split, register, statistics), ``training``, ``inference`` (one trained run,
+predictions and their cache, evaluation), then ``submission`` and ``visualize``. A module imports only
+from its own stage and those below it (``pyproject.toml``'s import-linter contract). The notebooks,
+the ``tinyvoc`` command and ``python -m tinyvoc`` call the same functions.
+
+Importing the package needs only the standard library, so the first cell can run before detectron2
+is installed. The version, dependencies and console script are declared once, in ``pyproject.toml``.
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+from .runtime.project import start
+
+__all__ = ["start", "__version__"]
+
+try:
+    __version__ = _metadata.version("tinyvoc")
+except _metadata.PackageNotFoundError:  # imported from a checkout that was never installed
+    __version__ = "0+unknown"

@@ -1,11 +1,12 @@
 """Command line: one verb per notebook (executed headless), plus the checks that need no notebook.
 
 Notebook verbs run the notebook itself through papermill, so the command line and the notebooks
-can never drift apart. Run from ``notebooks/`` with the venv's python:
+can never drift apart. ``tinyvoc`` is the console script the package installs (``python -m tinyvoc``
+is the same), and works from any folder:
 
-    python -m tinyvoc run-all --profile smoke --dataset sample
-    python -m tinyvoc export --score-thresh 0.3
-    python -m tinyvoc validate ../output/submission.json --test-json ../data/test.json
+    tinyvoc run-all --profile smoke --dataset sample
+    tinyvoc export --score-thresh 0.3
+    tinyvoc validate output/submission.json --test-json data/test.json
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import argparse
 import os
 import sys
 
-from . import dataset_check, submission_check
-from .errors import TinyVocError
-from .paths import NOTEBOOKS, Outputs
-from .project import project_root
+from .core.errors import TinyVocError
+from .core.paths import NOTEBOOKS, Outputs
+from .dataset import check as dataset_check
+from .runtime import colab
+from .runtime.project import project_root
+from .submission import check as submission_check
 
 # verb -> (notebook, help)
 NOTEBOOK_VERBS = {
@@ -79,9 +82,7 @@ def _parameters(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m tinyvoc", description="Tiny VOC instance segmentation with detectron2."
-    )
+    parser = argparse.ArgumentParser(prog="tinyvoc", description="Tiny VOC instance segmentation with detectron2.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, (_, text) in NOTEBOOK_VERBS.items():
         _add_notebook_flags(verbs.add_parser(verb, help=text, description=text))
@@ -111,12 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "validate":
             return submission_check.main(args.rest)
         if args.verb == "install-detectron2":
-            from .install import ensure_detectron2
+            from .runtime.detectron2_install import ensure_detectron2
 
             print(ensure_detectron2(args.method))
             return 0
         if args.verb == "sample-data":
-            from .sample_data import make_sample_dataset
+            from .dataset.sample import make_sample_dataset
 
             print(make_sample_dataset(args.folder))
             return 0
@@ -125,14 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         params = _parameters(args)
         if params.get("PROJECT_DIR"):
             params["PROJECT_DIR"] = os.path.abspath(params["PROJECT_DIR"])  # relative to where the user typed it
-        outputs = Outputs.at(project_root(params.get("PROJECT_DIR") or "", on_colab=False) / "output")
+        root = project_root(params.get("PROJECT_DIR") or "", on_colab=False)
+        colab.require_mounted(root, "PROJECT_DIR")  # before papermill writes the executed copies there
+        outputs = Outputs.at(root / "output")
         if args.verb == "run-all":
             executed = run_all(params, outputs)
             print("\nDone. Results:")
             print(f"  submission:         {outputs.submission}")
             print(f"  executed notebooks: {executed[0].parent}")
             print(f"  figures:            {outputs.figures_dir}")
-            print(f"  training run:       {outputs.train_dir}")
+            print(f"  training run:       {outputs.train.dir}")
         else:
             run_notebook(NOTEBOOK_VERBS[args.verb][0], params, outputs)
     except TinyVocError as exc:

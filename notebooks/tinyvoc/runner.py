@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import TinyVocError
-from .paths import NOTEBOOKS, NOTEBOOKS_DIR, Outputs
+from .core.errors import TinyVocError
+from .core.paths import NOTEBOOKS, Outputs, notebooks_dir
 
 
 def _stream_cell_output() -> None:
@@ -37,7 +37,8 @@ def run_notebook(name: str, parameters: dict, outputs: Outputs, timeout: int | N
     """Execute ``notebooks/<name>`` with ``parameters``; return the executed copy's path."""
     import papermill as pm
 
-    source = NOTEBOOKS_DIR / name
+    folder = notebooks_dir()
+    source = folder / name
     if not source.exists():
         raise TinyVocError(f"notebook {source} not found")
     _stream_cell_output()
@@ -49,7 +50,7 @@ def run_notebook(name: str, parameters: dict, outputs: Outputs, timeout: int | N
     started = time.perf_counter()
     try:
         pm.execute_notebook(
-            str(source), str(target), parameters=params, cwd=str(NOTEBOOKS_DIR), kernel_name="python3",
+            str(source), str(target), parameters=params, cwd=str(folder), kernel_name="python3",
             progress_bar=False, log_output=True, execution_timeout=timeout,
         )  # fmt: skip
     except pm.PapermillExecutionError as exc:

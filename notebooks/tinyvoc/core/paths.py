@@ -1,0 +1,193 @@
+"""Where every file lives: the checkout, the dataset's files, and the artifacts each notebook hands to the next.
+
+The notebooks talk to each other only through files in the project's ``output/``. Keeping their
+names here, in one place, lets each notebook check that its inputs exist and name the notebook that
+makes them. Records store paths relative to the output folder or the data folder, so a record
+written in one Colab runtime is read correctly in the next, where the data sits at another path.
+
+Nothing here touches the disk: building an :class:`Outputs` creates no folder and asks nothing about
+Colab (the Drive check belongs to ``runtime.project.start`` and the CLI); writers create the folders
+they write into (``core.atomic``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import TinyVocError
+
+NOTEBOOKS = (
+    "00_install.ipynb",
+    "01_register_dataset.ipynb",
+    "02_train.ipynb",
+    "03_visualize.ipynb",
+    "04_export_submission.ipynb",
+)
+# The course's four files, as every copy of the dataset names them (data/README.md).
+TRAIN_JSON, TEST_JSON = "pascal_train.json", "test.json"
+TRAIN_IMAGES, TEST_IMAGES = "train_images", "test_images"
+# Downloads kept between runs (the detectron2 wheel, pretrained weights), outside any project.
+USER_CACHE = Path.home() / ".cache" / "tinyvoc"
+
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def checkout() -> Path | None:
+    """The repository the notebooks are in: the package's own (an editable install), else the current folder
+    when it is a clone; None when neither holds them (a wheel installed elsewhere, as on Colab).
+
+    Colab installs the package from ``REPO_URL`` into site-packages, where no notebook is beside it;
+    the local setup installs it editable, and then the repo's own ``notebooks/`` is right there.
+    """
+    for root in (_PACKAGE_DIR.parents[1], Path.cwd()):
+        if (root / "notebooks" / NOTEBOOKS[0]).is_file():
+            return root
+    return None
+
+
+def notebooks_dir() -> Path:
+    """The checkout's ``notebooks/`` folder, which the CLI executes; an error when there is no checkout."""
+    root = checkout()
+    if root is None:
+        raise TinyVocError(
+            f"the notebooks are not beside this installed package ({_PACKAGE_DIR}) nor in the current folder; the "
+            "CLI's notebook verbs run from a clone of the repository (git clone, then `make setup`)"
+        )
+    return root / "notebooks"
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """Where one copy of the dataset lives (``data/``, a mounted Drive folder, or the sample)."""
+
+    train_json: Path
+    train_images: Path
+    test_json: Path
+    test_images: Path
+
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike) -> DataFiles:
+        folder = Path(folder)
+        return cls(folder / TRAIN_JSON, folder / TRAIN_IMAGES, folder / TEST_JSON, folder / TEST_IMAGES)
+
+    def missing(self) -> list[Path]:
+        return [p for p in (self.train_json, self.train_images, self.test_json, self.test_images) if not p.exists()]
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The artifact layout under one output folder, and the data folder its records are relative to.
+
+    ``data_dir`` is where this runtime reads the dataset (on Colab a local copy of the project's
+    data); paths in ``dataset.json`` that are relative resolve against it.
+    """
+
+    root: Path
+    data_dir: Path
+
+    @classmethod
+    def at(cls, root: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Outputs:
+        """The layout under ``root`` (absolute paths; ``data_dir`` defaults to ``root``'s sibling ``data/``)."""
+        root = Path(os.path.abspath(root))
+        return cls(root, Path(os.path.abspath(data_dir)) if data_dir else root.parent / "data")
+
+    # written by 01_register_dataset
+    @property
+    def dataset_record(self) -> Path:
+        return self.root / "dataset.json"
+
+    @property
+    def split_dir(self) -> Path:
+        return self.root / "splits"
+
+    # written by 02_train
+    @property
+    def train(self) -> TrainFiles:
+        return TrainFiles(self.root / "train")
+
+    # written by 03/04 (shared prediction cache)
+    @property
+    def predictions_dir(self) -> Path:
+        return self.root / "predictions"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def environment_report(self) -> Path:  # 00
+        return self.root / "environment.json"
+
+    @property
+    def dataset_stats(self) -> Path:  # 01
+        return self.root / "dataset_stats.json"
+
+    @property
+    def val_metrics(self) -> Path:  # 04
+        return self.root / "val_metrics.json"
+
+    @property
+    def submission(self) -> Path:
+        return self.root / "submission.json"
+
+    @property
+    def executed_notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+
+@dataclass(frozen=True)
+class TrainFiles:
+    """The files in one training folder, by name.
+
+    The trainer is handed only ``cfg.OUTPUT_DIR`` (as detectron2's own tools are), so the names
+    live here and both it and :class:`Outputs` derive their paths from this one place.
+    """
+
+    dir: Path
+
+    @property
+    def record(self) -> Path:
+        return self.dir / "run.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.yaml"
+
+    @property
+    def plan(self) -> Path:
+        """The time-budget plan (measured speed, iterations, schedule) a resume continues."""
+        return self.dir / "plan.json"
+
+    @property
+    def log(self) -> Path:
+        """detectron2's full log; the notebook shows only a compact progress line."""
+        return self.dir / "log.txt"
+
+    @property
+    def best(self) -> Path:
+        return self.dir / "model_best.pth"
+
+    @property
+    def final(self) -> Path:
+        return self.dir / "model_final.pth"  # the name detectron2's PeriodicCheckpointer saves at the end
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.dir / "last_checkpoint"
+
+    def periodic(self) -> list[Path]:
+        """Periodic checkpoints ``model_0001234.pth``, oldest first."""
+        return sorted(p for p in self.dir.glob("model_[0-9]*.pth") if p.stem[6:].isdigit())
+
+
+def require(path: Path, made_by: str, what: str) -> Path:
+    """Return ``path`` if it exists; otherwise stop with a message naming the notebook to run."""
+    if not Path(path).exists():
+        raise TinyVocError(f"{what} not found at {path}. Run {made_by} first (with the same PROJECT_DIR).")
+    return Path(path)

@@ -1,0 +1,507 @@
+"""Check the Tiny VOC COCO files and images before they are registered with detectron2.
+
+detectron2 reads the json lazily and trusts it: a truncated file, a missing image, a wrong size or a
+two-point polygon shows up minutes into training as a KeyError, an assert or a shape mismatch deep in
+the data loader, without the file or the id that caused it. This module reads everything once, up
+front, and reports every problem with the file, the image or annotation id, and what is wrong, so
+the user can fix the data before spending GPU time.
+
+Images are read the way training and prediction read them (``image_reader``: detectron2's own
+``read_image`` and ``check_image_size`` with the config's format), so the check and the loader cannot
+disagree: every image the check passes, the loader reads; every one it cannot is an error naming the
+file. EXIF-rotated images are errors (the reason is in ``image_reader``).
+
+Errors are problems that break registration or training; warnings are things that train but
+probably not as the user expects (objects outside the image, crowd regions that are ignored, ...).
+Like ``validate``, the work is done by module-level functions that return lists of problems; the
+only classes are the two records they fill. This module reads the files (json structure, ids, image
+files, categories); one annotation's geometry is judged in ``annotation_check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.coco_json import describe_json_error, is_int
+from ..core.errors import TinyVocError
+from ..core.image_reader import LOADER_FORMAT, ImageToRead, read_problems
+from .annotation_check import ERROR, WARNING, annotation_problems, plural
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the data, located precisely enough to fix it by hand."""
+
+    severity: str  # ERROR or WARNING
+    file: str  # json or image path the problem is in
+    where: str  # "image 17", "annotation 5 (image 3)", "category 4", or "" for the whole file
+    message: str
+
+    def __str__(self) -> str:
+        # Only the file's name: the summary stays readable, and names are unique within the dataset.
+        name = Path(self.file).name or self.file
+        place = f"{name} {self.where}" if self.where else name
+        return f"{self.severity.upper()} {place}: {self.message}"
+
+
+@dataclass
+class DatasetReport:
+    """Everything found in one check; nothing is dropped, only the summary truncates."""
+
+    problems: list[Problem] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == WARNING]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing blocks registration; warnings alone keep the run going."""
+        return not self.errors
+
+    def summary(self, limit: int = 30) -> str:
+        """Readable report for a notebook cell or the terminal: counts, then errors, then warnings.
+
+        At most ``limit`` problem lines are shown (errors take the budget first, since they must be
+        fixed); the rest are counted in "... and N more" lines so none disappear silently.
+        """
+        errors, warnings = self.errors, self.warnings
+        s = self.stats
+        counts = (
+            f"{s.get('images', 0)} images ({s.get('images_checked', 0)} image files read), "
+            f"{s.get('annotations', 0)} annotations, {s.get('categories', 0)} categories"
+        )
+        if not errors and not warnings:
+            return f"Dataset check passed: no errors, no warnings ({counts})."
+        verdict = "FAILED" if errors else "passed with warnings"
+        lines = [
+            (f"Dataset check {verdict}: {plural(len(errors), 'error')}, {plural(len(warnings), 'warning')} ({counts}).")
+        ]
+        budget = max(limit, 0)
+        for title, group in (("Errors (fix these first):", errors), ("Warnings:", warnings)):
+            if not group:
+                continue
+            lines.append(title)
+            shown = group[:budget]
+            budget -= len(shown)
+            lines.extend(f"  {p}" for p in shown)
+            if len(group) > len(shown):
+                kind = "error" if group is errors else "warning"
+                lines.append(f"  ... and {len(group) - len(shown)} more {kind}s")
+        return "\n".join(lines)
+
+    def raise_if_errors(self) -> None:
+        """Stop a notebook before registration, with the full summary as the message."""
+        if self.errors:
+            raise TinyVocError(self.summary())
+
+
+def _error(file, where: str, message: str) -> Problem:
+    return Problem(ERROR, str(file), where, message)
+
+
+def _warning(file, where: str, message: str) -> Problem:
+    return Problem(WARNING, str(file), where, message)
+
+
+# --- one file --------------------------------------------------------------------------------------
+
+
+def check_coco_file(
+    json_path,
+    image_dir,
+    *,
+    require_annotations: bool,
+    read_images: bool = True,
+    image_format: str = LOADER_FORMAT,
+    workers: int | None = None,
+    progress=print,
+) -> DatasetReport:
+    """Check one COCO json against its image folder.
+
+    ``require_annotations`` is True for the training json (objects must be there and be valid) and
+    False for the test json (annotations are not expected; if present they only earn a warning).
+    ``read_images=False`` checks only that the image files exist, for a quick pass over a slow disk.
+    ``image_format`` is the config's ``INPUT.FORMAT``; ``progress`` gets a line every 10% of a large
+    folder (None: silent).
+    """
+    report, _ = _check_file(
+        Path(json_path),
+        Path(image_dir),
+        require_annotations=require_annotations,
+        read_images=read_images,
+        image_format=image_format,
+        workers=workers,
+        progress=progress,
+    )
+    return report
+
+
+def _check_file(json_path: Path, image_dir: Path, *, require_annotations: bool, **read_options):
+    """The report for one json, and its categories (id -> name, None when unreadable) for comparison."""
+    stats = {"images": 0, "annotations": 0, "categories": 0, "images_checked": 0}
+    data, problems = _load_json(json_path)
+    folder_problems = _check_image_dir(image_dir, json_path, len(data["images"]) if data else 0)
+    problems += folder_problems
+    if data is None:
+        return DatasetReport(problems, stats), None
+    stats["images"] = len(data["images"])
+    images, listed, entry_problems = _check_image_entries(data["images"], json_path)
+    problems += entry_problems
+    if not folder_problems:
+        file_problems, stats["images_checked"] = _check_image_files(
+            listed, len(data["images"]), image_dir, json_path, **read_options
+        )
+        problems += file_problems
+    stats["categories"] = len(data["categories"])
+    categories, category_problems = _check_categories(data["categories"], json_path)
+    problems += category_problems
+    stats["annotations"], annotation_problems = _check_annotations(
+        data, images, categories, json_path, require_annotations
+    )
+    problems += annotation_problems
+    return DatasetReport(problems, stats), categories
+
+
+def _load_json(path: Path) -> tuple[dict | None, list[Problem]]:
+    """Parse the json; on failure say where it broke, since a truncated download is common."""
+    if not path.exists():
+        return None, [_error(path, "", f"json file not found: {path}")]
+    if path.is_dir():
+        return None, [_error(path, "", f"{path} is a folder; expected the COCO json file")]
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [_error(path, "", f"cannot read {path}: {exc}")]
+    if not text.strip():
+        return None, [_error(path, "", f"json file is empty ({path.stat().st_size} bytes); download it again")]
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [_error(path, "", describe_json_error(text, exc))]
+    if not isinstance(data, dict):
+        message = (
+            f"not a COCO json: the top level is a {type(data).__name__}, expected an object with "
+            "'images' and 'categories'"
+        )
+        return None, [_error(path, "", message)]
+    problems = []
+    for key in ("images", "categories"):
+        if key not in data:
+            problems.append(_error(path, "", f"not a COCO json: no '{key}' key (keys found: {sorted(data)[:10]})"))
+        elif not isinstance(data[key], list):
+            problems.append(
+                _error(path, "", f"not a COCO json: '{key}' is a {type(data[key]).__name__}, expected a list")
+            )
+    if "annotations" in data and not isinstance(data["annotations"], list):
+        kind = type(data["annotations"]).__name__
+        problems.append(_error(path, "", f"not a COCO json: 'annotations' is a {kind}, expected a list"))
+    return (None if problems else data), problems
+
+
+def _check_image_dir(folder: Path, json_path: Path, listed: int) -> list[Problem]:
+    """Folder-level problems are reported once instead of as one "missing" per image."""
+    if not folder.exists():
+        return [_error(folder, "", f"image folder not found: {folder}")]
+    if not folder.is_dir():
+        return [_error(folder, "", f"{folder} is not a folder; expected the folder of images")]
+    if not any(not p.name.startswith(".") for p in folder.iterdir()):
+        message = (
+            f"image folder {folder} is empty ({plural(listed, 'image')} listed in {json_path.name}); "
+            "unzip the images there"
+        )
+        return [_error(folder, "", message)]
+    return []
+
+
+# --- images ------------------------------------------------------------------------------------------
+
+
+def _check_image_entries(entries: list, json_path: Path):
+    """Validate the 'images' entries.
+
+    Returns id -> (file_name, height, width) of usable entries (sizes None when invalid), the
+    (where, file_name, height, width) of every entry whose file should be looked at, and the problems.
+    """
+    problems: list[Problem] = []
+    images: dict = {}
+    listed: list[tuple] = []
+    names_by_id = defaultdict(list)
+    ids_by_name = defaultdict(list)
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            problems.append(
+                _error(json_path, f"image entry #{index}", f"is a {type(entry).__name__}, expected an object")
+            )
+            continue
+        image_id = entry.get("id")
+        if not is_int(image_id):
+            problems.append(_error(json_path, f"image entry #{index}", f"'id' must be an integer, got {image_id!r}"))
+            continue
+        where = f"image {image_id}"
+        file_name = entry.get("file_name")
+        names_by_id[image_id].append(file_name)
+        if not isinstance(file_name, str) or not file_name:
+            problems.append(_error(json_path, where, f"'file_name' must be a non-empty string, got {file_name!r}"))
+            continue
+        ids_by_name[file_name].append(image_id)
+        height, width = entry.get("height"), entry.get("width")
+        size_ok = True
+        for key, value in (("height", height), ("width", width)):
+            if not is_int(value) or value <= 0:
+                problems.append(
+                    _error(json_path, where, f"'{key}' must be a positive integer, got {value!r} ({file_name})")
+                )
+                size_ok = False
+        if not size_ok:
+            height = width = None
+        images.setdefault(image_id, (file_name, height, width))
+        listed.append((where, file_name, height, width))
+
+    problems += _reused_ids(json_path, "image", names_by_id, "entries", lambda names: ", ".join(map(str, names)))
+    for name, ids in ids_by_name.items():
+        if len(set(ids)) > 1:
+            message = (
+                f"file {name} is listed under {len(ids)} image ids ({', '.join(map(str, ids))}); "
+                "it will be used more than once"
+            )
+            problems.append(_warning(json_path, f"image {ids[0]}", message))
+    return images, listed, problems
+
+
+def _objects(entries: list, json_path: Path, label: str, problems: list[Problem]):
+    """(index, entry) for the entries that are json objects; an error in ``problems`` for each other one."""
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            yield index, entry
+        else:
+            message = f"is a {type(entry).__name__}, expected an object"
+            problems.append(_error(json_path, f"{label} #{index}", message))
+
+
+def _reused_ids(json_path: Path, kind: str, users_by_id: dict, noun: str, describe) -> list[Problem]:
+    """An error for each ``kind`` id that more than one entry uses: ``<kind> id N is used by 2 <noun> (...)``."""
+    return [
+        _error(
+            json_path,
+            f"{kind} {id_}",
+            f"{kind} id {id_} is used by {len(users)} {noun} ({describe(users)}); ids must be unique",
+        )
+        for id_, users in users_by_id.items()
+        if len(users) > 1
+    ]
+
+
+def _check_image_files(
+    listed: list[tuple],
+    n_entries: int,
+    image_dir: Path,
+    json_path: Path,
+    *,
+    read_images: bool,
+    image_format: str,
+    workers: int | None,
+    progress,
+) -> tuple[list[Problem], int]:
+    """Missing files, then every present file read as the loader reads it; returns (problems, files read)."""
+    problems: list[Problem] = []
+    present: list[tuple[str, ImageToRead]] = []
+    for where, file_name, height, width in listed:
+        path = image_dir / file_name
+        if path.is_file():
+            present.append((where, ImageToRead(path, height, width, json_path.name)))
+        else:
+            problems.append(_error(path, where, f"image file not found: {path} (listed in {json_path.name})"))
+    if n_entries and len(listed) - len(present) == n_entries:
+        message = (
+            f"none of the {n_entries} images listed are in {image_dir}: is it the right folder for {json_path.name}?"
+        )
+        problems.append(_error(image_dir, "", message))
+    if not read_images or not present:
+        return problems, 0
+    results = read_problems(
+        [item for _, item in present],
+        image_format,
+        workers=workers,
+        label=f"images of {json_path.name}",
+        progress=progress,
+    )
+    problems += [_error(item.path, where, message) for (where, item), message in zip(present, results) if message]
+    return problems, len(present)
+
+
+# --- categories --------------------------------------------------------------------------------------
+
+
+def _check_categories(entries: list, json_path: Path) -> tuple[dict, list[Problem]]:
+    """id -> name of the categories, and their problems."""
+    problems: list[Problem] = []
+    categories: dict = {}
+    names_by_id = defaultdict(list)
+    for index, entry in _objects(entries, json_path, "category entry", problems):
+        cat_id, name = entry.get("id"), entry.get("name")
+        if not is_int(cat_id):
+            problems.append(_error(json_path, f"category entry #{index}", f"'id' must be an integer, got {cat_id!r}"))
+            continue
+        if not isinstance(name, str) or not name:
+            problems.append(_error(json_path, f"category {cat_id}", f"'name' must be a non-empty string, got {name!r}"))
+        names_by_id[cat_id].append(name)
+        categories.setdefault(cat_id, name)
+    problems += _reused_ids(json_path, "category", names_by_id, "entries", lambda names: ", ".join(map(repr, names)))
+    if not entries:
+        problems.append(_error(json_path, "", "'categories' is empty: there are no classes to train"))
+    return categories, problems
+
+
+# --- annotations -------------------------------------------------------------------------------------
+
+
+def _check_annotations(
+    data: dict, images: dict, categories: dict, json_path: Path, require_annotations: bool
+) -> tuple[int, list[Problem]]:
+    """(number of annotations, problems) of the json's annotations against its images and categories."""
+    annotations = data.get("annotations")
+    if not require_annotations:
+        problems = []
+        if annotations:
+            message = f"has {plural(len(annotations), 'annotation')}; a test json needs none, they are ignored"
+            problems.append(_warning(json_path, "", message))
+        return len(annotations or []), problems
+    if annotations is None:
+        return 0, [_error(json_path, "", "no 'annotations' key: a training json needs the object annotations")]
+    if not annotations:
+        return 0, [_error(json_path, "", "'annotations' is empty: there is nothing to train on")]
+    problems: list[Problem] = []
+    image_ids_by_ann = defaultdict(list)
+    annotated = set()
+    for index, ann in _objects(annotations, json_path, "annotation entry", problems):
+        ann_id, image_id = ann.get("id"), ann.get("image_id")
+        if not is_int(ann_id):
+            where = f"annotation entry #{index} (image {image_id})"
+            problems.append(_error(json_path, where, f"'id' must be an integer, got {ann_id!r}"))
+        else:
+            where = f"annotation {ann_id} (image {image_id})"
+            image_ids_by_ann[ann_id].append(image_id)
+        if is_int(image_id):
+            annotated.add(image_id)
+        problems += [
+            Problem(severity, str(json_path), where, message)
+            for severity, message in annotation_problems(ann, images, categories, json_path.name)
+        ]
+    problems += _reused_ids(
+        json_path, "annotation", image_ids_by_ann, "annotations", lambda ids: "images " + ", ".join(map(str, ids))
+    )
+    for image_id, (file_name, _, _) in images.items():
+        if image_id not in annotated:
+            message = f"{file_name} has no annotations; detectron2 leaves it out of training"
+            problems.append(_warning(json_path, f"image {image_id}", message))
+    return len(annotations), problems
+
+
+# --- train and test together ---------------------------------------------------------------------
+
+
+def check_dataset(
+    train_json,
+    train_images,
+    test_json=None,
+    test_images=None,
+    read_images=True,
+    *,
+    image_format: str = LOADER_FORMAT,
+    workers: int | None = None,
+    progress=print,
+) -> DatasetReport:
+    """Check the train set (and the test set when given) and merge the results into one report.
+
+    Also an error when the two jsons disagree on categories: detectron2 maps category ids to class
+    indices per dataset, so a different list would make test predictions use the wrong class names.
+    """
+    if (test_json is None) != (test_images is None):
+        raise TinyVocError("check_dataset: give both test_json and test_images, or neither")
+    options = {"read_images": read_images, "image_format": image_format, "workers": workers, "progress": progress}
+    train_report, train_categories = _check_file(
+        Path(train_json), Path(train_images), require_annotations=True, **options
+    )
+    reports = [train_report]
+    problems = list(train_report.problems)
+    if test_json is not None:
+        test_report, test_categories = _check_file(
+            Path(test_json), Path(test_images), require_annotations=False, **options
+        )
+        reports.append(test_report)
+        problems += test_report.problems
+        if train_categories is not None and test_categories is not None:
+            problems += _compare_categories(train_categories, test_categories, Path(train_json), Path(test_json))
+    stats = {key: sum(r.stats[key] for r in reports) for key in ("images", "annotations", "images_checked")}
+    stats["categories"] = train_report.stats["categories"]
+    return DatasetReport(problems, stats)
+
+
+def _compare_categories(train: dict, test: dict, train_path: Path, test_path: Path) -> list[Problem]:
+    """One error per differing category id, reported on the test json."""
+    problems = []
+    for cat_id in sorted(set(train) | set(test)):
+        if cat_id not in test:
+            message = f"category {cat_id} ({train[cat_id]!r}) is in {train_path.name} but not in this file"
+        elif cat_id not in train:
+            message = f"category {cat_id} ({test[cat_id]!r}) is not in {train_path.name}"
+        elif train[cat_id] != test[cat_id]:
+            message = f"category {cat_id} is {test[cat_id]!r} here but {train[cat_id]!r} in {train_path.name}"
+        else:
+            continue
+        problems.append(
+            Problem(
+                ERROR,
+                str(test_path),
+                f"category {cat_id}",
+                message + "; train and test categories must match",
+            )
+        )
+    return problems
+
+
+def main(argv=None) -> int:
+    """CLI: ``python -m tinyvoc check-dataset TRAIN_JSON TRAIN_IMAGES [--test-json F --test-images D]``.
+
+    Exit status 0 when there are no errors (warnings allowed), 1 when there are, so scripts and
+    make targets can stop before training.
+    """
+    parser = argparse.ArgumentParser(
+        prog="tinyvoc check-dataset",
+        description="Check the Tiny VOC COCO json files and images before registering them.",
+    )
+    parser.add_argument("train_json", help="training json, e.g. data/pascal_train.json")
+    parser.add_argument("train_images", help="folder of training images")
+    parser.add_argument("--test-json", help="test json (images and categories only)")
+    parser.add_argument("--test-images", help="folder of test images")
+    parser.add_argument("--no-images", action="store_true", help="only check that image files exist; do not open them")
+    parser.add_argument("--limit", type=int, default=30, help="most problem lines to print (default 30)")
+    parser.add_argument("--workers", type=int, help="threads reading images (default: one per CPU, at most 8)")
+    args = parser.parse_args(argv)
+    if (args.test_json is None) != (args.test_images is None):
+        parser.error("--test-json and --test-images go together")
+    report = check_dataset(
+        args.train_json,
+        args.train_images,
+        args.test_json,
+        args.test_images,
+        read_images=not args.no_images,
+        workers=args.workers,
+    )
+    print(report.summary(limit=args.limit))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The class id mapping, the validation split, and the dataset record notebooks 02-04 read.
+
+The dataset's category ids (1..20 for Tiny VOC) are never assumed to be ``index + 1``: the model's
+contiguous class indices are mapped through the mapping recorded here, in both directions. The
+split is written to ``output/splits/`` so training, evaluation and the threshold sweep all use
+the same ground truth, and ``output/dataset.json`` tells later notebooks what to register. The
+record stores the data files relative to the data folder and the splits relative to the output
+folder: on Colab the next notebook runs in a new runtime whose local copy of the data sits
+elsewhere, and the record must still be read there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..core.atomic import write_json
+from ..core.coco_json import load_coco
+from ..core.errors import TinyVocError
+from ..core.paths import DataFiles, Outputs, require
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """Dataset category ids <-> the model's contiguous indices, in category-id order."""
+
+    ids: tuple[int, ...]
+    names: tuple[str, ...]
+
+    @classmethod
+    def from_categories(cls, categories: list[dict]) -> ClassMap:
+        ordered = sorted(categories, key=lambda c: c["id"])
+        return cls(tuple(int(c["id"]) for c in ordered), tuple(str(c["name"]) for c in ordered))
+
+    def to_contiguous(self, dataset_id: int) -> int:
+        return self.ids.index(dataset_id)
+
+    def to_dataset_id(self, index: int) -> int:
+        return self.ids[index]
+
+    def name_of(self, dataset_id: int) -> str:
+        return self.names[self.ids.index(dataset_id)]
+
+
+def split_images(coco: dict, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Deterministic split of image ids: about ``val_fraction`` held out, each class on both sides.
+
+    Uses only a seeded ``random.Random`` over sorted ids, so it is identical on every machine.
+    Rarest classes are seeded into validation first, then the rest is filled at random.
+    """
+    ids = sorted(img["id"] for img in coco["images"])
+    if val_fraction <= 0:
+        return ids, []
+    rng = random.Random(seed)
+    order = ids[:]
+    rng.shuffle(order)
+    classes_of: dict[int, set[int]] = {i: set() for i in ids}
+    for ann in coco.get("annotations", []):
+        if ann["image_id"] in classes_of:
+            classes_of[ann["image_id"]].add(ann["category_id"])
+    target = max(1, round(len(ids) * val_fraction))
+    images_with = Counter(c for cs in classes_of.values() for c in cs)
+    val: list[int] = []
+    for cat, count in sorted(images_with.items(), key=lambda kv: (kv[1], kv[0])):
+        if count < 2 or any(cat in classes_of[i] for i in val) or len(val) >= target:
+            continue
+        val.append(next(i for i in order if cat in classes_of[i] and i not in val))
+    for i in order:
+        if len(val) >= target:
+            break
+        if i not in val:
+            val.append(i)
+    val_set = set(val)
+    return [i for i in ids if i not in val_set], sorted(val_set)
+
+
+def _subset(coco: dict, image_ids: list[int]) -> dict:
+    keep = set(image_ids)
+    return {
+        "images": [img for img in coco["images"] if img["id"] in keep],
+        "annotations": [a for a in coco.get("annotations", []) if a["image_id"] in keep],
+        "categories": coco["categories"],
+    }
+
+
+@dataclass
+class DatasetRecord:
+    """What notebook 01 decided, saved as ``output/dataset.json`` for notebooks 02-04."""
+
+    source: str
+    files: dict
+    train_split: str
+    val_split: str | None
+    val_fraction: float
+    seed: int
+    category_ids: list[int]
+    class_names: list[str]
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def class_map(self) -> ClassMap:
+        return ClassMap(tuple(self.category_ids), tuple(self.class_names))
+
+    @property
+    def data_files(self) -> DataFiles:
+        return DataFiles(**{k: Path(v) for k, v in self.files.items()})
+
+    @classmethod
+    def load(cls, outputs: Outputs) -> DatasetRecord:
+        """Read ``dataset.json`` with every path resolved for this runtime (the sample is regenerated if absent)."""
+        path = require(outputs.dataset_record, "01_register_dataset.ipynb", "The dataset record")
+        saved = json.loads(path.read_text())
+        files = {k: _resolve(v, outputs.data_dir) for k, v in saved["files"].items()}
+        if saved["source"] == "sample" and not Path(files["train_json"]).exists():
+            from .sample import make_sample_dataset
+
+            make_sample_dataset(Path(files["train_json"]).parent)
+        saved.update(
+            files=files,
+            train_split=_resolve(saved["train_split"], outputs.root),
+            val_split=_resolve(saved["val_split"], outputs.root) if saved["val_split"] else None,
+        )
+        record = cls(**saved)
+        missing = record.data_files.missing()
+        if missing:
+            raise TinyVocError(
+                f"The data that {path} refers to is not on this runtime: {', '.join(map(str, missing))}. Put the "
+                "data in the project's data/ folder (the first cell copies it to each runtime), or run "
+                "01_register_dataset.ipynb again."
+            )
+        return record
+
+
+def _relative(path: str | Path, base: Path) -> str:
+    """``path`` relative to ``base`` when inside it (portable between runtimes), else absolute."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path(base).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _resolve(path: str, base: Path) -> str:
+    return path if os.path.isabs(path) else str(Path(base) / path)
+
+
+def prepare_dataset(
+    files: DataFiles, outputs: Outputs, source: str, val_fraction: float = 0.1, seed: int = 0
+) -> DatasetRecord:
+    """Write the split files and the dataset record; the split files are complete before the record."""
+    missing = files.missing()
+    if missing:
+        raise TinyVocError("Dataset files not found: " + ", ".join(map(str, missing)) + ". See data/README.md.")
+    train = load_coco(files.train_json, need_annotations=True)
+    test = load_coco(files.test_json)
+    class_map = ClassMap.from_categories(train["categories"])
+    if ClassMap.from_categories(test["categories"]) != class_map:
+        raise TinyVocError(f"{files.test_json}: its categories differ from those in {files.train_json}")
+    train_ids, val_ids = split_images(train, val_fraction, seed)
+    train_split = write_json(outputs.split_dir / "train.json", _subset(train, train_ids))
+    val_split = write_json(outputs.split_dir / "val.json", _subset(train, val_ids)) if val_ids else None
+    if not val_ids and (outputs.split_dir / "val.json").exists():
+        (outputs.split_dir / "val.json").unlink()
+    record = DatasetRecord(
+        source=source,
+        files={k: str(Path(v).resolve()) for k, v in asdict(files).items()},
+        train_split=str(train_split.resolve()),
+        val_split=str(val_split.resolve()) if val_split else None,
+        val_fraction=val_fraction,
+        seed=seed,
+        category_ids=list(class_map.ids),
+        class_names=list(class_map.names),
+        counts={
+            "train_images": len(train_ids),
+            "val_images": len(val_ids),
+            "test_images": len(test["images"]),
+            "train_instances": sum(1 for a in train.get("annotations", []) if a["image_id"] in set(train_ids)),
+            "val_instances": sum(1 for a in train.get("annotations", []) if a["image_id"] in set(val_ids)),
+        },
+    )
+    saved = asdict(record)
+    saved["files"] = {k: _relative(v, outputs.data_dir) for k, v in record.files.items()}
+    saved["train_split"] = _relative(record.train_split, outputs.root)
+    saved["val_split"] = _relative(record.val_split, outputs.root) if record.val_split else None
+    write_json(outputs.dataset_record, saved, indent=2)
+    return record
+
+
+def stop_on_errors(report, outputs: Outputs) -> None:
+    """After a failed dataset check, remove the previous split and record, then stop.
+
+    Otherwise notebooks 02-04 would silently go on with the split of an earlier, different dataset.
+    """
+    if report.ok:
+        return
+    outputs.dataset_record.unlink(missing_ok=True)
+    for name in ("train.json", "val.json"):
+        (outputs.split_dir / name).unlink(missing_ok=True)
+    report.raise_if_errors()

@@ -1,0 +1,140 @@
+"""``Predictions``: one split's cached detections, and the cache file they live in.
+
+Every detection (class as the dataset's category id, score, box, mask as compressed RLE) of one
+prediction run is kept, down to a low score floor, so notebooks 03 and 04 and every re-export at a
+new threshold read them instead of running the model.
+
+The cache file is two JSON lines: a header, then the list of detections. Every mask string is
+checked once, when the file is written (``core.rle.rle_problems``), and the header holds the sha256
+of the detections line; a cache whose bytes still match was checked, so the export need not parse
+its 10,000 RLE strings again (:attr:`Predictions.checked_rles`). A damaged cache, or one of another
+format, reads as None and is predicted again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.atomic import write_bytes
+from ..core.errors import TinyVocError
+from ..core.rle import rle_problems
+from .trained_run import SplitImages
+
+CACHE_FORMAT = 2  # 1: one JSON document, no checksum
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Detections of one split at ``score_floor`` and up, with what made them and, for val, the ground truth.
+
+    ``checked_rles`` is built from immutable strings when the detections are written or read, so
+    editing ``detections`` afterwards cannot smuggle an unchecked mask past the export's check: a
+    changed string is simply not in the set.
+    """
+
+    split: str
+    detections: list[dict]
+    score_floor: float
+    image_ids: list[int] = field(default_factory=list)
+    key: str = ""
+    checkpoint: str = ""
+    tta: bool = False
+    seconds: float | None = None
+    gt_json: str | None = None  # the val split's json relative to the output folder, as stored in the header
+    images: SplitImages | None = field(default=None, repr=False, compare=False)  # this runtime's split, when known
+    checked_rles: frozenset = field(default=frozenset(), repr=False, compare=False)
+
+    @property
+    def ground_truth(self):
+        """The split's pycocotools COCO index (val only)."""
+        if self.images is None or not self.images.has_ground_truth:
+            raise TinyVocError("these predictions have no ground truth (test split); evaluate the val split")
+        return self.images.ground_truth
+
+    def select(
+        self,
+        score_threshold: float,
+        max_per_image: int = 100,
+        class_thresholds: dict[int, float] | None = None,
+        keys: tuple[str, ...] | None = None,
+    ) -> list[dict]:
+        """Detections at or above their class's threshold, at most ``max_per_image`` per image, best first.
+
+        Rows keep only ``keys`` (``None``: every field; the export asks for the submission's four).
+        """
+        class_thresholds = {int(k): float(v) for k, v in (class_thresholds or {}).items()}
+        per_image: dict[int, list[dict]] = defaultdict(list)
+        for det in self.detections:
+            if det["score"] >= class_thresholds.get(det["category_id"], score_threshold):
+                per_image[det["image_id"]].append(det)
+        kept = []
+        for image_id in sorted(per_image):
+            ranked = sorted(per_image[image_id], key=lambda d: -d["score"])[:max_per_image]
+            kept += [{k: det[k] for k in keys} if keys else dict(det) for det in ranked]
+        return kept
+
+    def header(self) -> dict:
+        """What the cache file's first line holds besides the format, count and checksum."""
+        return {
+            "key": self.key,
+            "split": self.split,
+            "checkpoint": self.checkpoint,
+            "tta": self.tta,
+            "score_floor": self.score_floor,
+            "gt_json": self.gt_json,
+            "image_ids": self.image_ids,
+            "seconds": self.seconds,
+        }
+
+
+def write_cache(path: Path, predictions: Predictions) -> Predictions:
+    """Check every mask string once, write header and detections atomically, return what a read returns."""
+    detections = predictions.detections
+    bad = [p for p in rle_problems(*_rle_columns(detections)) if p]
+    if bad:  # masks come from pycocotools' encoder, so this is a bug, not a user error
+        raise TinyVocError(f"{len(bad)} of {len(detections)} encoded masks fail the submission check: {bad[0]}")
+    body = json.dumps(detections).encode()
+    checksum = hashlib.sha256(body).hexdigest()
+    header = {"format": CACHE_FORMAT, **predictions.header(), "num_detections": len(detections)}
+    header["detections_sha256"] = checksum
+    write_bytes(path, json.dumps(header).encode() + b"\n" + body)
+    return _predictions(header, json.loads(body), predictions.images)
+
+
+def read_cache(path: Path, images: SplitImages | None = None) -> Predictions | None:
+    """The cached predictions, or None when the file is of another format or its detections changed."""
+    head, _, body = Path(path).read_bytes().partition(b"\n")
+    try:
+        header = json.loads(head)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(header, dict) or header.get("format") != CACHE_FORMAT:
+        return None
+    if hashlib.sha256(body).hexdigest() != header.get("detections_sha256"):
+        return None
+    return _predictions(header, json.loads(body), images)
+
+
+def _rle_columns(detections: list[dict]) -> tuple[list[str], list[tuple[int, int]]]:
+    segs = [d["segmentation"] for d in detections]
+    return [s["counts"] for s in segs], [(s["size"][0], s["size"][1]) for s in segs]
+
+
+def _predictions(header: dict, detections: list[dict], images: SplitImages | None) -> Predictions:
+    counts, sizes = _rle_columns(detections)
+    checked = frozenset((h, w, c) for c, (h, w) in zip(counts, sizes))
+    fields = {k: header.get(k) for k in ("key", "checkpoint", "seconds", "gt_json")}
+    return Predictions(
+        split=header["split"],
+        detections=detections,
+        score_floor=header["score_floor"],
+        image_ids=list(header.get("image_ids") or []),
+        tta=bool(header.get("tta")),
+        images=images,
+        checked_rles=checked,
+        **{k: v for k, v in fields.items() if v is not None},
+    )

@@ -1,0 +1,201 @@
+"""A wall-clock budget for training: from a measured speed, plan a run that fits (pure, no detectron2).
+
+A free Colab T4 session lasts about 12 hours at most, and the ``strong`` profile's 30,000
+iterations take longer than that on a T4. Under a fixed budget a schedule planned to decay over
+the budget beats a long schedule cut short (budgeted training, Li et al., ICLR 2020), so instead
+of truncating, the run is planned to fit: :func:`measure_speed` times a short warm-up on this
+machine (``speed.py``; the time it takes counts against the budget), and :func:`plan_budget`, a pure function,
+turns seconds per iteration into ``MAX_ITER``, the LR schedule, and the evaluation and checkpoint
+periods. The plan is saved beside the config (``plan.json``) so a resume continues it instead of
+measuring again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..core.atomic import write_json
+from ..core.errors import TinyVocError
+
+DEFAULT_BUDGET_H = 3.0  # a free T4 session, with room left for evaluation and export
+MAX_CHECKPOINTS = 12  # a disconnect loses at most 1/12 of the run; fewer writes to Drive
+MAX_EVAL_SHARE = 0.10  # periodic validation takes at most this share of the budget
+MAX_WARMUP_SHARE = 0.5  # warmup keeps the profile's length (stability needs iterations), up to half the run
+MIN_ITERATIONS = 20
+
+
+def resolve_budget(profile: str, time_budget_h: float | None, max_iter: int | None) -> float | None:
+    """Hours to plan for, or None for the profile's own length.
+
+    An explicit ``max_iter`` wins. ``None`` means the default: :data:`DEFAULT_BUDGET_H` for the
+    GPU profiles, the profile's own length for ``smoke`` (so ``make submission`` is unchanged).
+    ``0`` turns the budget off.
+    """
+    if max_iter:
+        return None
+    if time_budget_h is None:
+        return None if profile == "smoke" else DEFAULT_BUDGET_H
+    hours = float(time_budget_h)
+    if hours < 0:
+        raise TinyVocError(f"TIME_BUDGET_H must be positive hours (or 0 for no budget), not {time_budget_h}")
+    return hours or None
+
+
+@dataclass(frozen=True)
+class Speed:
+    """What :func:`measure_speed` measured on this machine, in seconds."""
+
+    seconds_per_iter: float
+    eval_seconds: float  # one validation pass over the whole val split
+    checkpoint_seconds: float  # one periodic checkpoint (model + optimizer) written to the train folder
+    setup_seconds: float  # building the model and data loader once
+    measured_seconds: float  # wall time of the measurement itself, spent from the budget
+    device: str = ""
+    iterations: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run planned to fit ``budget_hours`` on this machine; :meth:`apply` writes it into a config."""
+
+    budget_hours: float
+    seconds_per_iter: float
+    max_iter: int
+    warmup_iters: int
+    steps: tuple[int, ...]
+    eval_period: int
+    checkpoint_period: int
+    planned_seconds: float  # measurement + setup + training + evaluations + checkpoints
+    eval_seconds: float = 0.0
+    checkpoint_seconds: float = 0.0
+    device: str = ""
+    capped: bool = False  # the profile's own length fits: the run is shorter than the budget
+    profile: str = ""
+    base_config: str = field(default="", repr=False)  # the config before planning, to reuse the plan on resume
+
+    @property
+    def evaluations(self) -> int:
+        return math.ceil(self.max_iter / self.eval_period) if self.eval_period else 0
+
+    def applied_to(self, cfg):
+        """A frozen copy of ``cfg`` with the planned length, schedule and periods (the rest of the recipe kept)."""
+        planned = cfg.clone()
+        planned.defrost()
+        planned.SOLVER.MAX_ITER = self.max_iter
+        planned.SOLVER.WARMUP_ITERS = self.warmup_iters
+        planned.SOLVER.STEPS = tuple(self.steps)
+        planned.SOLVER.CHECKPOINT_PERIOD = self.checkpoint_period
+        planned.TEST.EVAL_PERIOD = self.eval_period
+        planned.freeze()
+        return planned
+
+    def describe(self) -> str:
+        """``T4, 2.30 s/iter -> 4,600 iterations, ends in about 2 h 55 min``, plus the periods."""
+        device = f"{self.device}, " if self.device else ""
+        capped = " (the profile's full length fits in the budget)" if self.capped else ""
+        evals = f"validation every {self.eval_period:,}" if self.eval_period else "no validation"
+        return (
+            f"{device}{self.seconds_per_iter:.3g} s/iter -> {self.max_iter:,} iterations, ends in about "
+            f"{format_duration(self.planned_seconds)}{capped} (budget {format_duration(self.budget_hours * 3600)}); "
+            f"warmup {self.warmup_iters:,}, {evals}, checkpoint every {self.checkpoint_period:,}"
+        )
+
+    def save(self, path: Path) -> Path:
+        return write_json(path, asdict(self), indent=2)
+
+    @classmethod
+    def load(cls, path: Path) -> Plan | None:
+        """The saved plan, or None when there is none or it cannot be read (then it is made anew)."""
+        try:
+            data = json.loads(Path(path).read_text())
+            data["steps"] = tuple(data["steps"])
+            return cls(**data)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+
+
+def format_duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 2:
+        return f"{seconds:.0f} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
+
+
+def _profile_count(max_iter: int, period: int) -> int:
+    return math.ceil(max_iter / period) if period and period > 0 else 0
+
+
+def plan_budget(
+    seconds_per_iter: float,
+    budget_hours: float,
+    profile_cfg,
+    *,
+    eval_seconds: float = 0.0,
+    checkpoint_seconds: float = 0.0,
+    setup_seconds: float = 0.0,
+    spent_seconds: float = 0.0,
+    device: str = "",
+    profile: str = "",
+) -> Plan:
+    """Plan the longest run of ``profile_cfg``'s recipe that fits ``budget_hours``; pure, no GPU needed.
+
+    The profile's own config supplies the recipe: its MAX_ITER (never exceeded), warmup (kept, up
+    to half the run: smoke with a quarter-run warmup diverged at iteration 28 of 87 in our runs), LR steps (scaled
+    to the new length; a cosine schedule decays to zero over MAX_ITER by itself), and how many
+    evaluations and checkpoints it makes (at most 12 checkpoints). The budget pays for what was already spent measuring
+    (``spent_seconds``), building the trainer (``setup_seconds``), the iterations, the periodic
+    validation passes (capped at 10% of the budget) and the checkpoint writes.
+    """
+    if seconds_per_iter <= 0:
+        raise TinyVocError(f"seconds per iteration must be positive, not {seconds_per_iter}")
+    solver = profile_cfg.SOLVER
+    profile_iters = int(solver.MAX_ITER)
+    budget = float(budget_hours) * 3600
+    left = budget - spent_seconds - setup_seconds
+    evaluations = _profile_count(profile_iters, profile_cfg.TEST.EVAL_PERIOD) if profile_cfg.DATASETS.TEST else 0
+    if evaluations and eval_seconds > 0:
+        evaluations = max(1, min(evaluations, int(MAX_EVAL_SHARE * left / eval_seconds)))
+    checkpoints = min(_profile_count(profile_iters, solver.CHECKPOINT_PERIOD), MAX_CHECKPOINTS)
+    # periodic checkpoints carry the optimizer; best (at most once per evaluation) and final are half that
+    saving = checkpoints * checkpoint_seconds + (evaluations + 1) * checkpoint_seconds / 2
+    iterations = int((left - evaluations * eval_seconds - saving) / seconds_per_iter)
+    if iterations < MIN_ITERATIONS:
+        raise TinyVocError(
+            f"a budget of {format_duration(budget)} leaves time for only {max(iterations, 0)} iterations at "
+            f"{seconds_per_iter:.3g} s/iter (after {spent_seconds + setup_seconds:.0f} s measuring and setting up, "
+            f"{evaluations} validations of {eval_seconds:.0f} s): raise TIME_BUDGET_H, or set MAX_ITER instead."
+        )
+    capped = iterations >= profile_iters
+    iterations = min(iterations, profile_iters)
+    eval_period = math.ceil(iterations / evaluations) if evaluations else 0
+    checkpoint_period = math.ceil(iterations / checkpoints) if checkpoints else iterations
+    scale = iterations / profile_iters
+    steps = tuple(sorted({max(1, round(s * scale)) for s in solver.STEPS if s < profile_iters}))
+    warmup = min(int(solver.WARMUP_ITERS), int(iterations * MAX_WARMUP_SHARE))
+    evaluations = math.ceil(iterations / eval_period) if eval_period else 0
+    planned = (
+        spent_seconds
+        + setup_seconds
+        + iterations * seconds_per_iter
+        + evaluations * eval_seconds
+        + (math.ceil(iterations / checkpoint_period) + (evaluations + 1) / 2) * checkpoint_seconds
+    )
+    return Plan(
+        budget_hours=float(budget_hours),
+        seconds_per_iter=round(seconds_per_iter, 4),
+        max_iter=iterations,
+        warmup_iters=warmup,
+        steps=steps,
+        eval_period=eval_period,
+        checkpoint_period=checkpoint_period,
+        planned_seconds=round(planned, 1),
+        eval_seconds=round(eval_seconds, 2),
+        checkpoint_seconds=round(checkpoint_seconds, 2),
+        device=device,
+        capped=capped,
+        profile=profile,
+    )

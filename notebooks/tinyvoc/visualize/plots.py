@@ -1,0 +1,274 @@
+"""Figures: data with ground truth, predictions, training curves. Shown inline and saved as PNG.
+
+Every figure function returns a matplotlib Figure and saves it under ``output/figures/``, so a
+headless (papermill) run keeps the same pictures a person sees in Colab. Class names come from
+the dataset record, never from indices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..core.atomic import atomic_path
+from ..core.rle import decode_mask
+from ..dataset.record import ClassMap
+from ..inference.predictions import Predictions
+from ..training.metrics import BEST_METRIC
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save(fig, path: Path) -> Path:
+    """Save ``fig`` as PNG atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return Path(path)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    from detectron2.data import detection_utils
+
+    return detection_utils.read_image(str(path), format="RGB")
+
+
+def _metadata(class_map: ClassMap):
+    from detectron2.data import Metadata
+
+    return Metadata(thing_classes=list(class_map.names))
+
+
+def draw_detections(
+    image_path: Path, detections: list[dict], class_map: ClassMap, grayscale: bool = False
+) -> np.ndarray:
+    """Draw masks, boxes, class names and scores with detectron2's Visualizer; return an RGB array.
+
+    ``grayscale`` is the original notebook's look: the background in gray, detected objects in colour.
+    """
+    import torch
+    from detectron2.structures import Boxes, Instances
+    from detectron2.utils.visualizer import ColorMode, Visualizer
+
+    image = _read_rgb(image_path)
+    height, width = image.shape[:2]
+    instances = Instances((height, width))
+    xyxy = [[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in detections)]
+    instances.pred_boxes = Boxes(torch.tensor(xyxy, dtype=torch.float32).reshape(-1, 4))
+    instances.scores = torch.tensor([d["score"] for d in detections], dtype=torch.float32)
+    instances.pred_classes = torch.tensor(
+        [class_map.to_contiguous(d["category_id"]) for d in detections], dtype=torch.int64
+    )
+    masks = [decode_mask(d["segmentation"]) for d in detections]
+    instances.pred_masks = torch.from_numpy(np.stack(masks) if masks else np.zeros((0, height, width), np.uint8)).bool()
+    mode = ColorMode.IMAGE_BW if grayscale else ColorMode.IMAGE
+    return Visualizer(image, _metadata(class_map), instance_mode=mode).draw_instance_predictions(instances).get_image()
+
+
+def draw_ground_truth(image_path: Path, annotations: list[dict], class_map: ClassMap) -> np.ndarray:
+    """Draw ground-truth polygons with class names; return an RGB array."""
+    from detectron2.utils.visualizer import Visualizer
+
+    image = _read_rgb(image_path)
+    vis = Visualizer(image, _metadata(class_map))
+    if not annotations:
+        return vis.output.get_image()
+    masks = [
+        a["segmentation"]
+        if isinstance(a["segmentation"], dict)
+        else [np.asarray(p, dtype=float) for p in a["segmentation"]]
+        for a in annotations
+    ]
+    labels = [class_map.name_of(a["category_id"]) for a in annotations]
+    return vis.overlay_instances(masks=masks, labels=labels, alpha=0.5).get_image()
+
+
+def image_grid(images: list[np.ndarray], titles: list[str], path: Path, ncols: int = 4, tile: float = 3.2):
+    """Lay images out in a grid, save it to ``path`` and return the figure."""
+    plt = _plt()
+    ncols = max(1, min(ncols, len(images)))
+    nrows = max(1, math.ceil(len(images) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(tile * ncols, tile * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, title in zip(axes.ravel(), images, titles):
+        ax.imshow(image)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def prediction_grid(
+    predictions: Predictions,
+    class_map: ClassMap,
+    path: Path,
+    n: int = 12,
+    score_threshold: float = 0.5,
+    grayscale: bool = False,
+    ncols: int = 4,
+):
+    """The first ``n`` images of a split's predictions with detections above ``score_threshold``."""
+    by_image = defaultdict(list)
+    for det in predictions.detections:
+        if det["score"] >= score_threshold:
+            by_image[det["image_id"]].append(det)
+    images = predictions.images.paths()
+    ids = predictions.image_ids[:n]
+    drawn = [draw_detections(images[i], by_image[i], class_map, grayscale) for i in ids]
+    titles = [f"image {i}: {len(by_image[i])} detections" for i in ids]
+    return image_grid(drawn, titles, path, ncols=ncols)
+
+
+def ground_truth_grid(coco: dict, image_dir: Path, class_map: ClassMap, path: Path, n: int = 8, ncols: int = 4):
+    """Training images with their ground-truth masks and class names."""
+    anns = defaultdict(list)
+    for a in coco.get("annotations", []):
+        anns[a["image_id"]].append(a)
+    chosen = coco["images"][:n]
+    drawn = [draw_ground_truth(Path(image_dir) / im["file_name"], anns[im["id"]], class_map) for im in chosen]
+    titles = [f"{im['file_name']} (id {im['id']}): {len(anns[im['id']])} objects" for im in chosen]
+    return image_grid(drawn, titles, path, ncols=ncols)
+
+
+def training_curves(rows: list[dict], path: Path):
+    """Loss curves and validation AP over iterations, from the metrics file rows."""
+    plt = _plt()
+    fig, (ax_loss, ax_ap) = plt.subplots(1, 2, figsize=(12, 4))
+    loss_keys = sorted({k for r in rows for k in r if k.startswith("loss_") or k == "total_loss"})
+    for key in loss_keys:
+        pts = [(r["iteration"], r[key]) for r in rows if key in r]
+        ax_loss.plot(*zip(*pts), label=key, linewidth=2.5 if key == "total_loss" else 1)
+    ax_loss.set(xlabel="iteration", ylabel="loss", title="training losses", yscale="log")
+    if loss_keys:
+        ax_loss.legend(fontsize=8)
+    for key in (BEST_METRIC, "segm/AP", "bbox/AP50"):
+        pts = [(r["iteration"], r[key] / 100) for r in rows if key in r and r[key] == r[key]]
+        if pts:
+            ax_ap.plot(*zip(*pts), marker="o", label=f"val {key}")
+    ax_ap.set(xlabel="iteration", ylabel="AP", title="validation AP", ylim=(0, 1))
+    if ax_ap.lines:
+        ax_ap.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def ground_truth_vs_prediction(
+    predictions: Predictions, class_map: ClassMap, path: Path, n: int = 6, score_threshold: float = 0.5
+):
+    """Validation images: ground truth (left) beside the model's prediction (right)."""
+    gt = predictions.images.coco
+    files = predictions.images.paths()
+    anns, dets = defaultdict(list), defaultdict(list)
+    for a in gt["annotations"]:
+        anns[a["image_id"]].append(a)
+    for d in predictions.detections:
+        if d["score"] >= score_threshold:
+            dets[d["image_id"]].append(d)
+    drawn, titles = [], []
+    for im in gt["images"][:n]:
+        file = files[im["id"]]
+        drawn += [draw_ground_truth(file, anns[im["id"]], class_map), draw_detections(file, dets[im["id"]], class_map)]
+        titles += [
+            f"ground truth: {len(anns[im['id']])} objects",
+            f"prediction: {len(dets[im['id']])} (score >= {score_threshold})",
+        ]
+    return image_grid(drawn, titles, path, ncols=2)
+
+
+def per_class_ap(per_class_ap50: dict[int, float], class_map: ClassMap, path: Path):
+    """Validation mask AP50 per class as horizontal bars, names from the dataset's categories."""
+    plt = _plt()
+    ids = [i for i in class_map.ids if i in per_class_ap50]
+    values = [0.0 if per_class_ap50[i] != per_class_ap50[i] else per_class_ap50[i] for i in ids]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(ids) + 1.2))
+    ax.barh([class_map.name_of(i) for i in ids], values, color="tab:blue")
+    for y, (i, v) in enumerate(zip(ids, values)):
+        no_gt = per_class_ap50[i] != per_class_ap50[i]
+        ax.text(v + 0.01, y, "no val objects" if no_gt else f"{v:.2f}", va="center", fontsize=8)
+    ax.set(xlim=(0, 1.1), xlabel="mask AP50 (validation)", title="per-class validation AP50")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def threshold_sweep(rows: list[dict], best: float, path: Path):
+    """Validation mask AP and AP50 against the export score threshold, best one marked."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    xs = [r["threshold"] for r in rows]
+    ax.plot(xs, [r["AP50"] for r in rows], marker="o", label="mask AP50")
+    ax.plot(xs, [r["AP"] for r in rows], marker="o", label="mask AP")
+    ax.axvline(best, color="gray", linestyle="--", label=f"best AP50 at {best}")
+    ax.set(
+        xscale="log", xlabel="score threshold", ylabel="AP", ylim=(0, 1), title="export threshold sweep (validation)"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def error_gallery(errors: dict[int, dict], image_paths: dict[int, Path], class_map: ClassMap, path: Path, n: int = 4):
+    """Left: images with the most missed objects (missed ones drawn). Right: the most confident false positives."""
+    worst = sorted((i for i in errors if errors[i]["missed"]), key=lambda i: -len(errors[i]["missed"]))[:n]
+    fps = sorted(((d, i) for i, e in errors.items() for d in e["false_positives"]), key=lambda x: -x[0]["score"])[:n]
+    missed_panels = [
+        (
+            draw_ground_truth(image_paths[i], errors[i]["missed"], class_map),
+            f"image {i}: missed {len(errors[i]['missed'])} of {errors[i]['num_ground_truth']}",
+        )
+        for i in worst
+    ]
+    fp_panels = [
+        (
+            draw_detections(image_paths[i], [d], class_map),
+            f"image {i}: false positive {class_map.name_of(d['category_id'])} {d['score']:.0%}",
+        )
+        for d, i in fps
+    ]
+    columns = [c for c in (missed_panels, fp_panels) if c]
+    if not columns:
+        columns = [[(np.full((8, 8, 3), 255, np.uint8), "no missed objects and no false positives")]]
+    blank = (np.full((8, 8, 3), 255, np.uint8), "")
+    rows = max(len(c) for c in columns)
+    panels = [c[r] if r < len(c) else blank for r in range(rows) for c in columns]
+    return image_grid([p[0] for p in panels], [p[1] for p in panels], path, ncols=len(columns))
+
+
+def dataset_statistics(stats: dict, path: Path):
+    """Instances per class per split, instances per image, and object size buckets."""
+    plt = _plt()
+    splits = list(stats)
+    classes = list(stats[splits[0]]["instances_per_class"])
+    fig, axes = plt.subplots(
+        1, 3, figsize=(15, max(3.5, 0.28 * len(classes) + 1)), gridspec_kw={"width_ratios": [2, 1, 1]}
+    )
+    height = 0.8 / len(splits)
+    for k, split in enumerate(splits):
+        ys = [i + k * height for i in range(len(classes))]
+        axes[0].barh(ys, [stats[split]["instances_per_class"][c] for c in classes], height=height, label=split)
+        per_image = stats[split]["instances_per_image"]
+        axes[1].bar([int(n) + k * height for n in per_image], list(per_image.values()), width=height, label=split)
+        axes[2].bar([i + k * height for i in range(3)], list(stats[split]["sizes"].values()), width=height, label=split)
+    counts = sorted({int(n) for split in splits for n in stats[split]["instances_per_image"]})
+    axes[1].set_xticks([n + 0.4 - height / 2 for n in counts], [str(n) for n in counts])
+    axes[0].set_yticks([i + 0.4 - height / 2 for i in range(len(classes))], classes)
+    axes[0].invert_yaxis()
+    axes[0].set(xlabel="instances", title="instances per class")
+    axes[1].set(xlabel="instances in the image", ylabel="images", title="instances per image")
+    axes[2].set_xticks([i + 0.4 - height / 2 for i in range(3)], list(stats[splits[0]]["sizes"]))
+    axes[2].set(ylabel="instances", title="object sizes (COCO buckets)")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig

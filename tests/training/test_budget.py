@@ -1,0 +1,102 @@
+"""The time-budget planner: pure arithmetic on a measured speed, so it is tested with given speeds.
+
+Whether a real run ends inside its budget is measured by ``benchmarks/bench_budget.py``, not here:
+wall-clock checks are not robust on a loaded CI machine.
+"""
+
+import pytest
+
+from tinyvoc.core.errors import TinyVocError
+from tinyvoc.training.budget import DEFAULT_BUDGET_H, MAX_CHECKPOINTS, Plan, plan_budget, resolve_budget
+from tinyvoc.training.profiles import build_config
+
+HOUR = 3600
+
+
+@pytest.fixture(scope="module")
+def strong(tmp_path_factory):
+    return build_config("strong", 20, str(tmp_path_factory.mktemp("strong")), has_gpu=True)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    return build_config("smoke", 3, str(tmp_path_factory.mktemp("smoke")), has_gpu=False)
+
+
+def test_budget_defaults_explicit_max_iter_wins_and_zero_turns_it_off():
+    assert resolve_budget("strong", None, None) == DEFAULT_BUDGET_H == 3.0
+    assert resolve_budget("reference", None, None) == DEFAULT_BUDGET_H
+    assert resolve_budget("smoke", None, None) is None  # make submission keeps the profile's 300 iterations
+    assert resolve_budget("smoke", 0.05, None) == 0.05
+    assert resolve_budget("strong", 0, None) is None
+    assert resolve_budget("strong", 5, 1000) is None
+    with pytest.raises(TinyVocError, match="TIME_BUDGET_H must be positive"):
+        resolve_budget("strong", -1, None)
+
+
+def test_t4_plan_fills_three_hours_and_keeps_the_recipe(strong):
+    plan = plan_budget(
+        2.3, 3, strong, eval_seconds=40, checkpoint_seconds=12, setup_seconds=60, spent_seconds=90, device="T4"
+    )
+    assert 0.97 * 3 * HOUR <= plan.planned_seconds <= 3 * HOUR
+    time_outside_iterations = 90 + 60 + plan.evaluations * 40
+    assert plan.max_iter == pytest.approx((3 * HOUR - time_outside_iterations) / 2.3, rel=0.03)
+    assert plan.evaluations == 15  # the profile's own count (30000 / 2000) costs 10 min, under 10% of 3 h
+    assert plan.eval_period * plan.evaluations >= plan.max_iter > plan.eval_period * (plan.evaluations - 1)
+    assert plan.max_iter / plan.checkpoint_period <= MAX_CHECKPOINTS
+    assert plan.warmup_iters == 1000  # the profile's warmup: stability needs iterations, not a share
+    assert not plan.capped and plan.steps == ()
+    cfg = plan.applied_to(strong)
+    assert cfg.is_frozen() and strong.SOLVER.MAX_ITER == 30000  # a planned copy; the profile's config is kept
+    assert (cfg.SOLVER.MAX_ITER, cfg.SOLVER.WARMUP_ITERS) == (plan.max_iter, plan.warmup_iters)
+    assert (cfg.TEST.EVAL_PERIOD, cfg.SOLVER.CHECKPOINT_PERIOD) == (plan.eval_period, plan.checkpoint_period)
+    # the budget changes length, schedule and periods only: the rest of the recipe stays
+    assert cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupCosineLR" and cfg.SOLVER.BASE_LR == strong.SOLVER.BASE_LR
+    assert cfg.INPUT.MIN_SIZE_TRAIN == strong.INPUT.MIN_SIZE_TRAIN and cfg.TEST.AUG.ENABLED
+    assert cfg.SOLVER.AMP.ENABLED and cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST == 0.01
+    assert plan.describe().startswith(f"T4, 2.3 s/iter -> {plan.max_iter:,} iterations, ends in about 3 h 00 min")
+
+
+def test_longer_budgets_plan_longer_runs_until_the_profile_length(strong):
+    plans = [plan_budget(2.3, h, strong, eval_seconds=40, checkpoint_seconds=12) for h in (1, 3, 6, 12)]
+    iterations = [p.max_iter for p in plans]
+    assert iterations == sorted(iterations) and len(set(iterations)) == 4
+    fast = plan_budget(0.2, 12, strong, eval_seconds=10)
+    assert fast.capped and fast.max_iter == strong.SOLVER.MAX_ITER == 30000
+    assert fast.warmup_iters == strong.SOLVER.WARMUP_ITERS
+    assert plan_budget(2.3, 0.5, strong).warmup_iters == 391  # half of a 782-iteration run
+    assert fast.planned_seconds < 12 * HOUR
+    assert "the profile's full length fits" in fast.describe()
+
+
+def test_step_schedule_is_scaled_to_the_planned_length(smoke):
+    plan = plan_budget(1.0, 160.5 / HOUR, smoke)  # 160 iterations of the profile's 300
+    assert plan.max_iter == 160
+    assert plan.steps == (128,)  # the step at 240 of 300 lands at the same 80%
+    assert plan.warmup_iters == 50  # the profile's own: it is less than half of this run
+    assert plan.eval_period == 54 and plan.checkpoint_period == 54  # three of each, as in the profile
+
+
+def test_slow_validation_is_capped_at_a_tenth_of_the_budget(strong):
+    plan = plan_budget(2.3, 3, strong, eval_seconds=300)
+    assert plan.evaluations * 300 <= 0.1 * 3 * HOUR + 300
+    assert plan.evaluations == 3
+    no_val = strong.clone()
+    no_val.DATASETS.TEST = ()
+    assert plan_budget(2.3, 3, no_val, eval_seconds=300).eval_period == 0
+
+
+def test_a_budget_too_small_for_training_is_a_clear_error(strong):
+    with pytest.raises(TinyVocError, match="leaves time for only .* iterations .* raise TIME_BUDGET_H"):
+        plan_budget(2.3, 0.02, strong, setup_seconds=60)
+    with pytest.raises(TinyVocError, match="must be positive"):
+        plan_budget(0, 3, strong)
+
+
+def test_plan_round_trips_through_its_file(strong, tmp_path):
+    plan = plan_budget(2.3, 3, strong, eval_seconds=40, device="T4", profile="strong")
+    plan.save(tmp_path / "plan.json")
+    assert Plan.load(tmp_path / "plan.json") == plan
+    (tmp_path / "broken.json").write_text('{"budget_hours": 3')
+    assert Plan.load(tmp_path / "broken.json") is None
+    assert Plan.load(tmp_path / "missing.json") is None

@@ -1,0 +1,82 @@
+"""Figures have the expected size and real content, are saved as PNG, and name classes from metadata."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tinyvoc.core.coco_json import load_coco
+from tinyvoc.dataset.record import ClassMap
+from tinyvoc.inference import evaluate, predict
+from tinyvoc.inference.trained_run import TrainedRun
+from tinyvoc.training.metrics import read_metrics
+from tinyvoc.visualize import plots
+
+
+def _png(path):
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.std() > 5, f"{path} looks blank"
+    return image
+
+
+@pytest.fixture(scope="module")
+def drawn(trained_sample):
+    run = TrainedRun.load(trained_sample, "final")
+    return run, run.record, predict.predict_split(run, "test")
+
+
+def test_prediction_grid_size_content_and_class_names(drawn, monkeypatch):
+    from detectron2.utils.visualizer import Visualizer
+
+    run, record, cached = drawn
+    outputs = run.outputs
+    texts = []
+    original = Visualizer.draw_text
+    monkeypatch.setattr(
+        Visualizer, "draw_text", lambda self, text, *a, **k: texts.append(text) or original(self, text, *a, **k)
+    )
+    renamed = ClassMap(record.class_map.ids, ("alpha", "beta", "gamma"))
+    path = outputs.figures_dir / "grid.png"
+    fig = plots.prediction_grid(cached, renamed, path, n=6, score_threshold=0.0, ncols=3)
+    width, height = fig.get_size_inches() * fig.dpi
+    assert (width, height) == pytest.approx((3 * 3.2 * fig.dpi, 2 * 3.2 * fig.dpi))
+    image = _png(path)
+    assert image.shape[0] > 200 and image.shape[1] > 300
+    labels = [t for t in texts if "%" in t]
+    assert labels and all(t.split()[0] in {"alpha", "beta", "gamma"} for t in labels)
+
+
+def test_grayscale_mode_drops_colour_outside_objects(drawn):
+    _, record, cached = drawn
+    paths = cached.images.paths()
+    image_id = cached.image_ids[0]
+    colour = plots.draw_detections(paths[image_id], [], record.class_map)
+    gray = plots.draw_detections(paths[image_id], [], record.class_map, grayscale=True)
+    assert colour.shape == gray.shape
+    assert np.ptp(gray.astype(int), axis=2).max() <= 2 < np.ptp(colour.astype(int), axis=2).max()
+
+
+def test_ground_truth_grid_and_training_curves(drawn):
+    run, record, _ = drawn
+    outputs = run.outputs
+    train = load_coco(record.train_split)
+    plots.ground_truth_grid(
+        train, record.data_files.train_images, record.class_map, outputs.figures_dir / "gt.png", n=4
+    )
+    plots.training_curves(read_metrics(outputs.train.metrics), outputs.figures_dir / "curves.png")
+    _png(outputs.figures_dir / "gt.png")
+    _png(outputs.figures_dir / "curves.png")
+
+
+def test_validation_figures(drawn):
+    run, record, _ = drawn
+    outputs = run.outputs
+    val = predict.predict_split(run, "val")
+    metrics = evaluate.evaluate_cached(val, val.score_floor)
+    plots.per_class_ap(metrics["segm"]["per_class_AP50"], record.class_map, outputs.figures_dir / "ap.png")
+    sweep = evaluate.threshold_sweep(val)
+    plots.threshold_sweep(sweep, evaluate.best_threshold(sweep), outputs.figures_dir / "sweep.png")
+    errors = evaluate.match_errors(val, 0.5)
+    plots.error_gallery(errors, val.images.paths(), record.class_map, outputs.figures_dir / "errors.png")
+    plots.ground_truth_vs_prediction(val, record.class_map, outputs.figures_dir / "gvp.png")
+    for name in ("ap.png", "sweep.png", "errors.png", "gvp.png"):
+        _png(outputs.figures_dir / name)
