@@ -1,4 +1,4 @@
-"""Dataset statistics and the stop after a failed check (the course-data download: tests/test_colab.py)."""
+"""Dataset statistics of the splits, and the stop after a failed check (record.stop_on_errors)."""
 
 import json
 
