@@ -1,4 +1,4 @@
-"""Tests for tinyvoc.dataset_check: the real files pass, and each kind of broken copy is named precisely.
+"""Tests for tinyvoc.dataset.check: the real files pass, and each kind of broken copy is named precisely.
 
 Broken copies are made in tmp_path from either a small synthetic dataset (always available) or a copy of
 the real files in ../shared/tinyvoc (when present), so the checks are exercised on both.

@@ -1,6 +1,6 @@
 """The problems of one COCO annotation: ids, category, bbox, polygons or RLE, against its image's size.
 
-Split from ``dataset_check`` so that module reads the files and this one judges one object's geometry.
+Split from ``check`` so that module reads the files and this one judges one object's geometry.
 Each function returns ``(severity, message)`` pairs; the caller knows the json file and the
 annotation id to name. What is checked is what detectron2's loader and pycocotools would trip on
 (two-point or odd-length polygons, RLE of another size, zero-area masks) plus what trains but not as

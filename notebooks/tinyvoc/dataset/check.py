@@ -6,10 +6,10 @@ the data loader, without the file or the id that caused it. This module reads ev
 front, and reports every problem with the file, the image or annotation id, and what is wrong, so
 the user can fix the data before spending GPU time.
 
-Images are read the way training and prediction read them (``image_reader``: detectron2's own
+Images are read the way training and prediction read them (``core.image_reader``: detectron2's own
 ``read_image`` and ``check_image_size`` with the config's format), so the check and the loader cannot
 disagree: every image the check passes, the loader reads; every one it cannot is an error naming the
-file. EXIF-rotated images are errors (the reason is in ``image_reader``).
+file. EXIF-rotated images are errors (the reason is in ``core.image_reader``).
 
 Errors are problems that break registration or training; warnings are things that train but
 probably not as the user expects (objects outside the image, crowd regions that are ignored, ...).

@@ -7,7 +7,7 @@ objects, false positives) for the error gallery.
 
 The sweep matches detections to ground truth once, at its lowest threshold, and re-scores each
 higher threshold from that one matching. This gives the same numbers as evaluating every
-threshold from scratch (``tests/test_evaluate.py`` compares them): COCO matches each image's
+threshold from scratch (``tests/inference/test_evaluate.py`` compares them): COCO matches each image's
 detections greedily in descending score order, so dropping the lowest-scored ones never changes
 how the others matched, and COCOeval keeps each image's detections sorted by score, so a
 threshold keeps a prefix of them. The sweep also matches only the "all areas, 100 detections"

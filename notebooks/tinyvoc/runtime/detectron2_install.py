@@ -108,7 +108,11 @@ def _metadata(original: str) -> str:
             line = f"Version: {PURE_VERSION}"
         head.append(line)
     head += [f"Requires-Dist: {req}" for req in REQUIRES]
-    return "\n".join(head) + "\n\n" + "Pure-Python repack of sal-detectron2 0.7.2 (see tinyvoc/install.py).\n"
+    return (
+        "\n".join(head)
+        + "\n\n"
+        + "Pure-Python repack of sal-detectron2 0.7.2 (see tinyvoc/runtime/detectron2_install.py).\n"
+    )
 
 
 def convert_wheel(source: Path, dest_dir: Path) -> Path:

@@ -36,7 +36,7 @@ FIRST_CELL = """\
 import importlib.util  # the same first cell in all five notebooks
 
 if importlib.util.find_spec("tinyvoc") is None:  # Colab: install the helper package from REPO_URL at REPO_REF, once
-    %pip install -q "tinyvoc @ git+{REPO_URL}@{REPO_REF}"
+    %pip install -q "git+{REPO_URL}@{REPO_REF}"
 project = importlib.import_module("tinyvoc").start(PROJECT_DIR, REPO_REF)  # Colab: mount Drive, detectron2, data"""
 
 
