@@ -51,8 +51,12 @@ class Predictions:
     @property
     def ground_truth(self):
         """The split's pycocotools COCO index (val only)."""
-        if self.images is None or not self.images.has_ground_truth:
+        if self.split != "val":
             raise TinyVocError("these predictions have no ground truth (test split); evaluate the val split")
+        if self.images is None:
+            raise TinyVocError(
+                "these val predictions were read without their split; use predict.predict_split(run, 'val')"
+            )
         return self.images.ground_truth
 
     def select(
