@@ -5,6 +5,7 @@ can never drift apart. ``tinyvoc`` is the console script the package installs (`
 is the same), and works from any folder:
 
     tinyvoc run-all --profile smoke --dataset sample
+    tinyvoc train --num-gpus 2                  # two workers (GPUs; on a CPU, two gloo processes)
     tinyvoc export --score-thresh 0.3
     tinyvoc validate output/submission.json --test-json data/test.json
 """
@@ -44,6 +45,26 @@ FLAGS = {
         "TIME_BUDGET_H",
         float,
         "hours for training + validation, planned from a measured speed (default: 3 on GPU, none for smoke; 0: none)",
+    ),
+    "--num-gpus": (
+        "NUM_GPUS",
+        str,
+        "training worker processes on this machine: auto (every visible GPU, 1 on a CPU) or N; on a CPU, N worker "
+        "processes with gloo (detectron2's launch)",
+    ),
+    "--num-machines": ("NUM_MACHINES", int, "machines training together: the same command on each (default 1)"),
+    "--machine-rank": ("MACHINE_RANK", int, "this machine's rank, 0 .. NUM_MACHINES-1; machine 0 writes the outputs"),
+    "--dist-url": (
+        "DIST_URL",
+        str,
+        "where the workers meet: tcp://<machine 0's address>:<free port>, the same on every machine (default: auto, "
+        "a free port on this one)",
+    ),
+    "--ims-per-batch": (
+        "IMS_PER_BATCH",
+        int,
+        "images per iteration, the total over all workers (default: the profile's); another total scales BASE_LR and "
+        "warmup linearly",
     ),
     "--checkpoint": ("CHECKPOINT", str, "best, final or a .pth path"),
     "--n-images": ("N_IMAGES", int, "images to draw"),

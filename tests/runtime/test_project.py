@@ -93,3 +93,14 @@ def test_readme_badges_point_to_the_same_repo():
 def test_only_the_notebooks_that_use_it_ask_for_a_gpu():
     asks = {name: notebook(name).metadata.get("accelerator") == "GPU" for name in NOTEBOOKS}
     assert asks == {n: n[:2] in ("02", "03", "04") for n in NOTEBOOKS}
+
+
+def test_every_cli_flag_is_a_parameter_a_notebook_declares():
+    """papermill passes only what a notebook declares, and skips a line it cannot parse without failing."""
+    from tinyvoc.cli import FLAGS
+    from tinyvoc.runner import declared_parameters
+
+    declared = set().union(*(declared_parameters(notebooks_dir() / name) for name in NOTEBOOKS))
+    assert {name for name, _, _ in FLAGS.values()} <= declared
+    train = declared_parameters(notebooks_dir() / "02_train.ipynb")
+    assert {"NUM_GPUS", "NUM_MACHINES", "MACHINE_RANK", "DIST_URL", "IMS_PER_BATCH"} <= train

@@ -4,6 +4,8 @@ Whether a real run ends inside its budget is measured by ``benchmarks/bench_budg
 wall-clock checks are not robust on a loaded CI machine.
 """
 
+import json
+
 import pytest
 
 from tinyvoc.core.errors import TinyVocError
@@ -100,3 +102,16 @@ def test_plan_round_trips_through_its_file(strong, tmp_path):
     (tmp_path / "broken.json").write_text('{"budget_hours": 3')
     assert Plan.load(tmp_path / "broken.json") is None
     assert Plan.load(tmp_path / "missing.json") is None
+
+
+def test_a_plan_for_several_workers_says_so_and_an_older_plan_file_reads_as_one(smoke, tmp_path):
+    plan = plan_budget(0.75, 0.1, smoke, eval_seconds=2, device="CPU", world_size=2)
+    assert (plan.world_size, plan.ims_per_batch) == (2, 4)  # the step measured: all workers, the whole batch
+    assert plan.describe().startswith("2 x CPU workers, batch 4, 0.75 s/iter -> ")
+    assert plan_budget(0.75, 0.1, smoke, device="CPU").describe().startswith("CPU, 0.75 s/iter")
+    plan.save(tmp_path / "plan.json")
+    assert Plan.load(tmp_path / "plan.json") == plan
+    older = json.loads((tmp_path / "plan.json").read_text())
+    del older["world_size"], older["ims_per_batch"]  # written before plans knew about workers
+    (tmp_path / "old.json").write_text(json.dumps(older))
+    assert Plan.load(tmp_path / "old.json").world_size == 1

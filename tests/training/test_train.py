@@ -201,3 +201,14 @@ def test_a_budgeted_run_resumes_with_the_same_plan(sample, tmp_path, monkeypatch
     evals = [r["iteration"] for r in metrics.read_metrics(outputs.train.metrics) if "segm/AP50" in r]
     assert evals == [11, 23, 34]
     assert "iter 34/34" in printed and "val AP50" in printed
+
+
+def test_a_checkpointer_that_is_not_rank_0_writes_nothing(tmp_path):
+    """With N workers every rank holds a checkpointer; only rank 0's (``save_to_disk``) may touch the folder."""
+    from tinyvoc.training.engine import AtomicCheckpointer
+
+    model = torch.nn.Linear(2, 2)
+    AtomicCheckpointer(model, str(tmp_path / "rank1"), save_to_disk=False).save("model_0000009", iteration=9)
+    assert not (tmp_path / "rank1").exists() or list((tmp_path / "rank1").iterdir()) == []
+    AtomicCheckpointer(model, str(tmp_path / "rank0")).save("model_0000009", iteration=9)
+    assert sorted(p.name for p in (tmp_path / "rank0").iterdir()) == ["last_checkpoint", "model_0000009.pth"]

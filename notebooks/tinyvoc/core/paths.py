@@ -167,7 +167,11 @@ class TrainFiles:
     @property
     def log(self) -> Path:
         """detectron2's full log; the notebook shows only a compact progress line."""
-        return self.dir / "log.txt"
+        return self.log_for(0)
+
+    def log_for(self, rank: int) -> Path:
+        """The detectron2 log of one training worker: ``log.txt`` for rank 0 (the one a single process writes)."""
+        return self.dir / ("log.txt" if rank == 0 else f"log_rank{rank}.txt")
 
     @property
     def best(self) -> Path:

@@ -74,6 +74,8 @@ class Plan:
     device: str = ""
     capped: bool = False  # the profile's own length fits: the run is shorter than the budget
     profile: str = ""
+    world_size: int = 1  # training workers the speed was measured with (a resume on another count keeps the plan)
+    ims_per_batch: int = 0  # images per iteration, over all workers
     base_config: str = field(default="", repr=False)  # the config before planning, to reuse the plan on resume
 
     @property
@@ -93,8 +95,13 @@ class Plan:
         return planned
 
     def describe(self) -> str:
-        """``T4, 2.30 s/iter -> 4,600 iterations, ends in about 2 h 55 min``, plus the periods."""
+        """``T4, 2.30 s/iter -> 4,600 iterations, ends in about 2 h 55 min``, plus the periods.
+
+        With several workers (or a batch given): ``2 x T4 workers, batch 8, 1.40 s/iter -> ...``.
+        """
         device = f"{self.device}, " if self.device else ""
+        if self.world_size > 1:
+            device = f"{self.world_size} x {self.device or 'device'} workers, batch {self.ims_per_batch}, "
         capped = " (the profile's full length fits in the budget)" if self.capped else ""
         evals = f"validation every {self.eval_period:,}" if self.eval_period else "no validation"
         return (
@@ -140,6 +147,7 @@ def plan_budget(
     spent_seconds: float = 0.0,
     device: str = "",
     profile: str = "",
+    world_size: int = 1,
 ) -> Plan:
     """Plan the longest run of ``profile_cfg``'s recipe that fits ``budget_hours``; pure, no GPU needed.
 
@@ -148,7 +156,9 @@ def plan_budget(
     to the new length; a cosine schedule decays to zero over MAX_ITER by itself), and how many
     evaluations and checkpoints it makes (at most 12 checkpoints). The budget pays for what was already spent measuring
     (``spent_seconds``), building the trainer (``setup_seconds``), the iterations, the periodic
-    validation passes (capped at 10% of the budget) and the checkpoint writes.
+    validation passes (capped at 10% of the budget) and the checkpoint writes. With ``world_size``
+    workers, ``seconds_per_iter`` is the measured step of all of them together (one iteration is the
+    whole batch, ``IMS_PER_BATCH``, over all workers), so the planning itself is the same.
     """
     if seconds_per_iter <= 0:
         raise TinyVocError(f"seconds per iteration must be positive, not {seconds_per_iter}")
@@ -198,4 +208,6 @@ def plan_budget(
         device=device,
         capped=capped,
         profile=profile,
+        world_size=int(world_size),
+        ims_per_batch=int(solver.IMS_PER_BATCH),
     )

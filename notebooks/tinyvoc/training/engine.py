@@ -9,6 +9,10 @@
 * Validation mask AP50 keeps ``model_best.pth`` (its record restored from ``metrics.jsonl`` on resume).
 * The cell output gets one compact progress line every ~1% of the run (:class:`ProgressPrinter`);
   detectron2's full log goes to ``log.txt`` and scalars to TensorBoard event files in the train folder.
+* With several workers (``distributed.run_workers``) rank 0 alone writes: checkpoints (the
+  checkpointer's ``save_to_disk``), the writers (metrics, TensorBoard, progress: DefaultTrainer adds
+  them on rank 0 only) and the best checkpoint, whose choice is made once, on rank 0. Validation
+  runs on every worker, each on its share of the split (``metrics.build_evaluator``).
 
 Like ``tools/train_net.py``, the classes are declared here at module level and take their paths
 from ``cfg.OUTPUT_DIR``. This module imports detectron2; ``run`` imports it only when training.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import io
 import logging
 import math
@@ -28,12 +33,14 @@ from pathlib import Path
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.engine import DefaultTrainer, hooks
+from detectron2.engine import DefaultTrainer, defaults, hooks
+from detectron2.utils import comm
 from detectron2.utils.events import EventWriter, JSONWriter, TensorboardXWriter, get_event_storage
 
 from ..core.atomic import atomic_path, write_bytes
 from ..core.errors import TinyVocError
 from ..core.paths import TrainFiles
+from .distributed import ddp_options
 from .metrics import BEST_METRIC, best_from_metrics, build_evaluator
 
 KEEP_PERIODIC = 2
@@ -49,6 +56,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
 
     A process killed mid-save leaves the previous files intact. Saving the best model does not
     move the resume tag (detectron2's would), so ``last_checkpoint`` ends at ``model_final.pth``.
+    Only the main process writes (``save_to_disk``, detectron2's default: rank 0 of N workers).
     """
 
     def __init__(self, model, save_dir: str, keep: int = KEEP_PERIODIC, **checkpointables):
@@ -58,6 +66,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
         self.resumed_from: Path | None = None
 
     def save(self, name: str, **kwargs) -> None:
+        if not self.save_to_disk:
+            return
         data = {"model": self.model.state_dict()}
         # best and final hold weights only: they are for inference, not for resuming mid-run
         if name not in (self.files.best.stem, self.files.final.stem):
@@ -75,7 +85,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
             self.tag_last_checkpoint(target.name)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-        write_bytes(self.files.last_checkpoint, last_filename_basename.encode())
+        if self.save_to_disk:
+            write_bytes(self.files.last_checkpoint, last_filename_basename.encode())
 
     def _load_file(self, filename):
         try:
@@ -173,13 +184,34 @@ class _WriteAfterEval(hooks.HookBase):
                 writer.write()
 
 
+@contextlib.contextmanager
+def _ddp_options(cfg):
+    """While ``DefaultTrainer.__init__`` runs, its DDP wrapping gets :func:`distributed.ddp_options`.
+
+    The constructor calls ``create_ddp_model(model, broadcast_buffers=False)`` and offers no other way
+    to pass DDP arguments; without ``device_ids=None`` CPU workers (gloo) cannot train at all. The
+    module's function is swapped back right after, and only when there is something to pass.
+    """
+    options = ddp_options(cfg)
+    if not options or comm.get_world_size() == 1:
+        yield
+        return
+    original = defaults.create_ddp_model
+    defaults.create_ddp_model = functools.partial(original, **options)
+    try:
+        yield
+    finally:
+        defaults.create_ddp_model = original
+
+
 class TinyVocTrainer(DefaultTrainer):
     """``DefaultTrainer`` with COCO bbox+segm validation, a best-AP50 checkpoint and the writers above."""
 
     def __init__(self, cfg):
         self.files = TrainFiles(Path(cfg.OUTPUT_DIR))
         self.metric_writers: list = []
-        super().__init__(cfg)
+        with _ddp_options(cfg):
+            super().__init__(cfg)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name):
@@ -207,7 +239,7 @@ class TinyVocTrainer(DefaultTrainer):
         model, trainer = self.checkpointer.model, weakref.proxy(self)
         self.checkpointer = AtomicCheckpointer(model, self.cfg.OUTPUT_DIR, trainer=trainer)
         hook_list = super().build_hooks()
-        if self.cfg.TEST.EVAL_PERIOD > 0 and self.cfg.DATASETS.TEST:
+        if self.cfg.TEST.EVAL_PERIOD > 0 and self.cfg.DATASETS.TEST and comm.is_main_process():
             best = hooks.BestCheckpointer(
                 self.cfg.TEST.EVAL_PERIOD, self.checkpointer, BEST_METRIC, mode="max", file_prefix=self.files.best.stem
             )

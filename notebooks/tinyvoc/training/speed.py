@@ -2,7 +2,9 @@
 
 The steps are real ones (the profile's model, weights, data loader, optimizer and mixed precision)
 on a throw-away copy of the model; validation and one checkpoint write are timed too, so the plan
-(``budget.plan_budget``) pays for them.
+(``budget.plan_budget``) pays for them. With several workers every worker takes part: the step is
+the distributed one (DDP, gradients averaged over all workers, each on its share of the batch) and
+validation is the sharded one the trainer runs; rank 0's measurement makes the one plan all follow.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 
 from .budget import Plan, Speed, format_duration, plan_budget
+from .distributed import ddp_options
 from .metrics import build_evaluator
 
 
@@ -37,15 +40,15 @@ def _time_evaluation(cfg, model, images: int) -> float:
     import itertools
 
     import torch
-    from detectron2.data import DatasetCatalog, build_detection_test_loader
+    from detectron2.data import build_detection_test_loader
 
     name = cfg.DATASETS.TEST[0]
-    total = len(DatasetCatalog.get(name))
-    loader = build_detection_test_loader(cfg, name)
+    loader = build_detection_test_loader(cfg, name)  # with N workers, this worker's share of the split
+    share = len(loader)
     evaluator = build_evaluator(name)
     evaluator.reset()
     model.eval()
-    count = min(images, total)
+    count = min(images, share)
     started = time.perf_counter()
     with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         for inputs in itertools.islice(loader, count):
@@ -55,7 +58,7 @@ def _time_evaluation(cfg, model, images: int) -> float:
         started = time.perf_counter()
         evaluator.evaluate()  # COCOeval goes over every ground-truth image already: not scaled
     model.train()
-    return per_image * total + time.perf_counter() - started
+    return per_image * share + time.perf_counter() - started
 
 
 def measure_speed(cfg, iterations: int = 20, skip: int = 3, eval_images: int = 8, save_dir: str | None = None) -> Speed:
@@ -65,15 +68,18 @@ def measure_speed(cfg, iterations: int = 20, skip: int = 3, eval_images: int = 8
     precision) on a throw-away copy of the model; the trainer then starts from the initial weights.
     Also times validation on ``eval_images`` images (scaled to the val split) and one checkpoint
     write to ``save_dir`` (the train folder: on Drive that is what a save costs). Nothing else is
-    written. The caller subtracts :attr:`Speed.measured_seconds` from the budget.
+    written. The caller subtracts :attr:`Speed.measured_seconds` from the budget. With several
+    workers each runs this together (the model in DDP, as the trainer wraps it); rank 0 writes the
+    timed checkpoint, as it writes every checkpoint.
     """
     import gc
 
     import torch
     from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
+    from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
     from detectron2.modeling import build_model
     from detectron2.solver import build_lr_scheduler, build_optimizer
+    from detectron2.utils import comm
     from detectron2.utils.events import EventStorage
 
     from ..core.atomic import atomic_path
@@ -84,6 +90,7 @@ def measure_speed(cfg, iterations: int = 20, skip: int = 3, eval_images: int = 8
     optimizer = build_optimizer(cfg, model)
     scheduler = build_lr_scheduler(cfg, optimizer)  # the warmup's small LR: full LR from step 0 diverges
     loader = DefaultTrainer.build_train_loader(cfg)
+    model = create_ddp_model(model, broadcast_buffers=False, **ddp_options(cfg))  # as the trainer; one worker: as is
     step = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, loader, optimizer)
     setup = time.perf_counter() - started
     times = []
@@ -100,7 +107,7 @@ def measure_speed(cfg, iterations: int = 20, skip: int = 3, eval_images: int = 8
                 times.append(time.perf_counter() - tick)
     eval_seconds = _time_evaluation(cfg, model, eval_images) if cfg.DATASETS.TEST and cfg.TEST.EVAL_PERIOD else 0.0
     checkpoint_seconds = 0.0
-    if save_dir:
+    if save_dir and comm.is_main_process():
         tick = time.perf_counter()
         with atomic_path(Path(save_dir) / "speed_test.pth") as tmp:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp)
@@ -131,10 +138,18 @@ def warmup_iterations(cfg) -> int:
 
 
 def plan_for(cfg, budget_hours: float, profile: str, save_dir: str | None = None) -> Plan:
-    """Measure this machine, then plan ``cfg`` (the profile's own config) to fit ``budget_hours``."""
+    """Measure this machine, then plan ``cfg`` (the profile's own config) to fit ``budget_hours``.
+
+    With several workers all measure together and all plan from rank 0's measurement (its step
+    waits for the slowest worker's gradients; it alone times the checkpoint write), so every worker
+    follows the same plan.
+    """
+    from detectron2.utils import comm
+
     started = time.perf_counter()
     print(f"Measuring speed for a {format_duration(budget_hours * 3600)} budget (counts against it) ...", flush=True)
     speed = measure_speed(cfg, iterations=warmup_iterations(cfg), save_dir=save_dir)
+    speed, spent = comm.all_gather((speed, time.perf_counter() - started))[0]
     return plan_budget(
         speed.seconds_per_iter,
         budget_hours,
@@ -142,7 +157,8 @@ def plan_for(cfg, budget_hours: float, profile: str, save_dir: str | None = None
         eval_seconds=speed.eval_seconds,
         checkpoint_seconds=speed.checkpoint_seconds,
         setup_seconds=speed.setup_seconds,
-        spent_seconds=time.perf_counter() - started,
+        spent_seconds=spent,
         device=speed.device,
         profile=profile,
+        world_size=comm.get_world_size(),
     )

@@ -5,11 +5,18 @@ planned to fit a time budget when one is given, checked against the run already 
 run (``engine.TinyVocTrainer``: validation mAP, a best checkpoint, compact progress, resume from
 the newest readable checkpoint), and record (``run.json``). Re-running after a finished run does
 not train again; re-running after a disconnect continues the same plan.
+
+The three parts are :func:`train_worker`, which :func:`train` runs on every training worker through
+``distributed.run_workers`` (detectron2's ``launch``): with one worker, the default, in this process;
+with N, in N spawned processes that read the same folder and all take the same decisions, while rank
+0 alone prints and writes.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -21,6 +28,7 @@ from ..dataset.record import DatasetRecord
 from ..dataset.registry import register_all
 from .budget import Plan, resolve_budget
 from .config import config_signature, train_config
+from .distributed import World, agree, barrier, is_main, rank, run_workers, seed_worker, world_size
 from .metrics import best_from_metrics
 from .profiles import describe_weights
 from .speed import plan_for
@@ -55,6 +63,26 @@ class RunRecord:
     planned_seconds: float | None = None  # the plan's estimate for the whole run
     wall_seconds: float | None = None  # this call, measuring and setup included
     weights: str | None = None  # where the backbone's weights came from (profiles.describe_weights)
+    world_size: int = 1  # training workers of the call that wrote this record (a resume may use another count)
+
+    @classmethod
+    def load(cls, path: Path) -> RunRecord | None:
+        return cls(**json.loads(Path(path).read_text())) if Path(path).exists() else None
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One call of :func:`train`, as every worker receives it (picklable: spawned workers get a copy)."""
+
+    outputs: Outputs
+    profile: str
+    max_iter: int | None
+    resume: bool
+    overrides: tuple
+    time_budget_h: float | None
+    pretrained: bool
+    ims_per_batch: int | None
+    started: float  # time.time() when the call began: run.json's wall time counts the workers' start
 
 
 def _plan(cfg, files: TrainFiles, profile: str, budget_h: float, resume: bool, previous_config: str | None) -> Plan:
@@ -63,6 +91,8 @@ def _plan(cfg, files: TrainFiles, profile: str, budget_h: float, resume: bool, p
     saved = Plan.load(files.plan) if resume else None
     if saved and saved.budget_hours == budget_h and saved.base_config == base:
         print(f"Continuing the saved plan ({files.plan.name}): {saved.describe()}")
+        if saved.world_size != world_size():
+            print(f"(measured with {saved.world_size} worker(s), now {world_size()}: the same plan, the same batch)")
         return saved
     if resume and files.last_checkpoint.exists() and previous_config is not None:
         planned = f"planned for {saved.budget_hours:g} h" if saved else "not planned for this budget"
@@ -76,20 +106,33 @@ def _plan(cfg, files: TrainFiles, profile: str, budget_h: float, resume: bool, p
     return plan
 
 
-def _setup(outputs: Outputs, profile, max_iter, resume, overrides, time_budget_h, pretrained=True):
+def _read(path: Path) -> str | None:
+    return path.read_text(errors="replace") if path.exists() else None
+
+
+def _setup(job: TrainJob):
     """Config (planned for the budget), the changed-config and finished-run checks, stale files.
 
     Returns ``(profile, cfg, plan)``, or the finished run's record when there is nothing to train.
+    Every worker runs this on the same folder and takes the same decisions; rank 0 alone changes
+    files, and only after every worker has read them (:func:`distributed.agree` is the barrier).
     """
+    outputs, resume, max_iter = job.outputs, job.resume, job.max_iter
     files = outputs.train
     record = DatasetRecord.load(outputs)
     register_all(record)
-    profile, cfg = train_config(outputs, profile, max_iter, overrides, record=record, pretrained=pretrained)
+    profile, cfg = train_config(
+        outputs, job.profile, max_iter, list(job.overrides), record=record, pretrained=job.pretrained,
+        ims_per_batch=job.ims_per_batch, world_size=world_size(),
+    )  # fmt: skip
     print(f"Profile {profile}, weights: {describe_weights(cfg, profile)}")
     files.dir.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(files.dir)
-    previous_config = files.config.read_text() if files.config.exists() else None
-    budget_h = resolve_budget(profile, time_budget_h, max_iter)
+    if is_main():
+        remove_leftovers(files.dir)
+    previous_config = _read(files.config)
+    state = (previous_config, _read(files.last_checkpoint), _read(files.record), _read(files.plan))
+    agree(state, "training run (config, last checkpoint, run record, plan)", files.dir)
+    budget_h = resolve_budget(profile, job.time_budget_h, max_iter)
     plan = _plan(cfg, files, profile, budget_h, resume, previous_config) if budget_h else None
     if plan:
         cfg = plan.applied_to(cfg)
@@ -107,6 +150,8 @@ def _setup(outputs: Outputs, profile, max_iter, resume, overrides, time_budget_h
                 f"Training already finished ({done.iteration} iterations, profile {done.profile}); not training again."
             )
             return done
+    if not is_main():
+        return profile, cfg, plan
     if not resume:
         for stale in [
             *files.dir.glob("model_*.pth"),
@@ -126,13 +171,12 @@ def _setup(outputs: Outputs, profile, max_iter, resume, overrides, time_budget_h
 
 def _run(cfg, resume: bool):
     """Build the trainer, resume from the newest readable checkpoint, train; return it and the seconds."""
-    from detectron2.utils.env import seed_all_rng
-
     from .engine import TinyVocTrainer
 
-    seed_all_rng(cfg.SEED)
+    seed_worker(cfg.SEED)
     trainer = TinyVocTrainer(cfg)
     trainer.resume_or_load(resume=resume)
+    agree(trainer.start_iter, "resume point (the newest readable checkpoint)", cfg.OUTPUT_DIR)
     if trainer.start_iter:
         print(f"Resuming from iteration {trainer.start_iter} of {cfg.SOLVER.MAX_ITER}")
     started = time.perf_counter()
@@ -157,8 +201,34 @@ def _record(files: TrainFiles, profile: str, cfg, trainer, seconds: float, plan:
         planned_seconds=plan.planned_seconds if plan else None,
         wall_seconds=round(wall, 1),
         weights=describe_weights(cfg, profile),
+        world_size=world_size(),
     )
     write_json(files.record, asdict(run), indent=2)
+    return run
+
+
+def train_worker(job: TrainJob) -> RunRecord | None:
+    """Set up, run and record on this worker (all of :func:`train` but the launch); rank 0 returns the record.
+
+    Each rank's detectron2 log goes to its own file (``TrainFiles.log_for``); with several workers
+    each log starts with the rank and pid, which is how to find a worker in ``ps`` or ``top``.
+    """
+    from detectron2.utils.logger import setup_logger
+
+    from .engine import quiet_console
+
+    files = job.outputs.train
+    setup_logger(name="detectron2", abbrev_name="d2", distributed_rank=rank())
+    with quiet_console(files.log_for(rank())):
+        if world_size() > 1:
+            logging.getLogger("detectron2").info(f"training worker rank {rank()} of {world_size()}, pid {os.getpid()}")
+        setup = _setup(job)
+        if isinstance(setup, RunRecord):
+            return setup
+        profile, cfg, plan = setup
+        trainer, seconds = _run(cfg, job.resume)
+    run = _record(files, profile, cfg, trainer, seconds, plan, time.time() - job.started) if is_main() else None
+    barrier()  # the record exists before any worker returns: a caller on another machine reads it
     return run
 
 
@@ -170,24 +240,37 @@ def train(
     overrides: list | None = None,
     time_budget_h: float | None = None,
     pretrained: bool = True,
-) -> RunRecord:
+    *,
+    num_gpus: int | str = 1,
+    num_machines: int = 1,
+    machine_rank: int = 0,
+    dist_url: str = "auto",
+    ims_per_batch: int | None = None,
+) -> RunRecord | None:
     """Train (or resume, or skip when already finished with the same config); return the run record.
 
     ``time_budget_h``: hours for the whole run (see :func:`budget.resolve_budget`: None is 3 h on a
     GPU profile and the profile's own length for ``smoke``; 0 is no budget). An explicit
     ``max_iter`` wins over the budget. ``pretrained=False``: random init, explicitly (the GPU check,
     which runs offline); the run record says so.
+
+    ``num_gpus`` (worker processes on this machine, ``"auto"``: every visible GPU, 1 on a CPU),
+    ``num_machines``, ``machine_rank``, ``dist_url``: detectron2's ``launch`` arguments, see
+    :class:`distributed.World`; one worker (the default) trains in this process. ``ims_per_batch``:
+    the total batch over all workers in place of the profile's, its LR and warmup scaled (see
+    :func:`config.linear_scaling`). On a machine other than machine 0 the record is rank 0's, read
+    from the shared folder (None when this machine cannot see it).
     """
-    from detectron2.utils.logger import setup_logger
-
-    from .engine import quiet_console
-
-    started = time.perf_counter()
-    setup_logger(name="detectron2", abbrev_name="d2")
-    with quiet_console(outputs.train.log):
-        setup = _setup(outputs, profile, max_iter, resume, overrides, time_budget_h, pretrained)
-        if isinstance(setup, RunRecord):
-            return setup
-        profile, cfg, plan = setup
-        trainer, seconds = _run(cfg, resume)
-    return _record(outputs.train, profile, cfg, trainer, seconds, plan, time.perf_counter() - started)
+    world = World.resolve(num_gpus, num_machines, machine_rank, dist_url)
+    job = TrainJob(
+        outputs, profile, max_iter, resume, tuple(overrides or ()), time_budget_h, pretrained,
+        int(ims_per_batch or 0) or None, time.time(),
+    )  # fmt: skip
+    if world.size > 1:
+        logs = f"{outputs.train.log.name}, {outputs.train.log_for(1).name}, ..."
+        print(f"Training on {world.describe()}: rank 0 reports here; their logs: {outputs.train.dir} ({logs})")
+    run_workers(train_worker, world, job)
+    run = RunRecord.load(outputs.train.record)
+    if run is None:
+        print(f"This machine's workers are done; rank 0 writes the run record ({outputs.train.record} on machine 0).")
+    return run
