@@ -1,7 +1,7 @@
 """The submission check at the real load: a 10,000-instance file, and the two ways to parse RLE strings.
 
-Decides, by measurement, whether the submission check (``core.rle.rle_problems``) keeps its vectorised numpy parse of the RLE
-``counts`` strings or a plain Python loop that mirrors pycocotools' ``rleFrString`` line by line.
+Decides, by measurement, whether the submission check (``core.rle.rle_problems``) keeps its vectorised
+numpy parse of the RLE ``counts`` strings or a plain Python loop that mirrors pycocotools' ``rleFrString`` line by line.
 Both must agree on every string. Then the whole check of the written file, as the ``validate``
 verb runs it on any file, and as the export runs it with the cache's already-checked masks.
 
