@@ -70,8 +70,8 @@ def test_a_users_file_may_build_on_another_of_theirs_or_on_the_model_zoo(tmp_pat
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("_BASE_: strong.yaml\nSOLVER:\n  BASE_LRR: 0.1\n", r"unknown config key 'SOLVER.BASE_LRR' in .*bad.yaml; did you "
-         r"mean SOLVER.BASE_LR\?"),
+        ("_BASE_: strong.yaml\nSOLVER:\n  BASE_LRR: 0.1\n",
+         r"unknown config key 'SOLVER.BASE_LRR' in .*bad.yaml; did you mean SOLVER.BASE_LR\?"),
         ("_BASE_: strong.yaml\nSOLVER:\n  MAX_ITER: lots\n", r"bad.yaml: .*SOLVER.MAX_ITER"),
         ("_BASE_: nowhere.yaml\n", r"config file .*nowhere.yaml not found.*named in .*bad.yaml"),
         ("_BASE_: bad.yaml\n", "builds on itself"),
