@@ -27,10 +27,15 @@ def _stream_cell_output() -> None:
         logger.propagate = False
 
 
-def declared_parameters(notebook: Path) -> set[str]:
+def inspect_parameters(notebook: Path) -> dict[str, dict]:
+    """A notebook's parameters cell as papermill reads it: name -> default (as written) and help (its comment)."""
     import papermill as pm
 
-    return set(pm.inspect_notebook(str(notebook)))
+    return pm.inspect_notebook(str(notebook))
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    return set(inspect_parameters(notebook))
 
 
 def run_notebook(name: str, parameters: dict, outputs: Outputs, timeout: int | None = None) -> Path:

@@ -103,7 +103,9 @@ def test_a_users_smoke_file_and_opts_train_and_reach_config_yaml_and_other_opts_
     _, outputs = project
     mine = tmp_path / "MyDrive" / "tinyvoc" / "my_recipe.yaml"
     mine.parent.mkdir(parents=True)
-    mine.write_text("_BASE_: smoke.yaml\nSOLVER:\n  BASE_LR: 0.015\nMODEL:\n  ROI_HEADS:\n    BATCH_SIZE_PER_IMAGE: 32\n")
+    mine.write_text(
+        "_BASE_: smoke.yaml\nSOLVER:\n  BASE_LR: 0.015\nMODEL:\n  ROI_HEADS:\n    BATCH_SIZE_PER_IMAGE: 32\n"
+    )
     opts = ["SOLVER.WARMUP_ITERS", "10", *QUICK]
     run = training.train(outputs, str(mine), max_iter=4, overrides=opts)
     assert run.finished and run.iteration == 4 and run.profile == str(mine)
