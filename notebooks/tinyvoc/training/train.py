@@ -292,7 +292,7 @@ def train(
 
     ``num_gpus`` (worker processes on this machine, ``"auto"``: every visible GPU, 1 on a CPU),
     ``num_machines``, ``machine_rank``, ``dist_url``: detectron2's ``launch`` arguments, see
-    :class:`distributed.World`; one worker (the default) trains in this process. ``ims_per_batch``:
+    :class:`distributed.World`; one worker (``auto`` on a CPU or one GPU) trains in this process. ``ims_per_batch``:
     the total batch over all workers in place of the profile's, its LR and warmup scaled (see
     :func:`config.linear_scaling`). On a machine other than machine 0 the record is rank 0's, read
     from the shared folder (None when this machine cannot see it).
