@@ -1,10 +1,11 @@
 """This machine's training speed: a short real warm-up, timed, that the budget plans from.
 
-The steps are the trainer's own (``engine.TinyVocTrainer`` built on the profile's config: one trainer,
-so what is timed is what trains), on a throw-away copy; validation and one checkpoint write are timed too, so the plan
-(``budget.plan_budget``) pays for them. With several workers every worker takes part: the step is
-the distributed one (DDP, gradients averaged over all workers, each on its share of the batch) and
-validation is the sharded one the trainer runs; rank 0's measurement makes the one plan all follow.
+The steps are the trainer's own (``engine.TinyVocTrainer`` built on the profile's config: one
+trainer, so what is timed is what trains), on a throw-away copy; validation and one checkpoint write
+are timed too, so the plan (``budget.plan_budget``) pays for them. With several workers every worker
+takes part: the step is the distributed one (DDP, gradients averaged over all workers, each on its
+share of the batch) and validation is the sharded one the trainer runs; rank 0's measurement makes the
+one plan all follow.
 """
 
 from __future__ import annotations
