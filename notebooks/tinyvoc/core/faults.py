@@ -74,7 +74,7 @@ def retry(
     safe to repeat: every file it writes is written whole or not at all (``core.atomic``).
     """
     budget = retry_seconds() if seconds is None else seconds
-    started, tries = None, 0
+    started, tries, remount_failed = None, 0, False
     while True:
         try:
             result = call()
@@ -93,7 +93,9 @@ def retry(
                 try:
                     recover()
                 except Exception as remount_error:  # noqa: BLE001 - a failed remount is one more failed try
-                    say(f"remounting failed ({type(remount_error).__name__}: {remount_error}); trying again")
+                    if not remount_failed:
+                        say(f"remounting failed ({type(remount_error).__name__}: {remount_error}); trying again")
+                    remount_failed = True
             time.sleep(min(WAITS[min(tries, len(WAITS) - 1)], max(0.0, started + budget - time.monotonic())))
             tries += 1
             continue

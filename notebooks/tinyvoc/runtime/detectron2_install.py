@@ -263,7 +263,7 @@ def ensure_detectron2(method: str = "wheel", force: bool = False) -> str:
         return "detectron2 already installed and working; nothing to do"
     if method == "wheel":
         try:
-            wheel, added = install_from_wheel()
+            wheel, added = install_from_wheel(CACHE_DIR)
         except TinyVocError as exc:
             raise TinyVocError(f"{exc}\nOr {SWITCH_TO_GIT}.") from None
         others = [name for name in added if not name.startswith("detectron2-")]
