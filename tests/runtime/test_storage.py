@@ -118,3 +118,15 @@ def test_other_errors_pass_through_untouched(tmp_path):
     with pytest.raises(FileNotFoundError):
         with faults.stop_with_message("Reading", safe="-", todo="-"):
             faults.retry(lambda: open(tmp_path / "absent"), "reading")
+
+
+def test_a_download_that_will_not_fit_stops_before_it_starts(tmp_path, monkeypatch):
+    from tinyvoc.dataset import download
+
+    monkeypatch.setattr(space.os, "statvfs", small_disk(50 * 2**20))
+    fetched = []
+    with pytest.raises(TinyVocError) as stop:
+        download.fetch_course_files(tmp_path / "data", downloader=lambda file_id, target: fetched.append(target))
+    assert "Not enough space for the course files (pascal_train.json, test.json, train_images.zip" in str(stop.value)
+    assert "it needs 191 MiB in" in str(stop.value)
+    assert "50 MiB is free there" in str(stop.value) and not fetched and not (tmp_path / "data").exists()
