@@ -335,7 +335,7 @@ def test_a_drive_that_does_not_come_back_stops_with_what_is_safe_and_resumes_lat
         "Training at iteration 15 of 20 stopped: the project folder stopped answering ([Errno 107] Transport endpoint "
         f"is not connected: '{fault.folder}/train/" + lines[0].split("/train/")[1]
     )
-    assert "did not come back within 0.1 min of retries" in lines[0]
+    assert re.search(r"did not come back within [3-9] s of retries\.$", lines[0])
     assert lines[1] == (
         "Safe in the project folder: model_0000009.pth (the last complete checkpoint: a re-run resumes from "
         "iteration 10)."
@@ -344,7 +344,6 @@ def test_a_drive_that_does_not_come_back_stops_with_what_is_safe_and_resumes_lat
     assert lines[2] == f"Only on this runtime (gone with it): {only_here}."
     assert lines[3].startswith("What to do: restart the runtime (Runtime > Restart session")
     assert lines[3].endswith("run 02_train again with the same settings: it resumes from iteration 10 of 20.")
-    assert "Exception during training" not in capsys.readouterr().err  # detectron2's traceback stays in log.txt
     fault.end()
     assert_nothing_half_written(outputs)
     run = training.train(outputs, "smoke", max_iter=20, overrides=FAST_RUN)
@@ -374,7 +373,8 @@ def test_a_drive_too_small_for_the_run_stops_before_the_first_iteration(tmp_path
 
     outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
     real_statvfs = os.statvfs
-    monkeypatch.setattr(space.os, "statvfs", lambda path: real_statvfs(path)._replace(f_bavail=10, f_frsize=2**20))
+    ten_mib = lambda path: os.statvfs_result((2**20, 2**20, 10**6, 10, 10, 0, 0, 0, 0, 255))  # noqa: E731
+    monkeypatch.setattr(space.os, "statvfs", ten_mib)
     with pytest.raises(TinyVocError) as stop:
         training.train(outputs, "smoke", max_iter=10, overrides=FAST_RUN)
     message = str(stop.value)

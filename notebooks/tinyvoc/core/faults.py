@@ -110,7 +110,8 @@ def cause_of(error: OSError, waited: float | None = None) -> str:
         free = free_bytes(error.filename) if error.filename else None
         room = f"; {human(free)} free there" if free is not None else ""
         return f"the disk or the Drive quota is full ({describe(error)}{room})"
-    after = f" within {waited / 60:.1f} min of retries" if waited is not None else ""
+    took = f"{waited:.0f} s" if waited is not None and waited < 90 else f"{(waited or 0) / 60:.0f} min"
+    after = f" within {took} of retries" if waited is not None else ""
     return f"the project folder stopped answering ({describe(error)}) and did not come back{after}"
 
 
