@@ -299,7 +299,8 @@ class StorageFault:
 def assert_nothing_half_written(outputs):
     files = outputs.train
     assert not list(outputs.root.rglob("*.tmp")), "a temporary file was left behind"
-    for line in files.metrics.read_text().splitlines():
+    lines = files.metrics.read_text().splitlines() if files.metrics.exists() else []
+    for line in lines:
         json.loads(line)  # every line complete
     for checkpoint in [*files.periodic(), files.best, files.final]:
         if checkpoint.exists():
@@ -318,7 +319,7 @@ def test_a_drive_that_drops_and_comes_back_costs_no_iteration(tmp_path, monkeypa
     run = training.train(outputs, "smoke", max_iter=20, overrides=DROP_RUN)
     out = capsys.readouterr().out
     assert fault.failures and "end of training: EvalHook: [Errno 107] Transport endpoint is not connected" in out
-    assert "retrying for up to 1 min" in out and "The project folder answers again after" in out
+    assert "retrying for up to 60 s" in out and "The project folder answers again after" in out
     assert "Resuming" not in out and run.finished and run.iteration == 20
     assert {r["iteration"] for r in metrics.read_metrics(outputs.train.metrics) if "segm/AP50" in r} == {9, 20}
     assert_nothing_half_written(outputs)

@@ -35,6 +35,11 @@ def retry_seconds() -> float:
     return float(os.environ.get(RETRY_ENV) or RETRY_SECONDS)
 
 
+def duration(seconds: float) -> str:
+    """``3 s``, ``5 min``: how long, in the unit a reader expects."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def storage_error(exc: BaseException | None) -> OSError | None:
     """The OSError of a dropped mount or a full disk behind ``exc`` (itself, or what it was raised from); else None."""
     seen = set()
@@ -88,7 +93,7 @@ def retry(
                 raise StorageGone(error, now - started, what) from exc
             if tries == 0:
                 say(f"{what}: {describe(error)}. The project folder stopped answering (a Drive that dropped?); "
-                    f"retrying for up to {budget / 60:.0f} min{', remounting' if recover else ''}.")  # fmt: skip
+                    f"retrying for up to {duration(budget)}{', remounting' if recover else ''}.")  # fmt: skip
             if recover is not None:
                 try:
                     recover()
@@ -110,8 +115,7 @@ def cause_of(error: OSError, waited: float | None = None) -> str:
         free = free_bytes(error.filename) if error.filename else None
         room = f"; {human(free)} free there" if free is not None else ""
         return f"the disk or the Drive quota is full ({describe(error)}{room})"
-    took = f"{waited:.0f} s" if waited is not None and waited < 90 else f"{(waited or 0) / 60:.0f} min"
-    after = f" within {took} of retries" if waited is not None else ""
+    after = f" within {duration(waited)} of retries" if waited is not None else ""
     return f"the project folder stopped answering ({describe(error)}) and did not come back{after}"
 
 
