@@ -79,8 +79,11 @@ def test_every_notebook_starts_with_the_same_setup_cell_and_repo():
         params = cells[0].source
         assert f'REPO_URL = "{project.REPO_URL}"' in params and f'REPO_REF = "{project.REPO_REF}"' in params, name
         assert 'PROJECT_DIR = ""' in params and "OUTPUT_DIR" not in params and "DATA_DIR" not in params, name
+        method = 'DETECTRON2_METHOD = "wheel"  # "git": build upstream with its C++/CUDA ops (~5 min)\nPROJECT_DIR = ""'
+        assert method in params, f"{name}: DETECTRON2_METHOD, just before PROJECT_DIR, as in notebook 00"
         assert cells[1].source == project.FIRST_CELL, f"{name}: first cell differs from runtime.project.FIRST_CELL"
         assert len(cells[1].source.splitlines()) <= 5, name
+    assert ".start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)" in project.FIRST_CELL
 
 
 def test_readme_badges_point_to_the_same_repo():

@@ -20,6 +20,7 @@ from ..core.coco_json import load_coco
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs, require
 from ..dataset.record import DatasetRecord
+from ..training.storage import report_unfinished_uploads
 
 DEFAULT_SCORE_FLOOR = 0.01  # predictions are cached down to this score, so most thresholds need no new inference
 SPLITS = ("test", "val")
@@ -138,7 +139,9 @@ class TrainedRun:
         cfg = get_cfg()
         cfg.merge_from_other_cfg(cfg.load_cfg(text))
         cfg.freeze()
-        return cls(outputs, record, text, cfg, chosen_checkpoint(outputs, checkpoint))
+        chosen = chosen_checkpoint(outputs, checkpoint)
+        report_unfinished_uploads(outputs.train, cfg.SOLVER.CHECKPOINT_PERIOD, chosen.name)  # the last runtime's
+        return cls(outputs, record, text, cfg, chosen)
 
     @property
     def score_threshold(self) -> float:

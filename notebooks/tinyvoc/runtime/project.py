@@ -31,13 +31,14 @@ REPO_REF = "main"  # pin a release tag here when one exists
 # The first code cell of all five notebooks, after the parameters cell (tests/runtime/test_project.py checks).
 # Colab opens a notebook alone in a new runtime: the helper package is pip-installed there from REPO_URL at
 # REPO_REF; where it is installed already (the local setup's editable install, or a re-run), the cell
-# only imports it. `start` stops when the installed package came from another REPO_REF.
+# only imports it. `start` stops when the installed package came from another REPO_REF. DETECTRON2_METHOD, in every
+# parameters cell, is how `start` installs detectron2 ("git" is the way out when the wheel cannot be downloaded).
 FIRST_CELL = """\
 import importlib.util  # the same first cell in all five notebooks
 
 if importlib.util.find_spec("tinyvoc") is None:  # Colab: install the helper package from REPO_URL at REPO_REF, once
     %pip install -q "git+{REPO_URL}@{REPO_REF}"
-project = importlib.import_module("tinyvoc").start(PROJECT_DIR, REPO_REF)  # Colab: mount Drive, detectron2, data"""
+project = importlib.import_module("tinyvoc").start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)  # Drive/detectron2/data"""
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,14 @@ def require_ref(repo_ref: str | None) -> None:
         )
 
 
-def start(project_dir: str = "", repo_ref: str | None = None, install: bool = True) -> Project:
-    """What every notebook does first: mount Drive (Colab), install detectron2 when missing, make the data local."""
+def start(
+    project_dir: str = "", repo_ref: str | None = None, detectron2_method: str = "wheel", install: bool = True
+) -> Project:
+    """What every notebook does first: mount Drive (Colab), install detectron2 when missing, make the data local.
+
+    ``detectron2_method`` is the notebook's ``DETECTRON2_METHOD`` (``runtime.detectron2_install``):
+    ``"wheel"`` in seconds, ``"git"`` the upstream build, also the way out when the wheel cannot be downloaded.
+    """
     from .detectron2_install import ensure_detectron2
 
     started = time.perf_counter()
@@ -109,7 +116,7 @@ def start(project_dir: str = "", repo_ref: str | None = None, install: bool = Tr
     colab.require_mounted(root, "PROJECT_DIR")
     quiet_known_warnings()
     if install:
-        done = ensure_detectron2()
+        done = ensure_detectron2(detectron2_method)
         if not done.startswith("detectron2 already"):
             print(done)
     from detectron2.utils.logger import setup_logger

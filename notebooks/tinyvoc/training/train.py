@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from ..core.atomic import write_bytes, write_json
@@ -33,6 +34,7 @@ from .distributed import World, agree, barrier, is_main, rank, run_workers, seed
 from .metrics import best_from_metrics
 from .profiles import describe_weights, family
 from .speed import plan_for
+from .storage import require_space, retried
 
 
 def remove_leftovers(folder: Path) -> list[Path]:
@@ -183,6 +185,7 @@ def _setup(job: TrainJob):
             return done
     if not is_main():
         return profile, cfg, plan
+    require_space(cfg, files)  # before the first iteration and before any write: a full Drive costs nothing yet
     if not resume:
         for stale in [
             *files.dir.glob("model_*.pth"),
@@ -253,12 +256,13 @@ def train_worker(job: TrainJob) -> RunRecord | None:
     with quiet_console(files.log_for(rank())):
         if world_size() > 1:
             logging.getLogger("detectron2").info(f"training worker rank {rank()} of {world_size()}, pid {os.getpid()}")
-        setup = _setup(job)
+        setup = retried(lambda: _setup(job), "setting up", files.dir)
         if isinstance(setup, RunRecord):
             return setup
         profile, cfg, plan = setup
         trainer, seconds = _run(cfg, job.resume)
-    run = _record(files, profile, cfg, trainer, seconds, plan, time.time() - job.started) if is_main() else None
+    record = partial(_record, files, profile, cfg, trainer, seconds, plan, time.time() - job.started)
+    run = retried(record, "writing the run record", files.dir) if is_main() else None
     barrier()  # the record exists before any worker returns: a caller on another machine reads it
     return run
 
