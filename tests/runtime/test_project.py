@@ -102,7 +102,6 @@ def test_only_the_notebooks_that_use_it_ask_for_a_gpu():
 
 # What the notebooks may not say yet, each with the branch that brings it; remove an entry when it lands.
 PENDING = {
-    "DETECTRON2_METHOD": "absent from 01-04 until issue 22 passes it to start() in every notebook",
     ("03", "SCORE_THRESH"): "0.5 until issue 24's notebook 03 draws at the profile's threshold for None",
 }
 
@@ -117,7 +116,7 @@ def test_every_notebooks_parameters_cell_declares_the_settings_of_the_declaratio
     for name in NOTEBOOKS:
         found = inspect_parameters(notebooks_dir() / name)
         declared = {s.name: s for s in declared_in(name)}
-        missing = set(declared) - set(found) - ({"DETECTRON2_METHOD"} if name[:2] != "00" else set())
+        missing = set(declared) - set(found)
         assert not missing and set(found) <= set(declared), (name, missing, set(found) - set(declared))
         for key, parameter in found.items():
             setting = declared[key]

@@ -35,9 +35,6 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    # 00: install
-    Setting("DETECTRON2_METHOD", "wheel", '"git": build upstream with its C++/CUDA ops (~5 min)', ALL, "--method",
-            str, ("wheel", "git")),
     # 01: the dataset
     Setting("DATASET", "auto", '"auto": the project\'s data (off Colab: the sample if none), "tinyvoc" or "sample"',
             ("01",), "--dataset", str, ("auto", "tinyvoc", "sample")),
@@ -78,7 +75,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLASS_THRESHOLDS", {}, "e.g. {15: 0.3}: dataset category id -> threshold", ("04",)),
     Setting("CHECKPOINT", "best", '"best", "final" or a .pth path', ("03", "04"), "--checkpoint"),
     Setting("TTA", None, "test-time augmentation; None: the profile's setting", ("03", "04"), "--tta", "on/off"),
-    # every notebook: where the project is, and the package's source on Colab
+    # every notebook: how detectron2 is installed, where the project is, and the package's source on Colab
+    Setting("DETECTRON2_METHOD", "wheel", '"git": build upstream with its C++/CUDA ops (~5 min)', ALL, "--method",
+            str, ("wheel", "git")),
     Setting("PROJECT_DIR", "", "empty: MyDrive/tinyvoc on Colab (Drive), this repo elsewhere; holds data/ and output/",
             ALL, "--project-dir"),
     Setting("REPO_URL", "https://github.com/tinyvoc/tinyvoc-detectron2.git", "Colab installs the package from here",
