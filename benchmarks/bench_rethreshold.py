@@ -34,9 +34,9 @@ from pathlib import Path
 
 from _common import real_files, smoke_model_outputs, strong_model_detections, validation_split
 
-from tinyvoc.inference import evaluate, predict
-from tinyvoc.inference.predictions import Predictions, read_cache, write_cache
-from tinyvoc.inference.predictor import instances_to_detections
+from tinyvoc.inference import cached_predictions, evaluate
+from tinyvoc.inference.cache_file import Predictions, read_cache, write_cache
+from tinyvoc.inference.model_runner import instances_to_detections
 from tinyvoc.inference.trained_run import TrainedRun, read_split
 from tinyvoc.submission import export
 
@@ -61,17 +61,17 @@ def count(path: Path) -> int:
 def model_part(root: Path) -> float:
     """Part 1; returns the seconds of inference + export."""
     outputs = smoke_model_outputs(root)
-    predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)  # warm-up: load paths, caches
+    cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)  # warm-up: load paths, caches
 
     def rerun():
-        fresh = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0, refresh=True)
+        fresh = cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0, refresh=True)
         export.export_submission(fresh, fresh.images.coco, root / "fresh.json", 0.0)
         return len(fresh.detections)
 
     infer, cached_detections = timed(rerun, repeats=1)
 
     def from_cache():  # what re-running notebook 04 pays: load the run, read the cache, export
-        cached = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
+        cached = cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
         return export.export_submission(cached, cached.images.coco, root / "cached.json", 0.0)
 
     seconds, report = timed(from_cache)

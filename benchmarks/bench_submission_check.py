@@ -19,7 +19,7 @@ from pathlib import Path
 from _common import real_files, strong_model_detections
 
 from tinyvoc.core.rle import rle_problems
-from tinyvoc.inference.predictions import Predictions
+from tinyvoc.inference.cache_file import Predictions
 from tinyvoc.submission.check import SUBMISSION_KEYS, validate_submission
 
 

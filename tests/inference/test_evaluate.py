@@ -8,7 +8,7 @@ import pytest
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.rle import encode_mask
 from tinyvoc.inference import evaluate
-from tinyvoc.inference.predictions import Predictions
+from tinyvoc.inference.cache_file import Predictions
 from tinyvoc.inference.trained_run import read_split
 
 

@@ -10,8 +10,8 @@ from pycocotools.coco import COCO
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.rle import decode_mask, encode_mask
 from tinyvoc.dataset.record import ClassMap
-from tinyvoc.inference.predictions import Predictions
-from tinyvoc.inference.predictor import instances_to_detections
+from tinyvoc.inference.cache_file import Predictions
+from tinyvoc.inference.model_runner import instances_to_detections
 from tinyvoc.submission.check import SUBMISSION_KEYS
 from tinyvoc.submission.export import export_submission
 
@@ -107,7 +107,7 @@ def test_export_refuses_invalid_and_keeps_previous_file(test_json, tmp_path):
 
 def test_export_from_a_read_cache_still_checks_changed_masks(test_json, tmp_path):
     """Masks the cache checked skip the parse; one changed after loading is parsed and refused."""
-    from tinyvoc.inference.predictions import read_cache, write_cache
+    from tinyvoc.inference.cache_file import read_cache, write_cache
 
     dets = [_det(17, 2, 0.9, (37, 53)), _det(40, 5, 0.4, (20, 30))]
     cache = tmp_path / "predictions" / "test-k.jsonl"

@@ -6,7 +6,7 @@ from PIL import Image
 
 from tinyvoc.core.coco_json import load_coco
 from tinyvoc.dataset.record import ClassMap
-from tinyvoc.inference import evaluate, predict
+from tinyvoc.inference import cached_predictions, evaluate
 from tinyvoc.inference.trained_run import TrainedRun
 from tinyvoc.training.metrics import read_metrics
 from tinyvoc.visualize import plots
@@ -21,7 +21,7 @@ def _png(path):
 @pytest.fixture(scope="module")
 def drawn(trained_sample):
     run = TrainedRun.load(trained_sample, "final")
-    return run, run.record, predict.predict_split(run, "test")
+    return run, run.record, cached_predictions.predict_split(run, "test")
 
 
 def test_prediction_grid_size_content_and_class_names(drawn, monkeypatch):
@@ -70,7 +70,7 @@ def test_ground_truth_grid_and_training_curves(drawn):
 def test_validation_figures(drawn):
     run, record, _ = drawn
     outputs = run.outputs
-    val = predict.predict_split(run, "val")
+    val = cached_predictions.predict_split(run, "val")
     metrics = evaluate.evaluate_cached(val, val.score_floor)
     plots.per_class_ap(metrics["segm"]["per_class_AP50"], record.class_map, outputs.figures_dir / "ap.png")
     sweep = evaluate.threshold_sweep(val)
