@@ -16,6 +16,7 @@ from tinyvoc.dataset.check import check_coco_file
 from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
 from tinyvoc.dataset.sample import make_sample_dataset
 from tinyvoc.inference import cached_predictions
+from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import TrainedRun, load_checkpoint_state
 from tinyvoc.runner import run_notebook
 from tinyvoc.submission import export
@@ -228,7 +229,7 @@ def test_odd_images_predict_and_export_with_the_json_sizes(trained_sample, tmp_p
     cached = cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
     sizes = {im["id"]: [im["height"], im["width"]] for im in images}
     assert all(d["segmentation"]["size"] == sizes[d["image_id"]] for d in cached.detections)
-    report = export.export_submission(cached, test_json, outputs.submission, score_threshold=0.0)
+    report = export.export_submission(cached, test_json, outputs.submission, Selection(0.0))
     assert report.ok, report.summary()
     assert validate_submission(outputs.submission, test_json).ok
     assert DatasetRecord.load(outputs).data_files.test_json == test_json

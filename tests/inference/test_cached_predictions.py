@@ -5,6 +5,7 @@ import shutil
 
 from tinyvoc.inference import cache_file, cached_predictions
 from tinyvoc.inference.cache_file import Predictions
+from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import TrainedRun
 from tinyvoc.submission import export
 
@@ -19,8 +20,8 @@ def test_second_call_is_served_from_the_cache_and_equals_fresh_inference(trained
     fresh = cached_predictions.predict_split(run, "test", refresh=True)
     assert fresh.detections == first.detections
     test_json = run.record.data_files.test_json
-    export.export_submission(first, test_json, tmp_path / "a.json", 0.05)
-    export.export_submission(fresh, test_json, tmp_path / "b.json", 0.05)
+    export.export_submission(first, test_json, tmp_path / "a.json", Selection(0.05))
+    export.export_submission(fresh, test_json, tmp_path / "b.json", Selection(0.05))
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
     assert len(list(trained_sample.predictions_dir.glob("test-*.jsonl"))) == 1
 
