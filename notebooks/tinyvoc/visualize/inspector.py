@@ -91,7 +91,7 @@ class ThresholdView:
         self._labels: dict = {}
         contiguous = {cid: k for k, cid in enumerate(class_map.ids)}
         self._colour_of_row = PALETTE[[contiguous[c] % len(PALETTE) for c in self.columns.category_ids.tolist()]]
-        low = max(SLIDER_MIN, test.score_floor) if test.score_floor > 0 else SLIDER_MIN
+        low = max(SLIDER_MIN, test.score_floor)  # below the floor the cache has nothing to show
         self.slider = widgets.FloatLogSlider(
             value=min(max(selection.threshold, low), 1.0), base=10, min=math.log10(low), max=0, step=0.05,
             description="score >=", readout_format=".3f", continuous_update=False,
