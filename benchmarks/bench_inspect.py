@@ -5,8 +5,9 @@ The load is a strong model at a low threshold: 100 detections on each of the 100
 of the same density (13,500 detections), as in ``bench_rethreshold.py``. The view is built once
 (the validation matching, each image's rows), then the slider is moved through ``MOVES`` thresholds
 from 0.01 to 0.9 and back; each move selects, counts, scores the validation AP from the one matching
-and redraws the picked images. Printed: the median seconds per move with the counts drawn, and the
-parts of one move.
+and redraws the picked images. Printed: the median seconds per move with the counts drawn, the
+median CPU seconds per move (this process's own time, which other programs on the machine do not
+inflate: compare it with the wall time when the load average is high), and the parts of one move.
 
     .venv/bin/python benchmarks/bench_inspect.py [--images 6]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -70,11 +72,12 @@ def main() -> None:
 
         up = np.geomspace(0.01, 0.9, (MOVES + 1) // 2)
         thresholds = [*up, *up[::-1][1:]]
-        seconds, drawn = [], []
+        seconds, cpu, drawn = [], [], []
         for threshold in thresholds:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             view.slider.value = float(threshold)
             seconds.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             drawn.append(sum(len(d) for d in view.drawn.values()))
         assert len(view.drawn) == args.images and max(drawn) > 0
 
@@ -91,6 +94,10 @@ def main() -> None:
             f"redraw: {statistics.median(seconds):.3f} s per change (median of {len(seconds)} moves from 0.01 to 0.9 "
             f"and back; {args.images} images drawn, {min(drawn)}-{max(drawn)} detections drawn per change, "
             f"slowest {max(seconds):.3f} s)"
+        )
+        print(
+            f"CPU time per change: {statistics.median(cpu):.3f} s (median; what the change costs this process, "
+            f"whatever else runs on the machine: load average {os.getloadavg()[0]:.1f} at the end)"
         )
         print("one change at 100 detections drawn per image: " + ", ".join(f"{k} {v:.3f} s" for k, v in timed.items()))
 
