@@ -246,7 +246,7 @@ class ThresholdView:
             draw.rectangle([x, y + 14, x + w, y + h + 14], outline=colour)
             canvas.paste(self._label(f"{self.class_map.name_of(det['category_id'])} {det['score']:.0%}", colour),
                          (int(x), int(y) + 14))  # fmt: skip
-        draw.text((2, 1), f"image {image_id}: {len(rows)} shown of {self.kept_per_image[image_id]} kept", fill="black")
+        draw.text((2, 1), f"image {image_id}: {len(rows)} of {self.kept_per_image[image_id]} kept", fill="black")
         return canvas
 
 
