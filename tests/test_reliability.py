@@ -22,7 +22,8 @@ from tinyvoc.core.paths import DataFiles, Outputs
 from tinyvoc.dataset.check import check_coco_file
 from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
 from tinyvoc.dataset.sample import make_sample_dataset
-from tinyvoc.inference import predict
+from tinyvoc.inference import cached_predictions
+from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import TrainedRun, load_checkpoint_state
 from tinyvoc.runner import run_notebook
 from tinyvoc.submission import export
@@ -51,7 +52,7 @@ def test_export_before_training_names_notebook_02(tmp_path):
     outputs = Outputs.at(tmp_path / "out")
     prepare_dataset(DataFiles.in_folder(make_sample_dataset(tmp_path / "s")), outputs, "sample", 0.2, 0)
     with pytest.raises(TinyVocError, match="Run 02_train.ipynb first"):
-        predict.predict_split(TrainedRun.load(outputs), "test")
+        cached_predictions.predict_split(TrainedRun.load(outputs), "test")
 
 
 def test_truncated_or_foreign_checkpoints_are_named(trained_sample, tmp_path):
@@ -67,7 +68,7 @@ def test_truncated_or_foreign_checkpoints_are_named(trained_sample, tmp_path):
     with pytest.raises(TinyVocError, match="not a detectron2 training checkpoint"):
         load_checkpoint_state(not_ours, 3)
     with pytest.raises(TinyVocError, match="cannot be read as a checkpoint"):
-        predict.predict_split(TrainedRun.load(trained_sample, str(truncated)), "test")
+        cached_predictions.predict_split(TrainedRun.load(trained_sample, str(truncated)), "test")
 
 
 def _outputs(sample, path):
@@ -234,10 +235,10 @@ def _odd_test_set(trained_sample, tmp_path, rotated=False):
 
 def test_odd_images_predict_and_export_with_the_json_sizes(trained_sample, tmp_path):
     outputs, test_json, images = _odd_test_set(trained_sample, tmp_path)
-    cached = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
+    cached = cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
     sizes = {im["id"]: [im["height"], im["width"]] for im in images}
     assert all(d["segmentation"]["size"] == sizes[d["image_id"]] for d in cached.detections)
-    report = export.export_submission(cached, test_json, outputs.submission, score_threshold=0.0)
+    report = export.export_submission(cached, test_json, outputs.submission, Selection(0.0))
     assert report.ok, report.summary()
     assert validate_submission(outputs.submission, test_json).ok
     assert DatasetRecord.load(outputs).data_files.test_json == test_json
@@ -251,7 +252,7 @@ def test_exif_rotated_test_image_is_refused_by_the_check_and_by_prediction(train
     assert [Path(p.file).name for p in report.errors] == ["rotated.jpg"], report.summary()
     assert "EXIF orientation 6" in report.errors[0].message
     with pytest.raises(TinyVocError, match=r"rotated\.jpg: rotated\.jpg has EXIF orientation 6"):
-        predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
+        cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
 
 
 # --- a Drive that drops, a disk that fills (issue 22) ---------------------------------------------------------

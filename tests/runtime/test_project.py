@@ -100,11 +100,6 @@ def test_only_the_notebooks_that_use_it_ask_for_a_gpu():
 
 # --- every setting declared once (core/settings.py) ----------------------------------------------
 
-# What the notebooks may not say yet, each with the branch that brings it; remove an entry when it lands.
-PENDING = {
-    ("03", "SCORE_THRESH"): "0.5 until issue 24's notebook 03 draws at the profile's threshold for None",
-}
-
 
 def test_every_notebooks_parameters_cell_declares_the_settings_of_the_declaration():
     """The same names, defaults and comments (the help) as ``core/settings.py``: papermill reads them so."""
@@ -120,8 +115,7 @@ def test_every_notebooks_parameters_cell_declares_the_settings_of_the_declaratio
         assert not missing and set(found) <= set(declared), (name, missing, set(found) - set(declared))
         for key, parameter in found.items():
             setting = declared[key]
-            if (name[:2], key) not in PENDING:
-                assert ast.literal_eval(parameter["default"]) == setting.default, (name, key)
+            assert ast.literal_eval(parameter["default"]) == setting.default, (name, key)
             assert parameter["help"] == setting.help, (name, key)
 
 
