@@ -57,7 +57,7 @@ def test_slider_shows_what_the_export_writes_and_the_validation_ap_of_it(parts, 
         assert f"{report.num_instances} instances on {len(test.image_ids)} test images" in view.summary.value
         pictures[threshold], totals[threshold] = view.picture.value, report.num_instances
     assert totals[0.001] > totals[0.5] > 0, totals  # the thresholds really change what is kept
-    assert pictures[0.001] != pictures[0.5] and pictures[0.001][:4] == b"\x89PNG"
+    assert pictures[0.001] != pictures[0.5] and pictures[0.001][:2] == b"\xff\xd8"  # a JPEG
     assert validate_submission(target, test.images.coco).ok
 
 
