@@ -14,7 +14,9 @@ from tinyvoc.core.paths import NOTEBOOKS, Outputs
 from tinyvoc.dataset.record import DatasetRecord
 from tinyvoc.runner import run_all, run_notebook
 from tinyvoc.submission.check import validate_submission
+from tinyvoc.visualize.inspector import SESSION_ENV
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 AP50_FLOOR = 0.6  # measured: the smoke profile reaches ~0.94 at 200 iterations, ~0.99 at 400; random is ~0
 
 
@@ -23,7 +25,11 @@ def main_job(tmp_path_factory):
     project = tmp_path_factory.mktemp("main_job")
     outputs = Outputs.at(project / "output", project / "data")
     params = {"PROJECT_DIR": str(project), "PROFILE": "smoke", "DATASET": "sample", "VAL_FRACTION": 0.2}
-    executed = run_all(params, outputs)
+    # as when `tinyvoc run-all` is started from a cell in JupyterLab: the server's session variable is set, and the
+    # executed copies must still hold the static figures, not the interactive view nobody sees there
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(SESSION_ENV, "a JupyterLab session")
+        executed = run_all(params, outputs)
     return outputs, executed
 
 
@@ -61,6 +67,8 @@ def test_executed_notebooks_show_pictures_inline(main_job):
             if "image/png" in o.get("data", {})
         ]
         assert pngs, f"{name} has no inline picture"
+        widgets = [o for c in book.cells for o in c.get("outputs", []) if WIDGET_VIEW in o.get("data", {})]
+        assert not widgets, f"{name} shows the interactive view in a headless run"
 
 
 def test_submission_is_valid_and_covers_the_test_images(main_job):

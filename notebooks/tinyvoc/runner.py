@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from .core.errors import TinyVocError
 from .core.faults import retry, stop_with_message
 from .core.paths import NOTEBOOKS, Outputs, notebooks_dir
 from .runtime.colab import remounter
+from .visualize.inspector import SESSION_ENV
 
 
 def _stream_cell_output() -> None:
@@ -64,10 +66,11 @@ def run_notebook(name: str, parameters: dict, outputs: Outputs, timeout: int | N
     print(f"=== {name} {params}", flush=True)
     started = time.perf_counter()
     try:
-        pm.execute_notebook(
-            str(source), str(local), parameters=params, cwd=str(folder), kernel_name="python3",
-            progress_bar=False, log_output=True, execution_timeout=timeout,
-        )  # fmt: skip
+        with _headless_kernels():
+            pm.execute_notebook(
+                str(source), str(local), parameters=params, cwd=str(folder), kernel_name="python3",
+                progress_bar=False, log_output=True, execution_timeout=timeout,
+            )  # fmt: skip
     except pm.PapermillExecutionError as exc:
         _keep_executed(local, target)
         raise TinyVocError(f"{name} stopped: {exc.ename}: {exc.evalue}\n(executed copy: {target})") from None
@@ -78,6 +81,19 @@ def run_notebook(name: str, parameters: dict, outputs: Outputs, timeout: int | N
     _keep_executed(local, target)
     print(f"=== {name} done in {time.perf_counter() - started:.0f} s -> {target}", flush=True)
     return target
+
+
+@contextlib.contextmanager
+def _headless_kernels():
+    """papermill's kernels without the Jupyter server's ``JPY_SESSION_NAME``: started from a cell in JupyterLab,
+    they would inherit it and draw the interactive view (``visualize.inspector.front_end_present``), which no one
+    sees in an executed copy, instead of the static figures."""
+    session = os.environ.pop(SESSION_ENV, None)
+    try:
+        yield
+    finally:
+        if session is not None:
+            os.environ[SESSION_ENV] = session
 
 
 def _keep_executed(local: Path, target: Path) -> None:

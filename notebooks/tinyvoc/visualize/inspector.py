@@ -43,6 +43,9 @@ PALETTE = np.array(
 )  # fmt: skip  # matplotlib's tab20, one colour per class
 
 
+SESSION_ENV = "JPY_SESSION_NAME"  # set by a Jupyter server in the kernels it starts for a notebook
+
+
 def front_end_present() -> bool:
     """Whether this code runs in a notebook kernel whose front end draws widgets.
 
@@ -57,7 +60,7 @@ def front_end_present() -> bool:
         import ipywidgets  # noqa: F401
     except ImportError:
         return False
-    return type(shell).__module__.startswith("google.colab") or "JPY_SESSION_NAME" in os.environ
+    return type(shell).__module__.startswith("google.colab") or SESSION_ENV in os.environ
 
 
 class ThresholdView:
