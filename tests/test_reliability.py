@@ -404,6 +404,36 @@ def _trained_cfg(outputs):
     return cfg
 
 
+def test_uploads_that_never_finished_are_reported_by_the_next_runtime(tmp_path, monkeypatch, capsys):
+    """What a full Drive or a disconnect mid-upload leaves: 02 resumes from what did arrive, and says so."""
+    from detectron2.engine import SimpleTrainer
+
+    outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
+    files = outputs.train
+    original = SimpleTrainer.run_step
+
+    def disconnect_at_17(self):
+        if self.iter == 17:
+            raise KeyboardInterrupt("disconnect")
+        return original(self)
+
+    monkeypatch.setattr(SimpleTrainer, "run_step", disconnect_at_17)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
+    monkeypatch.setattr(SimpleTrainer, "run_step", original)
+    assert files.last_checkpoint.read_text() == "model_0000014.pth"
+    (files.dir / "model_0000014.pth").unlink()  # never arrived
+    older = files.dir / "model_0000009.pth"
+    older.write_bytes(older.read_bytes()[:1000])  # and the one before arrived in part
+    capsys.readouterr()
+    run = training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
+    out = capsys.readouterr().out
+    report = next((line for line in out.splitlines() if line.startswith("Uploads that never finished")), "")
+    assert f"in {files.dir} (a full Drive or a disconnect in the previous runtime)" in report, out
+    assert "model_0000014.pth, named by last_checkpoint, is missing" in report, report
+    assert "No readable checkpoint" in out and run.finished and run.iteration == 20
+
+
 def test_notebooks_03_and_04_report_a_final_checkpoint_that_never_arrived(trained_sample, tmp_path, capsys):
     outputs = Outputs.at(tmp_path / "out")
     shutil.copytree(trained_sample.root, outputs.root)
