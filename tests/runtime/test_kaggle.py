@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tinyvoc.core.errors import TinyVocError
-from tinyvoc.core.paths import NOTEBOOKS, DataFiles, Outputs
+from tinyvoc.core.paths import DataFiles, Outputs
 from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
 from tinyvoc.runtime import kaggle
 
@@ -143,7 +143,7 @@ def test_02_brings_in_the_dataset_and_only_what_a_resume_needs(kaggle_root, samp
     before = tree_hash(inputs)
     outputs = Outputs.at(kaggle.working_dir() / "output")
 
-    said = kaggle.bring_in(NOTEBOOKS[2], outputs)
+    said = kaggle.bring_in_for_training(outputs)
     assert [line.split(":")[0] for line in said] == ["dataset record and splits", "training to resume"]
     assert all("input 'tinyvoc-02'" in line for line in said)  # the record the training used, from its output
     assert "brought in training to resume: from input 'tinyvoc-02'" in capsys.readouterr().out
@@ -156,15 +156,26 @@ def test_02_brings_in_the_dataset_and_only_what_a_resume_needs(kaggle_root, samp
     assert (outputs.split_dir / "train.json").read_bytes() == (earlier.split_dir / "train.json").read_bytes()
     assert not list(outputs.root.rglob(".*.tmp"))
 
-    assert kaggle.bring_in(NOTEBOOKS[2], outputs) == []  # what this session has is kept
+    assert kaggle.bring_in_for_training(outputs) == []  # what this session has is kept
     assert tree_hash(inputs) == before
+
+
+def test_02_from_scratch_brings_only_the_dataset_and_off_kaggle_nothing(kaggle_root, sample, monkeypatch):
+    fake_output(
+        kaggle_root / "input" / "tinyvoc-02", sample, train={"iteration": 9}, checkpoints=("model_0000009.pth",)
+    )
+    outputs = Outputs.at(kaggle.working_dir() / "output")
+    monkeypatch.delenv(kaggle.RUN_TYPE_ENV)
+    assert kaggle.bring_in_for_training(outputs) == [] and not outputs.root.exists()
+    monkeypatch.setenv(kaggle.RUN_TYPE_ENV, "Batch")
+    said = kaggle.bring_in_for_training(outputs, resume=False)
+    assert [line.split(":")[0] for line in said] == ["dataset record and splits"] and not outputs.train.dir.exists()
 
 
 def test_02_without_01s_output_names_it(kaggle_root):
     outputs = Outputs.at(kaggle.working_dir() / "output")
     with pytest.raises(TinyVocError, match="output/dataset.json.*Add Input > Your Work > .*01_register_dataset"):
-        kaggle.bring_in(NOTEBOOKS[2], outputs)
-    assert kaggle.bring_in(NOTEBOOKS[1], outputs) == []  # 01 needs no earlier output
+        kaggle.bring_in_for_training(outputs)
 
 
 def test_03_and_04_bring_in_the_run_the_chosen_checkpoint_and_prediction_caches(kaggle_root, sample):
@@ -181,7 +192,7 @@ def test_03_and_04_bring_in_the_run_the_chosen_checkpoint_and_prediction_caches(
     before = tree_hash(inputs)
 
     outputs = Outputs.at(kaggle.working_dir() / "output")
-    said = kaggle.bring_in(NOTEBOOKS[3], outputs)
+    said = kaggle.bring_in_trained_run(outputs)
     assert said[0].startswith("dataset record and splits: from input 'c-02'")
     assert said[1].startswith("training run (best model): from input 'c-02'")  # the further-trained run
     assert said[2].startswith("1 prediction cache file(s): from input 'd-03'")
@@ -189,16 +200,23 @@ def test_03_and_04_bring_in_the_run_the_chosen_checkpoint_and_prediction_caches(
                                                                    "run.json"]  # fmt: skip
     assert (outputs.predictions_dir / "test-abc.jsonl").read_text() == "cache from d-03\n"
 
-    said = kaggle.bring_in(NOTEBOOKS[4], outputs, checkpoint="final")  # 04 in the same session, another checkpoint
+    said = kaggle.bring_in_trained_run(outputs, "final")  # 04 in the same session, another checkpoint
     assert len(said) == 1
     assert said[0].startswith("training run (final model): from input 'c-02'")
     assert (outputs.train.dir / "model_final.pth").is_file()
-    assert kaggle.bring_in(NOTEBOOKS[4], outputs, checkpoint="final") == []
+    assert kaggle.bring_in_trained_run(outputs, "final") == []
     assert tree_hash(inputs) == before
+
+
+def test_a_checkpoint_path_is_used_where_it_is(kaggle_root, sample):
+    fake_output(kaggle_root / "input" / "run", sample, train={"iteration": 5}, checkpoints=("model_final.pth",))
+    outputs = Outputs.at(kaggle.working_dir() / "output")
+    kaggle.bring_in_trained_run(outputs, str(kaggle_root / "input" / "run" / "output" / "train" / "model_final.pth"))
+    assert sorted(p.name for p in outputs.train.dir.iterdir()) == ["config.yaml", "metrics.jsonl", "run.json"]
 
 
 def test_03_without_a_training_run_names_02s_output(kaggle_root, sample):
     fake_output(kaggle_root / "input" / "only-01", sample)
     outputs = Outputs.at(kaggle.working_dir() / "output")
     with pytest.raises(TinyVocError, match="train/run.json with a best checkpoint.*Your Work > .*02_train"):
-        kaggle.bring_in(NOTEBOOKS[3], outputs)
+        kaggle.bring_in_trained_run(outputs)

@@ -304,48 +304,60 @@ def _checkpoint_for(files, checkpoint: str) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-def bring_in(notebook: str, outputs: Outputs, checkpoint: str = "best", inputs: Path | None = None) -> list[str]:
-    """Copy into ``outputs`` what ``notebook`` needs from the attached earlier outputs; return what came from where.
+def bring_in_for_training(outputs: Outputs, resume: bool = True, inputs: Path | None = None) -> list[str]:
+    """On Kaggle, what 02 needs from the attached outputs: the dataset record and splits (01's output, or the ones
+    the attached training used) and, when ``resume``, the training to resume (02's own earlier version): the
+    checkpoint ``last_checkpoint`` names, the best one so far and the records, not every checkpoint.
 
-    Pieces already in ``outputs`` (this session made them, as in a batch run of the whole series) are kept.
-    02 needs a dataset record (01's output) and resumes when a training run with a checkpoint is attached;
-    03 and 04 need a training run (02's output): its dataset record, config, run record, metrics, the
-    ``checkpoint`` they use, and any prediction caches (03's output, for 04). A missing piece stops with the
-    output to attach.
+    Pieces already in ``outputs`` (made in this session, as in a batch run of the series) are kept. Returns
+    what came from where (also printed); stops naming the output to attach when there is no dataset record.
     """
-    if notebook not in NOTEBOOKS[2:]:
+    if not on_kaggle():
+        return []
+    found = find_outputs(inputs)
+    said = []
+    resume_from = next((e for e in found if e.resumable), None) if resume else None
+    if resume_from and not outputs.train.last_checkpoint.exists():
+        said.append(_bring(_resume_pieces(resume_from), resume_from, outputs, "training to resume"))
+    if not outputs.dataset_record.exists():
+        # the dataset the attached training used, else the newest attached record
+        source = resume_from if resume_from and resume_from.has_dataset else None
+        source = source or next((e for e in found if e.has_dataset), None)
+        if source is None:
+            raise TinyVocError(
+                f"no dataset record: {NOTEBOOKS[2]} trains on what {NOTEBOOKS[1]} registered, and neither "
+                f"{outputs.dataset_record} nor an attached output holds output/dataset.json. "
+                f"{attach_output(NOTEBOOKS[1])}."
+            )
+        said.insert(0, _bring(_dataset_pieces(source), source, outputs, "dataset record and splits"))
+    return _said(said)
+
+
+def bring_in_trained_run(outputs: Outputs, checkpoint: str = "best", inputs: Path | None = None) -> list[str]:
+    """On Kaggle, what 03 and 04 need from the attached outputs: the training run (02's output: its dataset record
+    and splits, config, run record, metrics and the ``checkpoint`` used, best/final, not the others) and any
+    prediction caches this session lacks (03's output, for 04).
+
+    Pieces already in ``outputs`` are kept. Returns what came from where (also printed); stops naming the output to
+    attach when there is no trained run.
+    """
+    if not on_kaggle():
         return []
     found = find_outputs(inputs)
     said = []
     train = outputs.train
-    if notebook == NOTEBOOKS[2]:
-        resume_from = next((e for e in found if e.resumable), None)
-        if resume_from and not train.last_checkpoint.exists():
-            said.append(_bring(_resume_pieces(resume_from), resume_from, outputs, "training to resume"))
-        if not outputs.dataset_record.exists():
-            # the dataset the attached training used, else the newest attached record
-            source = resume_from if resume_from and resume_from.has_dataset else None
-            source = source or next((e for e in found if e.has_dataset), None)
-            if source is None:
-                raise TinyVocError(
-                    f"no dataset record: {NOTEBOOKS[2]} trains on what {NOTEBOOKS[1]} registered, and neither "
-                    f"{outputs.dataset_record} nor an attached output holds output/dataset.json. "
-                    f"{attach_output(NOTEBOOKS[1])}."
-                )
-            said.insert(0, _bring(_dataset_pieces(source), source, outputs, "dataset record and splits"))
-        return _said(said)
-    trained = [e for e in found if e.training is not None]
-    have_checkpoint = checkpoint not in ("best", "final") or _checkpoint_for(train, checkpoint) is not None
-    if not (train.record.exists() and have_checkpoint):
-        named = checkpoint in ("best", "final")  # else a path, used where it is
+    named = checkpoint in ("best", "final")  # else a path, used where it is
+    if not (train.record.exists() and (not named or _checkpoint_for(train, checkpoint))):
+        trained = [e for e in found if e.training is not None]
         source = next((e for e in trained if not named or _checkpoint_for(e.outputs.train, checkpoint)), None)
         if source is None:
             raise TinyVocError(
-                f"no trained model: {notebook} uses the run {NOTEBOOKS[2]} trained, and neither {train.dir} nor an "
-                f"attached output holds train/run.json with a {checkpoint} checkpoint. {attach_output(NOTEBOOKS[2])}."
+                f"no trained model: notebooks 03 and 04 use the run {NOTEBOOKS[2]} trained, and neither {train.dir} "
+                f"nor an attached output holds train/run.json with a {checkpoint} checkpoint. "
+                f"{attach_output(NOTEBOOKS[2])}."
             )
         files = source.outputs.train
-        pieces = [files.record, files.config, files.metrics, _checkpoint_for(files, checkpoint)]
+        pieces = [files.record, files.config, files.metrics] + ([_checkpoint_for(files, checkpoint)] if named else [])
         said.append(_bring([p for p in pieces if p.is_file()], source, outputs, f"training run ({checkpoint} model)"))
         if not outputs.dataset_record.exists() and source.has_dataset:
             said.insert(0, _bring(_dataset_pieces(source), source, outputs, "dataset record and splits"))
