@@ -15,7 +15,7 @@ import pytest
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.paths import DataFiles, Outputs
 from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
-from tinyvoc.runtime import kaggle
+from tinyvoc.runtime import kaggle, local_data
 
 
 def tree_hash(root: Path) -> str:
@@ -91,6 +91,7 @@ def test_course_files_found_in_an_input_staged_on_scratch_and_the_input_untouche
     assert saved["files"]["train_images"] == "train_images"  # relative: the next session stages it again
     assert DatasetRecord.load(outputs).data_files == files
 
+    assert local_data.make_local(local, local) == files  # notebook 01 then reads it in place (its own check)
     (local / "test_images" / "stray").write_text("x")  # staged once: a second call keeps the marker's copy
     assert kaggle.stage_course_files(kaggle.find_course_files()) == files
     assert (local / "test_images" / "stray").exists()

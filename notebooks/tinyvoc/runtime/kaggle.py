@@ -39,6 +39,7 @@ from . import local_data
 RUN_TYPE_ENV = "KAGGLE_KERNEL_RUN_TYPE"  # set by Kaggle: "Interactive" in the editor, "Batch" for a saved version
 ROOT_ENV = "TINYVOC_KAGGLE_ROOT"
 DEFAULT_ROOT = "/kaggle"
+STAGED_MARKER = ".staged-from-inputs.json"  # what the scratch folder was made from (local_data's own marker differs)
 SEARCH_DEPTH = 4  # how deep under /kaggle/input the course files and earlier outputs are looked for
 # What to attach, in Kaggle's words, for each thing a notebook may lack.
 ATTACH_DATA = (
@@ -85,7 +86,8 @@ def scratch_data_dir() -> Path:
 
 
 def _folders(top: Path, depth: int = SEARCH_DEPTH):
-    """Every folder under ``top`` down to ``depth`` levels, parents first, in a stable order; links not followed."""
+    """Every folder under ``top`` down to ``depth`` levels, parents first, in a stable order (links followed: the
+    depth bounds a loop)."""
     level = [top]
     for _ in range(depth + 1):
         following = []
@@ -95,7 +97,7 @@ def _folders(top: Path, depth: int = SEARCH_DEPTH):
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError:
                 continue
-            following += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+            following += [Path(e.path) for e in entries if e.is_dir()]
         level = following
 
 
@@ -182,7 +184,7 @@ def stage_course_files(found: CourseFiles, local: Path | None = None) -> DataFil
     """A folder of the four standard names on the scratch disk: json files copied, image folders linked (read in
     place), zips unpacked; checked once (every listed image present). Returns its :class:`DataFiles`."""
     local = scratch_data_dir() if local is None else Path(local)
-    marker = local / local_data.MARKER
+    marker = local / STAGED_MARKER
     signature = {name: [str(p), p.stat().st_size, p.stat().st_mtime_ns] for name, p in found.sources().items()}
     if marker.is_file() and json.loads(marker.read_text()) == signature:
         return DataFiles.in_folder(local)
