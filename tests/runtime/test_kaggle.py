@@ -221,3 +221,14 @@ def test_03_without_a_training_run_names_02s_output(kaggle_root, sample):
     outputs = Outputs.at(kaggle.working_dir() / "output")
     with pytest.raises(TinyVocError, match="train/run.json with a best checkpoint.*Your Work > .*02_train"):
         kaggle.bring_in_trained_run(outputs)
+
+
+def test_the_training_budget_leaves_room_for_03_and_04_in_a_kaggle_session(kaggle_root):
+    from tinyvoc.training.budget import DEFAULT_BUDGET_H, KAGGLE_MAX_BUDGET_H, resolve_budget
+
+    assert resolve_budget("strong", None, None) == DEFAULT_BUDGET_H  # 3 h: planned for the workers it measured
+    assert resolve_budget("strong", KAGGLE_MAX_BUDGET_H, None) == KAGGLE_MAX_BUDGET_H
+    assert resolve_budget("smoke", 0, None) is None and resolve_budget("strong", 20, 40) is None  # MAX_ITER wins
+    for hours in (KAGGLE_MAX_BUDGET_H + 0.5, 0):
+        with pytest.raises(TinyVocError, match="Kaggle ends a session after 12 hours.*at most 10 hours"):
+            resolve_budget("strong", hours, None)

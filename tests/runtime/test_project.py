@@ -80,7 +80,7 @@ def test_every_notebook_starts_with_the_same_setup_cell_and_repo():
         assert f'REPO_URL = "{project.REPO_URL}"' in params and f'REPO_REF = "{project.REPO_REF}"' in params, name
         assert 'PROJECT_DIR = ""' in params and "OUTPUT_DIR" not in params and "DATA_DIR" not in params, name
         assert cells[1].source == project.FIRST_CELL, f"{name}: first cell differs from runtime.project.FIRST_CELL"
-        assert len(cells[1].source.splitlines()) <= 5, name
+        assert len(cells[1].source.splitlines()) <= 9, name  # install (git, or an attached wheelhouse), then start
 
 
 def test_readme_badges_point_to_the_same_repo():
