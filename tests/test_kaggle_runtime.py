@@ -248,7 +248,6 @@ def kaggle(tmp_path_factory):
 def series(kaggle):
     started = time.perf_counter()
     books = {
-        "00": kaggle.run(NOTEBOOKS[0], {}, ["tinyvoc-course"]),
         "01": kaggle.run(NOTEBOOKS[1], {}, ["tinyvoc-course"]),
         "02": kaggle.run(NOTEBOOKS[2], {"MAX_ITER": MAX_ITER, "NUM_GPUS": "2"}, ["tinyvoc-course", "01-output"]),
         "03": kaggle.run(NOTEBOOKS[3], {}, ["tinyvoc-course", "01-output", "02-output"]),
@@ -269,12 +268,14 @@ def test_each_session_brings_in_only_what_it_needs_and_says_from_where(kaggle, s
     assert "brought in dataset record and splits: from input '01-output'" in text_of(series["02"])
     assert "2 CPU (gloo) workers" in text_of(series["02"])
     assert "brought in training run (best model): from input '02-output'" in text_of(series["03"])
+    assert "brought in training run (best model): from input '02-output'" in text_of(series["04"])  # the original
     assert "prediction cache file(s): from input '03-output'" in text_of(series["04"])
     assert "Using cached predictions" in text_of(series["04"])  # 03's cache, made in another session
     train = kaggle.saved / "03-output" / "output" / "train"
     assert sorted(p.name for p in train.iterdir()) == ["config.yaml", "metrics.jsonl", "model_best.pth", "run.json"]
     for key in ("01", "02", "03", "04"):
-        assert "data ready" in text_of(series[key]), key
+        assert "train_images/train_images (read in place)" in text_of(series[key]), key
+        assert "data ready" in text_of(series[key]) and "(Kaggle, Interactive)" in text_of(series[key]), key
 
 
 def test_inputs_are_unchanged_and_sessions_are_gone(kaggle, series):
@@ -287,15 +288,15 @@ def test_inputs_are_unchanged_and_sessions_are_gone(kaggle, series):
 
 
 def test_each_session_really_installs_the_package_and_detectron2(kaggle, series):
-    for key in ("00", "01", "02", "03", "04"):
+    for key in ("01", "02", "03", "04"):
         assert "installed detectron2-0.7.2+purepy-py3-none-any.whl with " in text_of(series[key]), key
-    environment = json.loads((kaggle.saved / "00-output" / "output" / "environment.json").read_text())
-    assert environment["tinyvoc_ref"] == kaggle.repo_ref
 
 
 def test_a_batch_session_runs_the_whole_series_with_run_all(kaggle, series):
     log, saved = kaggle.batch(["tinyvoc-course"])
     output = saved / "output"
+    environment = json.loads((output / "environment.json").read_text())
+    assert environment["tinyvoc_ref"] == kaggle.repo_ref  # pip installed the package from REPO_URL at REPO_REF
     assert sorted(p.name for p in (output / "notebooks").iterdir()) == sorted(NOTEBOOKS)
     assert validate_submission(output / "submission.json", kaggle.saved / "tinyvoc-course" / "test.json").ok
     assert any((output / "figures").glob("*.png"))

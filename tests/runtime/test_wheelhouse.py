@@ -178,3 +178,18 @@ def test_requirements_are_followed_as_on_kaggles_python():
     assert not wheelhouse._satisfied(Requirement("numpy<2"), image)  # noqa: SLF001
     assert wheelhouse._satisfied(Requirement("papermill>=2.4"), image)  # noqa: SLF001
     assert not wheelhouse._satisfied(Requirement("yacs"), image)  # noqa: SLF001
+
+
+def test_the_command_writes_a_wheelhouse_for_kaggles_python(tmp_path, capsys):
+    """`tinyvoc wheelhouse DIR` as a user runs it: for Kaggle's Python 3.12 and its image, whatever runs it."""
+    from tinyvoc.cli import main as cli
+
+    assert cli(["wheelhouse", str(tmp_path / "house")]) == 0
+    assert "Upload this folder once as a Kaggle dataset" in capsys.readouterr().out
+    index = json.loads((tmp_path / "house" / wheelhouse.INDEX).read_text())
+    assert index["python"] == "3.12"
+    names = {_norm(w["name"]) for w in index["wheels"]}
+    assert {"tinyvoc", "detectron2", *LACKING} <= names and not names & set(wheelhouse.kaggle_image())
+    for wheel in index["wheels"]:  # each installs on Kaggle: pure Python, or built for CPython 3.12 on Linux
+        tags = wheel["file"][:-4].split("-")[-3:]
+        assert tags[2] == "any" or (tags[0] == "cp312" and "manylinux" in tags[2]), wheel["file"]

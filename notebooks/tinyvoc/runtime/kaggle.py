@@ -250,7 +250,8 @@ class EarlierOutput:
 
 def find_outputs(inputs: Path | None = None) -> list[EarlierOutput]:
     """Every attached ``output/`` folder holding a dataset record or a training run, the most advanced first:
-    a training run before a dataset record alone, then the further-trained, then the newer."""
+    a training run before a dataset record alone, then the further-trained, then 02's own output (with its
+    ``last_checkpoint``) before a copy 03 or 04 brought in, then the newer."""
     inputs = input_root() if inputs is None else Path(inputs)
     if not inputs.is_dir():
         return []
@@ -265,7 +266,7 @@ def find_outputs(inputs: Path | None = None) -> list[EarlierOutput]:
     def rank(e: EarlierOutput):
         run = e.training or {}
         newest = max(p.stat().st_mtime for p in (e.outputs.train.record, e.outputs.dataset_record) if p.exists())
-        return (run != {}, bool(run.get("finished")), int(run.get("iteration") or 0), newest)
+        return (run != {}, bool(run.get("finished")), int(run.get("iteration") or 0), e.resumable, newest)
 
     return sorted(found, key=rank, reverse=True)
 
