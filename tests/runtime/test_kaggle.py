@@ -232,3 +232,16 @@ def test_the_training_budget_leaves_room_for_03_and_04_in_a_kaggle_session(kaggl
     for hours in (KAGGLE_MAX_BUDGET_H + 0.5, 0):
         with pytest.raises(TinyVocError, match="Kaggle ends a session after 12 hours.*at most 10 hours"):
             resolve_budget("strong", hours, None)
+
+
+def test_pretrained_weights_come_from_an_attached_input_when_offline(kaggle_root, tmp_path):
+    from tinyvoc.training import weights
+
+    url = "http://127.0.0.1:9/X-101-32x8d.pkl"  # nothing answers there: Internet off
+    with pytest.raises(TinyVocError, match="on Kaggle, add X-101-32x8d.pkl to an attached dataset"):
+        weights.fetch(url, cache_dir=tmp_path / "cache", timeout=5)
+    attached = kaggle_root / "input" / "tinyvoc-wheelhouse" / "weights" / "X-101-32x8d.pkl"
+    attached.parent.mkdir(parents=True)
+    attached.write_bytes(b"weights")
+    assert weights.fetch(url, cache_dir=tmp_path / "cache", timeout=5) == str(attached)  # read in place
+    assert not (tmp_path / "cache").exists()

@@ -109,6 +109,14 @@ def _input_name(path: Path, inputs: Path) -> str:
         return str(path)
 
 
+def find_input_file(name: str, inputs: Path | None = None) -> Path | None:
+    """The first file called ``name`` in the attached inputs (e.g. pretrained weights added to a dataset), or None."""
+    inputs = input_root() if inputs is None else Path(inputs)
+    if not inputs.is_dir():
+        return None
+    return next((f / name for f in _folders(inputs) if (f / name).is_file()), None)
+
+
 # --- the course files ---------------------------------------------------------------------------------
 
 
