@@ -234,7 +234,7 @@ def build_wheelhouse(
     index = {
         "python": python_version,
         "platform": KAGGLE_PLATFORM,
-        "install": f"pip install --no-index --find-links {dest} tinyvoc detectron2",
+        "install": "pip install --no-index --find-links <this folder> tinyvoc detectron2",
         "wheels": [e.__dict__ for e in entries],
     }
     write_json(dest / INDEX, index, indent=2)
