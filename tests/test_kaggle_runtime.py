@@ -292,7 +292,7 @@ def test_each_session_really_installs_the_package_and_detectron2(kaggle, series)
         assert "installed detectron2-0.7.2+purepy-py3-none-any.whl with " in text_of(series[key]), key
 
 
-def test_a_batch_session_runs_the_whole_series_with_run_all(kaggle, series):
+def test_a_batch_session_runs_the_whole_series_with_run_all(kaggle):
     log, saved = kaggle.batch(["tinyvoc-course"])
     output = saved / "output"
     environment = json.loads((output / "environment.json").read_text())
@@ -304,7 +304,7 @@ def test_a_batch_session_runs_the_whole_series_with_run_all(kaggle, series):
     assert "brought in" not in log  # one session: nothing to bring in
 
 
-def test_internet_off_says_how_and_installs_from_an_attached_wheelhouse(kaggle, series, tmp_path):
+def test_internet_off_says_how_and_installs_from_an_attached_wheelhouse(kaggle, tmp_path):
     book = kaggle.run(NOTEBOOKS[0], {"REPO_URL": "https://github.invalid/x.git"}, [], offline=True, ok=False)
     assert "Internet" in text_of(book) and "tinyvoc wheelhouse" in text_of(book)
     house = tmp_path / "house"

@@ -200,6 +200,8 @@ def test_03_and_04_bring_in_the_run_the_chosen_checkpoint_and_prediction_caches(
     assert sorted(p.name for p in outputs.train.dir.iterdir()) == ["config.yaml", "metrics.jsonl", "model_best.pth",
                                                                    "run.json"]  # fmt: skip
     assert (outputs.predictions_dir / "test-abc.jsonl").read_text() == "cache from d-03\n"
+    original = inputs / "c-02" / "output" / "train" / "model_best.pth"  # the same time: caches keyed by it stay valid
+    assert (outputs.train.dir / "model_best.pth").stat().st_mtime_ns == original.stat().st_mtime_ns
 
     said = kaggle.bring_in_trained_run(outputs, "final")  # 04 in the same session, another checkpoint
     assert len(said) == 1

@@ -280,7 +280,11 @@ def find_outputs(inputs: Path | None = None) -> list[EarlierOutput]:
 
 
 def _copy(source: Path, target: Path) -> None:
-    """Copy one file atomically (a session cut mid-copy leaves no half checkpoint); folders file by file."""
+    """Copy one file atomically (a session cut mid-copy leaves no half checkpoint); folders file by file.
+
+    The modification time comes along: prediction caches are keyed by the checkpoint's size and time, so 03's
+    caches stay valid for the same checkpoint brought into 04's session.
+    """
     if source.is_dir():
         for path in sorted(source.rglob("*")):
             if path.is_file():
@@ -288,6 +292,8 @@ def _copy(source: Path, target: Path) -> None:
         return
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
+        stat = source.stat()
+        os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def _bring(pieces: list[Path], earlier: EarlierOutput, outputs: Outputs, what: str) -> str:
