@@ -2,7 +2,9 @@
 
 Each notebook verb of ``python -m tinyvoc`` executes its notebook with the given parameters and
 saves the executed copy, pictures included, in ``output/notebooks/``. Only the parameters a
-notebook declares in its ``parameters`` cell are passed to it.
+notebook declares in its ``parameters`` cell are passed to it. A package pip-installed from git (Kaggle's
+batch run) executes the notebooks it carries, with ``REPO_REF`` set to the ref it was installed from, which
+their first cell's check then accepts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import time
 from pathlib import Path
 
 from .core.errors import TinyVocError
-from .core.paths import NOTEBOOKS, Outputs, notebooks_dir
+from .core.paths import NOTEBOOKS, Outputs, notebooks_dir, packaged_notebooks
+from .runtime.project import installed_ref
 
 
 def _stream_cell_output() -> None:
@@ -44,6 +47,8 @@ def run_notebook(name: str, parameters: dict, outputs: Outputs, timeout: int | N
     _stream_cell_output()
     known = declared_parameters(source)
     params = {k: v for k, v in parameters.items() if k in known and v is not None}
+    if folder == packaged_notebooks() and installed_ref() and "REPO_REF" in known:  # the ref they came with
+        params.setdefault("REPO_REF", installed_ref())
     target = outputs.executed_notebooks / name
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"=== {name} {params}", flush=True)
