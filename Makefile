@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(CURDIR)/$(VENV)/bin/python
 TINYVOC := $(CURDIR)/$(VENV)/bin/tinyvoc
 
-.PHONY: submission test setup lint
+.PHONY: submission test setup lint browser
 
 setup: $(VENV)/.ready
 
@@ -25,3 +25,9 @@ test: $(VENV)/.ready
 
 lint: $(VENV)/.ready
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(VENV)/bin/lint-imports
+
+# Debian's headless Chromium and its driver, for tests/test_browser_view.py (CI runs this as root on a fresh
+# machine, see .ci/run); quiet, and nothing to do when both are there.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }

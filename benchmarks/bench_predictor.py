@@ -25,7 +25,7 @@ def run_default_predictor(outputs) -> dict:
     import torch
     from detectron2.engine import DefaultPredictor
 
-    from tinyvoc.inference.predictor import instances_to_detections
+    from tinyvoc.inference.model_runner import instances_to_detections
     from tinyvoc.inference.trained_run import TrainedRun
 
     run = TrainedRun.load(outputs, "final")
@@ -46,14 +46,16 @@ def run_default_predictor(outputs) -> dict:
 def run_batched(outputs) -> dict:
     import torch
 
-    from tinyvoc.inference import predict
+    from tinyvoc.inference import cached_predictions
+    from tinyvoc.inference.selection import Selection
     from tinyvoc.inference.trained_run import TrainedRun
     from tinyvoc.submission import export
 
     start = time.perf_counter()
-    cached = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=FLOOR, refresh=True)
+    run = TrainedRun.load(outputs, "final")
+    cached = cached_predictions.predict_split(run, "test", score_floor=FLOOR, refresh=True)
     seconds = time.perf_counter() - start
-    export.export_submission(cached, cached.images.coco, outputs.root / "submission.json", FLOOR)
+    export.export_submission(cached, cached.images.coco, outputs.root / "submission.json", Selection(FLOOR))
     return {"seconds": seconds, "detections": cached.detections, "gpu_mib": _gpu_peak(torch)}
 
 

@@ -34,9 +34,10 @@ from pathlib import Path
 
 from _common import real_files, smoke_model_outputs, strong_model_detections, validation_split
 
-from tinyvoc.inference import evaluate, predict
-from tinyvoc.inference.predictions import Predictions, read_cache, write_cache
-from tinyvoc.inference.predictor import instances_to_detections
+from tinyvoc.inference import cached_predictions, evaluate
+from tinyvoc.inference.cache_file import Predictions, read_cache, write_cache
+from tinyvoc.inference.model_runner import instances_to_detections
+from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import TrainedRun, read_split
 from tinyvoc.submission import export
 
@@ -61,18 +62,20 @@ def count(path: Path) -> int:
 def model_part(root: Path) -> float:
     """Part 1; returns the seconds of inference + export."""
     outputs = smoke_model_outputs(root)
-    predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)  # warm-up: load paths, caches
+    # warm-up: load paths, caches
+    cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
 
     def rerun():
-        fresh = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0, refresh=True)
-        export.export_submission(fresh, fresh.images.coco, root / "fresh.json", 0.0)
+        run = TrainedRun.load(outputs, "final")
+        fresh = cached_predictions.predict_split(run, "test", score_floor=0.0, refresh=True)
+        export.export_submission(fresh, fresh.images.coco, root / "fresh.json", Selection(0.0))
         return len(fresh.detections)
 
     infer, cached_detections = timed(rerun, repeats=1)
 
     def from_cache():  # what re-running notebook 04 pays: load the run, read the cache, export
-        cached = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
-        return export.export_submission(cached, cached.images.coco, root / "cached.json", 0.0)
+        cached = cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
+        return export.export_submission(cached, cached.images.coco, root / "cached.json", Selection(0.0))
 
     seconds, report = timed(from_cache)
     fresh_n, cached_n = count(root / "fresh.json"), count(root / "cached.json")
@@ -99,7 +102,7 @@ def realistic_part(root: Path, infer: float) -> float:
 
     def from_cache():
         cached = read_cache(cache_file)
-        return export.export_submission(cached, files.test_json, root / "realistic.json", threshold)
+        return export.export_submission(cached, files.test_json, root / "realistic.json", Selection(threshold))
 
     seconds, report = timed(from_cache)
     chars = sum(len(d["segmentation"]["counts"]) for d in detections) / len(detections)
@@ -120,12 +123,13 @@ def sweep_part(root: Path) -> None:
     gt_path.write_text(json.dumps(gt))
     cached = Predictions("val", detections, 0.01, images=read_split("val", gt_path, root, check_files=False))
 
-    new_seconds, rows = timed(lambda: evaluate.threshold_sweep(cached), repeats=3)
+    floor = Selection(cached.score_floor)
+    new_seconds, rows = timed(lambda: evaluate.threshold_sweep(evaluate.Matching(cached), floor), repeats=3)
 
     def from_scratch():
         scratch = []
         for threshold in sorted(t for t in evaluate.DEFAULT_SWEEP if t >= cached.score_floor):
-            kept = cached.select(threshold)
+            kept = Selection(threshold).apply(cached.detections)
             segm = evaluate.evaluate_detections(kept, gt_path, iou_types=("segm",))["segm"]
             scratch.append({"threshold": threshold, "AP": segm["AP"], "AP50": segm["AP50"], "instances": len(kept)})
         return scratch
@@ -133,8 +137,8 @@ def sweep_part(root: Path) -> None:
     old_seconds, old_rows = timed(from_scratch, repeats=1)
     assert rows == old_rows, (rows, old_rows)
     assert rows[0]["instances"] == len(detections) == 135 * PER_IMAGE
-    per_class_seconds, metrics = timed(lambda: evaluate.evaluate_cached(cached, 0.01), repeats=3)
-    errors_seconds, errors = timed(lambda: evaluate.match_errors(cached, 0.01), repeats=3)
+    per_class_seconds, metrics = timed(lambda: evaluate.evaluate_cached(cached, Selection(0.01)), repeats=3)
+    errors_seconds, errors = timed(lambda: evaluate.match_errors(cached, Selection(0.01)), repeats=3)
     missed = sum(len(e["missed"]) for e in errors.values())
     false_positives = sum(len(e["false_positives"]) for e in errors.values())
     objects = len(gt["annotations"])

@@ -19,7 +19,7 @@ from pathlib import Path
 from _common import real_files, strong_model_detections
 
 from tinyvoc.core.rle import rle_problems
-from tinyvoc.inference.predictions import Predictions
+from tinyvoc.inference.selection import Selection
 from tinyvoc.submission.check import SUBMISSION_KEYS, validate_submission
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     files = real_files()
     test = json.loads(files.test_json.read_text())
     detections = strong_model_detections(test["images"], [c["id"] for c in test["categories"]])
-    rows = Predictions("test", detections, 0.0).select(0.0, keys=SUBMISSION_KEYS)
+    rows = Selection(0.0).apply(detections, keys=SUBMISSION_KEYS)
     counts = [r["segmentation"]["counts"] for r in rows]
     sizes = [tuple(r["segmentation"]["size"]) for r in rows]
     assert len(rows) == 10_000

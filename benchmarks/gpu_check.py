@@ -110,7 +110,7 @@ def _random_init_outputs(workdir: Path, shared: Path, profile: str):
 def stage_infer(shared: str, profile: str, batch_size: int, tta: bool) -> dict:
     import torch
 
-    from tinyvoc.inference import predict
+    from tinyvoc.inference import cached_predictions
     from tinyvoc.inference.trained_run import TrainedRun
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +118,7 @@ def stage_infer(shared: str, profile: str, batch_size: int, tta: bool) -> dict:
         torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
         started = time.perf_counter()
         run = TrainedRun.load(outputs, "final")
-        cached = predict.predict_split(run, "test", tta=tta, batch_size=batch_size, refresh=True)
+        cached = cached_predictions.predict_split(run, "test", tta=tta, batch_size=batch_size, refresh=True)
         seconds = time.perf_counter() - started
     n_images = len(cached.image_ids)
     return {

@@ -32,7 +32,7 @@ def test_the_import_contracts_hold():
 @pytest.mark.parametrize(
     "module, line, contract",
     [
-        ("dataset/record.py", "from ..inference import predict", "Pipeline stages are layered"),
+        ("dataset/record.py", "from ..inference import cached_predictions", "Pipeline stages are layered"),
         ("core/rle.py", "from ..runtime import colab", "Pipeline stages are layered"),
         ("submission/check.py", "from ..dataset import check as dataset_check", "The two checkers stand alone"),
         ("training/budget.py", "import torch", "run without torch and detectron2"),

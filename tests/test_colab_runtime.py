@@ -13,7 +13,9 @@ What Colab does and this test reproduces:
 * the notebook is opened alone and its first cell pip-installs the helper package from
   ``REPO_URL``/``REPO_REF`` (here a local git repository made from this working tree), as on Colab;
 * notebook 02 is interrupted mid-training (the kernel killed, as a disconnect does) and a new runtime
-  resumes it from the checkpoint on "Drive".
+  resumes it from the checkpoint on "Drive"; in that runtime Drive drops while ``model_final.pth`` is
+  written (the double's ``TINYVOC_FAKE_DRIVE_DROP_AT``: ENOTCONN until a forced remount) and the run
+  remounts it, writes the file whole and finishes.
 
 What it cannot reproduce (see README): a GPU, the real Drive (FUSE, latency) and Colab's authorisation
 prompt. The runtime's preinstalled packages are the running interpreter's, linked in: this project's
@@ -100,7 +102,7 @@ class Colab:
         self.count = 0
         self.runtimes: list[Path] = []
 
-    def new_runtime(self) -> tuple[Path, dict]:
+    def new_runtime(self, extra_env: dict | None = None) -> tuple[Path, dict]:
         self.count += 1
         runtime = self.root / f"runtime-{self.count:02d}"
         (runtime / "content").mkdir(parents=True)
@@ -116,6 +118,7 @@ class Colab:
             "TINYVOC_FAKE_DRIVE": str(self.drive),
             "PIP_CACHE_DIR": str(self.pip_cache),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            **(extra_env or {}),
         }
         spec = {
             "argv": [str(runtime / "venv" / "bin" / "python"), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
@@ -127,9 +130,11 @@ class Colab:
         self.runtimes.append(runtime)
         return runtime, env
 
-    def run(self, name: str, params: dict, interrupt_when: Path | None = None) -> nbformat.NotebookNode | None:
-        """Execute notebook ``name`` alone in a new runtime; delete the runtime afterwards."""
-        runtime, _ = self.new_runtime()
+    def run(
+        self, name: str, params: dict, interrupt_when: Path | None = None, env: dict | None = None
+    ) -> nbformat.NotebookNode | None:
+        """Execute notebook ``name`` alone in a new runtime (``env``: more of its environment); delete it afterwards."""
+        runtime, _ = self.new_runtime(env)
         out = self.executed / f"{runtime.name}-{name}"
         params = {"REPO_URL": self.repo_url, "REPO_REF": self.repo_ref, **params}
         cmd = [sys.executable, "-m", "papermill", str(notebooks_dir() / name), str(out), "-k", runtime.name]
@@ -197,7 +202,7 @@ def colab_series(tmp_path_factory):
         "02-interrupted": colab.run(
             NOTEBOOKS[2], {"MAX_ITER": MAX_ITER}, interrupt_when=output / "train" / "last_checkpoint"
         ),
-        "02": colab.run(NOTEBOOKS[2], {"MAX_ITER": MAX_ITER}),
+        "02": colab.run(NOTEBOOKS[2], {"MAX_ITER": MAX_ITER}, env={"TINYVOC_FAKE_DRIVE_DROP_AT": "model_final.pth"}),
         "03": colab.run(NOTEBOOKS[3], {}),
         "04": colab.run(NOTEBOOKS[4], {}),
     }
@@ -239,3 +244,14 @@ def test_interrupted_training_resumes_in_a_new_runtime(colab_series):
     assert "Resuming from iteration 100" in text_of(books["02"])
     run = json.loads((output / "train" / "run.json").read_text())
     assert run["finished"] and run["iteration"] == MAX_ITER
+
+
+def test_a_drive_that_drops_mid_run_is_remounted_and_the_run_finishes(colab_series):
+    _, output, books = colab_series
+    text = text_of(books["02"])
+    assert "(test double: Drive dropped at " in text and "model_final.pth" in text
+    assert "[Errno 107] Transport endpoint is not connected" in text and "retrying for up to 5 min, remounting" in text
+    assert text.count("Mounted at") == 2 and "The project folder answers again after" in text
+    assert "Uploads that never finished" not in text  # the interrupted runtime's checkpoint had arrived whole
+    assert (output / "train" / "last_checkpoint").read_text() == "model_final.pth"
+    assert (output / "train" / "model_final.pth").stat().st_size > 0 and not list(output.rglob("*.tmp"))

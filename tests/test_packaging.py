@@ -71,3 +71,39 @@ def test_a_package_from_another_ref_stops_start(monkeypatch):
     direct_url = {"url": "file:///repo", "dir_info": {"editable": True}}  # the local setup
     assert project.installed_ref() is None
     project.require_ref("main")
+
+
+def test_the_profiles_yaml_files_ship_in_the_built_package(tmp_path):
+    """Colab pip-installs the package from git: a wheel without the YAML files would have no profiles."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    from tinyvoc.training.profiles import CONFIGS, PROFILES
+
+    source = tmp_path / "source"  # a copy of what the build reads: setuptools leaves build/ in its source folder
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source / name)
+    package = REPO / "notebooks" / "tinyvoc"
+    shutil.copytree(package, source / "notebooks" / "tinyvoc", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(source),
+        ],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("tinyvoc-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"tinyvoc/training/configs/{name}.yaml" for name in PROFILES} <= shipped
+    assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == sorted(PROFILES)  # no profile the code does not name

@@ -15,7 +15,8 @@ from tinyvoc.core.paths import DataFiles, Outputs
 from tinyvoc.dataset import check as dataset_check
 from tinyvoc.dataset.record import prepare_dataset
 from tinyvoc.dataset.registry import TEST, TRAIN, register_all
-from tinyvoc.inference import predict
+from tinyvoc.inference import cached_predictions
+from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import TrainedRun
 from tinyvoc.submission import export
 from tinyvoc.training.train import train
@@ -66,9 +67,9 @@ def test_real_files_register_with_matching_masks(real):
 def test_export_on_the_real_test_images(real):
     files, outputs, record = real
     train(outputs, "smoke", max_iter=2, overrides=["TEST.EVAL_PERIOD", 0])
-    cached = predict.predict_split(TrainedRun.load(outputs, "final"), "test")
+    cached = cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test")
     assert cached.image_ids == [im["id"] for im in json.loads(files.test_json.read_text())["images"]]
-    report = export.export_submission(cached, files.test_json, outputs.submission, score_threshold=cached.score_floor)
+    report = export.export_submission(cached, files.test_json, outputs.submission, Selection(cached.score_floor))
     assert report.ok, report.summary()
     rows = json.loads(outputs.submission.read_text())
     sizes = {im["id"]: [im["height"], im["width"]] for im in json.loads(files.test_json.read_text())["images"]}
@@ -76,5 +77,5 @@ def test_export_on_the_real_test_images(real):
     gt = COCO(str(files.test_json))
     if rows:
         assert len(gt.loadRes(rows).anns) == len(rows)
-    again = predict.predict_split(TrainedRun.load(outputs, "final"), "test")  # served from the cache, no inference
+    again = cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test")  # from the cache, no inference
     assert again.key == cached.key and again.detections == cached.detections

@@ -1,8 +1,14 @@
 """Bad order, bad files, interruptions and odd images: clear messages, no lost or half-written work."""
 
+import builtins
+import errno
+import io
 import json
+import os
 import random
+import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
+from tinyvoc.core import faults, space
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.paths import DataFiles, Outputs
 from tinyvoc.dataset.check import check_coco_file
 from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
 from tinyvoc.dataset.sample import make_sample_dataset
-from tinyvoc.inference import predict
+from tinyvoc.inference import cached_predictions
+from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import TrainedRun, load_checkpoint_state
 from tinyvoc.runner import run_notebook
 from tinyvoc.submission import export
@@ -36,13 +44,15 @@ def test_a_notebook_run_first_names_the_one_to_run(notebook, needs, tmp_path):
     outputs = Outputs.at(tmp_path / "output")
     with pytest.raises(TinyVocError, match=f"TinyVocError: .*Run {needs} first"):
         run_notebook(notebook, {"PROJECT_DIR": str(tmp_path)}, outputs)
+    assert (outputs.executed_notebooks / notebook).is_file()  # written locally, then put into the project folder
+    assert not list(outputs.executed_notebooks.glob(".*.tmp"))
 
 
 def test_export_before_training_names_notebook_02(tmp_path):
     outputs = Outputs.at(tmp_path / "out")
     prepare_dataset(DataFiles.in_folder(make_sample_dataset(tmp_path / "s")), outputs, "sample", 0.2, 0)
     with pytest.raises(TinyVocError, match="Run 02_train.ipynb first"):
-        predict.predict_split(TrainedRun.load(outputs), "test")
+        cached_predictions.predict_split(TrainedRun.load(outputs), "test")
 
 
 def test_truncated_or_foreign_checkpoints_are_named(trained_sample, tmp_path):
@@ -58,7 +68,7 @@ def test_truncated_or_foreign_checkpoints_are_named(trained_sample, tmp_path):
     with pytest.raises(TinyVocError, match="not a detectron2 training checkpoint"):
         load_checkpoint_state(not_ours, 3)
     with pytest.raises(TinyVocError, match="cannot be read as a checkpoint"):
-        predict.predict_split(TrainedRun.load(trained_sample, str(truncated)), "test")
+        cached_predictions.predict_split(TrainedRun.load(trained_sample, str(truncated)), "test")
 
 
 def _outputs(sample, path):
@@ -76,9 +86,9 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     real_save = torch.save
 
     def dying_save(obj, f, *args, **kwargs):
-        if str(f).endswith(".tmp") and "model_0000009" in str(f):
-            with open(f, "wb") as fh:
-                fh.write(b"half a checkpoint")
+        name = str(getattr(f, "name", f))  # the checkpointer hands torch an open file
+        if name.endswith(".tmp") and "model_0000009" in name:
+            f.write(b"half a checkpoint")
             raise KeyboardInterrupt("power cut while saving")
         return real_save(obj, f, *args, **kwargs)
 
@@ -225,10 +235,10 @@ def _odd_test_set(trained_sample, tmp_path, rotated=False):
 
 def test_odd_images_predict_and_export_with_the_json_sizes(trained_sample, tmp_path):
     outputs, test_json, images = _odd_test_set(trained_sample, tmp_path)
-    cached = predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
+    cached = cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
     sizes = {im["id"]: [im["height"], im["width"]] for im in images}
     assert all(d["segmentation"]["size"] == sizes[d["image_id"]] for d in cached.detections)
-    report = export.export_submission(cached, test_json, outputs.submission, score_threshold=0.0)
+    report = export.export_submission(cached, test_json, outputs.submission, Selection(0.0))
     assert report.ok, report.summary()
     assert validate_submission(outputs.submission, test_json).ok
     assert DatasetRecord.load(outputs).data_files.test_json == test_json
@@ -242,4 +252,199 @@ def test_exif_rotated_test_image_is_refused_by_the_check_and_by_prediction(train
     assert [Path(p.file).name for p in report.errors] == ["rotated.jpg"], report.summary()
     assert "EXIF orientation 6" in report.errors[0].message
     with pytest.raises(TinyVocError, match=r"rotated\.jpg: rotated\.jpg has EXIF orientation 6"):
-        predict.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
+        cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
+
+
+# --- a Drive that drops, a disk that fills (issue 22) ---------------------------------------------------------
+
+
+class StorageFault:
+    """File functions under ``folder`` fail with ``error`` (a dropped Drive's ENOTCONN by default) from the first
+    touch of a path containing ``trigger``, once a path containing ``armed_by`` was touched, for ``seconds`` (None:
+    until :meth:`end`). In this process: with one worker, training runs here."""
+
+    def __init__(self, monkeypatch, folder, trigger, armed_by=None, seconds=None, error=errno.ENOTCONN):
+        self.folder, self.trigger, self.armed, self.seconds, self.error = (
+            str(folder),
+            trigger,
+            not armed_by,
+            seconds,
+            error,
+        )
+        self.armed_by, self.since, self.over, self.failures = armed_by, None, False, 0
+        for module, name in ((builtins, "open"), (io, "open"), (os, "open"), (os, "replace"), (os, "unlink")):
+            monkeypatch.setattr(module, name, self._wrap(getattr(module, name)))
+
+    def _failing(self, path) -> bool:
+        if self.over or isinstance(path, int) or not os.fsdecode(path).startswith(self.folder):
+            return False
+        path = os.fsdecode(path)
+        self.armed = self.armed or self.armed_by in path
+        if self.since is None and self.armed and self.trigger in path:
+            self.since = time.monotonic()
+        return self.since is not None and (self.seconds is None or time.monotonic() - self.since < self.seconds)
+
+    def _wrap(self, function):
+        def call(path, *args, **kwargs):
+            if self._failing(path):
+                self.failures += 1
+                raise OSError(self.error, os.strerror(self.error), os.fsdecode(path))
+            return function(path, *args, **kwargs)
+
+        return call
+
+    def end(self):
+        self.over = True
+
+
+def assert_nothing_half_written(outputs):
+    files = outputs.train
+    assert not list(outputs.root.rglob("*.tmp")), "a temporary file was left behind"
+    lines = files.metrics.read_text().splitlines() if files.metrics.exists() else []
+    for line in lines:
+        json.loads(line)  # every line complete
+    for checkpoint in [*files.periodic(), files.best, files.final]:
+        if checkpoint.exists():
+            torch.load(checkpoint, map_location="cpu", weights_only=False)
+
+
+DROP_RUN = ["SOLVER.CHECKPOINT_PERIOD", 5, "TEST.EVAL_PERIOD", 10]
+FAST_RUN = ["SOLVER.CHECKPOINT_PERIOD", 5, "TEST.EVAL_PERIOD", 0]  # no validation: a stop at iteration 15 of 20
+
+
+def test_a_drive_that_drops_and_comes_back_costs_no_iteration(tmp_path, monkeypatch, capsys):
+    """The drop hits the final validation (reading its split's json); it is retried until the folder answers."""
+    outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
+    monkeypatch.setenv(faults.RETRY_ENV, "60")
+    fault = StorageFault(monkeypatch, outputs.root, trigger="val.json", armed_by="model_0000014", seconds=2.5)
+    run = training.train(outputs, "smoke", max_iter=20, overrides=DROP_RUN)
+    out = capsys.readouterr().out
+    assert fault.failures and "end of training: EvalHook: [Errno 107] Transport endpoint is not connected" in out
+    assert "retrying for up to 60 s" in out and "The project folder answers again after" in out
+    assert "Resuming" not in out and run.finished and run.iteration == 20
+    assert {r["iteration"] for r in metrics.read_metrics(outputs.train.metrics) if "segm/AP50" in r} == {9, 20}
+    assert_nothing_half_written(outputs)
+
+
+def test_a_drive_that_does_not_come_back_stops_with_what_is_safe_and_resumes_later(tmp_path, monkeypatch, capsys):
+    outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
+    monkeypatch.setenv(faults.RETRY_ENV, "3")
+    fault = StorageFault(monkeypatch, outputs.root, trigger="model_0000014")
+    with pytest.raises(TinyVocError) as stop:
+        training.train(outputs, "smoke", max_iter=20, overrides=FAST_RUN)
+    lines = str(stop.value).splitlines()
+    assert lines[0] == (
+        "Training at iteration 15 of 20 stopped: the project folder stopped answering ([Errno 107] Transport endpoint "
+        f"is not connected: '{fault.folder}/train/" + lines[0].split("/train/")[1]
+    )
+    assert re.search(r"did not come back within [3-9] s of retries\.$", lines[0])
+    assert lines[1] == (
+        "Safe in the project folder: model_0000009.pth (the last complete checkpoint: a re-run resumes from "
+        "iteration 10)."
+    )
+    only_here = "iterations 10-15 (in memory only), and whatever Drive had not uploaded yet"
+    assert lines[2] == f"Only on this runtime (gone with it): {only_here}."
+    assert lines[3].startswith("What to do: restart the runtime (Runtime > Restart session")
+    assert lines[3].endswith("run 02_train again with the same settings: it resumes from iteration 10 of 20.")
+    fault.end()
+    assert_nothing_half_written(outputs)
+    run = training.train(outputs, "smoke", max_iter=20, overrides=FAST_RUN)
+    assert "Resuming from iteration 10 of 20" in capsys.readouterr().out
+    assert run.finished and run.iteration == 20
+
+
+def test_a_full_disk_mid_run_stops_at_once_with_the_free_space_and_resumes(tmp_path, monkeypatch, capsys):
+    outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
+    fault = StorageFault(monkeypatch, outputs.root, trigger="model_0000014", error=errno.ENOSPC)
+    with pytest.raises(TinyVocError) as stop:
+        training.train(outputs, "smoke", max_iter=20, overrides=FAST_RUN)
+    message = str(stop.value)
+    assert fault.failures == 1  # not retried: waiting does not free space
+    assert message.startswith("Training at iteration 15 of 20 stopped: the disk or the Drive quota is full ([Errno 28]")
+    assert re.search(r"; \d+(\.\d+)? (MiB|GB) free there\)", message)
+    assert "model_0000009.pth (the last complete checkpoint" in message
+    assert "empty the bin, deleted files still count" in message and "it resumes from iteration 10 of 20" in message
+    fault.end()
+    assert_nothing_half_written(outputs)
+    run = training.train(outputs, "smoke", max_iter=20, overrides=FAST_RUN)
+    assert "Resuming from iteration 10 of 20" in capsys.readouterr().out and run.finished
+
+
+def test_a_drive_too_small_for_the_run_stops_before_the_first_iteration(tmp_path, monkeypatch, capsys):
+    from tinyvoc.training.storage import checkpoint_sizes
+
+    outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
+    real_statvfs = os.statvfs
+    ten_mib = lambda path: os.statvfs_result((2**20, 2**20, 10**6, 10, 10, 0, 0, 0, 0, 255))  # noqa: E731
+    monkeypatch.setattr(space.os, "statvfs", ten_mib)
+    with pytest.raises(TinyVocError) as stop:
+        training.train(outputs, "smoke", max_iter=10, overrides=FAST_RUN)
+    message = str(stop.value)
+    assert re.search(
+        r"Not enough space for this run's checkpoints \(2 periodic of \d+ MiB, best and final of \d+ MiB\)", message
+    )
+    assert re.search(r"it needs \d+ MiB in .*/train, and 10 MiB is free there\. Nothing was written", message)
+    assert "empty the bin too, deleted files still count" in message and "another PROJECT_DIR" in message
+    assert not list(outputs.train.dir.glob("*.pth")) and not outputs.train.config.exists()
+    monkeypatch.setattr(space.os, "statvfs", real_statvfs)
+    run = training.train(outputs, "smoke", max_iter=10, overrides=FAST_RUN)
+    assert run.finished
+    # the computed sizes are the files' (pickling adds a few KiB)
+    cfg = _trained_cfg(outputs)
+    periodic, weights = checkpoint_sizes(cfg)
+    assert abs(outputs.train.final.stat().st_size - weights) < 0.01 * weights
+    assert abs(outputs.train.periodic()[-1].stat().st_size - periodic) < 0.01 * periodic
+
+
+def _trained_cfg(outputs):
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_other_cfg(cfg.load_cfg(outputs.train.config.read_text()))
+    return cfg
+
+
+def test_uploads_that_never_finished_are_reported_by_the_next_runtime(tmp_path, monkeypatch, capsys):
+    """What a full Drive or a disconnect mid-upload leaves: 02 resumes from what did arrive, and says so."""
+    from detectron2.engine import SimpleTrainer
+
+    outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
+    files = outputs.train
+    original = SimpleTrainer.run_step
+
+    def disconnect_at_17(self):
+        if self.iter == 17:
+            raise KeyboardInterrupt("disconnect")
+        return original(self)
+
+    monkeypatch.setattr(SimpleTrainer, "run_step", disconnect_at_17)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
+    monkeypatch.setattr(SimpleTrainer, "run_step", original)
+    assert files.last_checkpoint.read_text() == "model_0000014.pth"
+    (files.dir / "model_0000014.pth").unlink()  # never arrived
+    newer = files.dir / "model_0000009.pth"
+    newer.write_bytes(newer.read_bytes()[:1000])  # and the one before arrived in part
+    capsys.readouterr()
+    run = training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
+    out = capsys.readouterr().out
+    assert (
+        f"Uploads that never finished in {files.dir} (a full Drive or a disconnect in the previous runtime): "
+        "model_0000014.pth, named by last_checkpoint, is missing; metrics.jsonl reaches iteration 10, but the newest "
+        "complete checkpoint is missing (one was saved at 10)." in out
+    )
+    assert "No readable checkpoint" in out and run.finished and run.iteration == 20
+
+
+def test_notebooks_03_and_04_report_a_final_checkpoint_that_never_arrived(trained_sample, tmp_path, capsys):
+    outputs = Outputs.at(tmp_path / "out")
+    shutil.copytree(trained_sample.root, outputs.root)
+    files = outputs.train
+    shutil.copy(files.final, files.best)  # as if validation had kept one
+    files.final.write_bytes(files.final.read_bytes()[:5000])  # cut short: the upload never finished
+    run = TrainedRun.load(outputs, "best")
+    assert run.checkpoint == files.best
+    assert (
+        "model_final.pth, named by last_checkpoint, is cut short; using model_best.pth instead."
+        in capsys.readouterr().out
+    )

@@ -1,11 +1,15 @@
 """Command line: one verb per notebook (executed headless), plus the checks that need no notebook.
 
 Notebook verbs run the notebook itself through papermill, so the command line and the notebooks
-can never drift apart. ``tinyvoc`` is the console script the package installs (``python -m tinyvoc``
-is the same), and works from any folder:
+can never drift apart; their flags are made from the settings' one declaration (``core/settings.py``):
+each verb takes the flags of the parameters its notebook declares, ``run-all`` all of them. All the
+command line's parsing is here, the two checkers' included. ``tinyvoc`` is the console script the
+package installs (``python -m tinyvoc`` is the same), and works from any folder:
 
     tinyvoc run-all --profile smoke --dataset sample
     tinyvoc train --num-gpus 2                  # two workers (GPUs; on a CPU, two gloo processes)
+    tinyvoc train --opts SOLVER.BASE_LR 0.01 INPUT.MIN_SIZE_TRAIN "(512, 640)"   # any config key
+    tinyvoc train --profile /path/to/my_recipe.yaml   # your own YAML file, e.g. with _BASE_: strong.yaml
     tinyvoc export --score-thresh 0.3
     tinyvoc validate output/submission.json --test-json data/test.json
     tinyvoc wheelhouse tinyvoc-wheelhouse       # for Kaggle with Internet off: upload it once as a dataset
@@ -19,6 +23,7 @@ import sys
 
 from .core.errors import TinyVocError
 from .core.paths import NOTEBOOKS, Outputs
+from .core.settings import SETTINGS, default
 from .dataset import check as dataset_check
 from .runtime import colab
 from .runtime.project import project_root
@@ -33,90 +38,113 @@ NOTEBOOK_VERBS = {
     "export": (NOTEBOOKS[4], "04: write and validate output/submission.json"),
 }
 
-# CLI flag -> notebook parameter; each notebook receives the ones it declares
-FLAGS = {
-    "--project-dir": ("PROJECT_DIR", str, "folder holding data/ and output/ (default: the repo)"),
-    "--method": ("DETECTRON2_METHOD", str, "detectron2 install: wheel (default) or git"),
-    "--dataset": ("DATASET", str, "auto, tinyvoc (PROJECT_DIR/data) or sample"),
-    "--val-fraction": ("VAL_FRACTION", float, "share of training images held out for validation"),
-    "--seed": ("SEED", int, "split seed"),
-    "--profile": ("PROFILE", str, "auto, smoke, reference or strong"),
-    "--max-iter": ("MAX_ITER", int, "override the profile's number of iterations (wins over the budget)"),
-    "--time-budget-h": (
-        "TIME_BUDGET_H",
-        float,
-        "hours for training + validation, planned from a measured speed (default: 3 on GPU, none for smoke; 0: none)",
-    ),
-    "--num-gpus": (
-        "NUM_GPUS",
-        str,
-        "training worker processes on this machine: auto (every visible GPU, 1 on a CPU) or N; on a CPU, N worker "
-        "processes with gloo (detectron2's launch)",
-    ),
-    "--num-machines": ("NUM_MACHINES", int, "machines training together: the same command on each (default 1)"),
-    "--machine-rank": ("MACHINE_RANK", int, "this machine's rank, 0 .. NUM_MACHINES-1; machine 0 writes the outputs"),
-    "--dist-url": (
-        "DIST_URL",
-        str,
-        "where the workers meet: tcp://<machine 0's address>:<free port>, the same on every machine (default: auto, "
-        "a free port on this one)",
-    ),
-    "--ims-per-batch": (
-        "IMS_PER_BATCH",
-        int,
-        "images per iteration, the total over all workers (default: the profile's); another total scales BASE_LR and "
-        "warmup linearly",
-    ),
-    "--checkpoint": ("CHECKPOINT", str, "best, final or a .pth path"),
-    "--n-images": ("N_IMAGES", int, "images to draw"),
-    "--score-thresh": ("SCORE_THRESH", float, "score threshold for drawing / exporting"),
-    "--max-per-image": ("MAX_PER_IMAGE", int, "maximum instances per image in the submission"),
-}
+
+def _on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"takes on or off, not {text!r}")
+    return text == "on"
 
 
-def _add_notebook_flags(parser: argparse.ArgumentParser) -> None:
-    for flag, (_, kind, text) in FLAGS.items():
-        parser.add_argument(flag, type=kind, help=text)
-    parser.add_argument("--no-resume", action="store_true", help="train from scratch, replacing the last run")
-    parser.add_argument(
-        "--random-init", action="store_true", help="train without pretrained weights (offline machines; labelled)"
-    )
-    parser.add_argument("--tta", choices=["on", "off"], help="test-time augmentation (default: the profile's)")
-    parser.add_argument("--grayscale", action="store_true", help="draw predictions on a gray background")
+def add_setting_flags(parser: argparse.ArgumentParser, notebooks) -> None:
+    """One flag per declared setting that one of ``notebooks`` takes (unset: None, the notebook's default).
+
+    A True/False setting's flag sets the opposite of its default (``--no-resume``); ``--opts`` takes
+    ``KEY VALUE ...`` as detectron2's ``tools/train_net.py`` does.
+    """
+    for setting in SETTINGS:
+        if not setting.flag or not any(setting.declared_in(name) for name in notebooks):
+            continue
+        flag = dict(dest=setting.name, default=None, help=setting.help.replace("%", "%%"))
+        kind = setting.kind or type(setting.default)
+        if kind is bool:
+            parser.add_argument(setting.flag, action="store_const", const=not setting.default, **flag)
+        elif kind is list:
+            parser.add_argument(setting.flag, nargs="+", metavar="KEY VALUE", **flag)
+        elif kind == "on/off":
+            parser.add_argument(setting.flag, type=_on_off, metavar="{on,off}", **flag)
+        else:
+            parser.add_argument(setting.flag, type=kind, choices=setting.choices or None, **flag)
     parser.add_argument(
         "-p", nargs=2, action="append", metavar=("NAME", "VALUE"), default=[], help="any other notebook parameter"
     )
 
 
 def _parameters(args: argparse.Namespace) -> dict:
-    params = {name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _, _) in FLAGS.items()}
-    if args.no_resume:
-        params["RESUME"] = False
-    if args.random_init:
-        params["PRETRAINED"] = False
-    if args.tta:
-        params["TTA"] = args.tta == "on"
-    if args.grayscale:
-        params["GRAYSCALE"] = True
-    for name, value in args.p:
-        params[name] = value
+    """The notebook parameters given on the command line (``-p NAME VALUE`` last); papermill passes each
+    notebook the ones it declares."""
+    params = {s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name, None) is not None}
+    params.update(dict(args.p))
     return params
+
+
+def _add_check_dataset(verbs) -> None:
+    check = verbs.add_parser(
+        "check-dataset",
+        help="check a COCO dataset before training (exit 1 on errors)",
+        description="Check the Tiny VOC COCO json files and images before registering them.",
+    )
+    check.add_argument("train_json", help="training json, e.g. data/pascal_train.json")
+    check.add_argument("train_images", help="folder of training images")
+    check.add_argument("--test-json", help="test json (images and categories only)")
+    check.add_argument("--test-images", help="folder of test images")
+    check.add_argument("--no-images", action="store_true", help="only check that image files exist; do not open them")
+    check.add_argument("--limit", type=int, default=30, help="most problem lines to print (default 30)")
+    check.add_argument("--workers", type=int, help="threads reading images (default: one per CPU, at most 8)")
+
+
+def check_dataset(args: argparse.Namespace) -> int:
+    """Exit status 0 when there are no errors (warnings allowed), 1 when there are, so scripts and make
+    targets can stop before training."""
+    if (args.test_json is None) != (args.test_images is None):
+        raise TinyVocError("--test-json and --test-images go together")
+    report = dataset_check.check_dataset(
+        args.train_json, args.train_images, args.test_json, args.test_images,
+        read_images=not args.no_images, workers=args.workers,
+    )  # fmt: skip
+    print(report.summary(limit=args.limit))
+    return 0 if report.ok else 1
+
+
+def _add_validate(verbs) -> None:
+    valid = verbs.add_parser(
+        "validate",
+        help="validate a submission: validate SUBMISSION --test-json FILE",
+        description="Check a submission json (list of image_id, category_id, segmentation RLE, score).",
+    )
+    valid.add_argument("submission", help="the submission json to check")
+    valid.add_argument("--test-json", required=True, help="the test set's COCO json (images and categories)")
+    valid.add_argument(
+        "--max-errors", type=int, default=50, help="how many errors to print to stderr (default 50; 0 = all kept)"
+    )
+
+
+def validate(args: argparse.Namespace) -> int:
+    """0 valid, 1 invalid, 2 when the test json or the file cannot be read (as for a usage error)."""
+    try:
+        report = submission_check.validate_submission(args.submission, args.test_json)
+    except TinyVocError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary(max_errors=0))
+    if report.ok:
+        return 0
+    shown = report.errors if args.max_errors <= 0 else report.errors[: args.max_errors]
+    print(f"{report.path}: {report.num_errors} problem(s):", file=sys.stderr)
+    for message in shown:
+        print(f"  {message}", file=sys.stderr)
+    if report.num_errors > len(shown):
+        print(f"  ... and {report.num_errors - len(shown)} more", file=sys.stderr)
+    return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyvoc", description="Tiny VOC instance segmentation with detectron2.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for verb, (_, text) in NOTEBOOK_VERBS.items():
-        _add_notebook_flags(verbs.add_parser(verb, help=text, description=text))
-    _add_notebook_flags(verbs.add_parser("run-all", help="the main job: notebooks 00-04 in order"))
-    check = verbs.add_parser(
-        "check-dataset", help="check a COCO dataset before training (exit 1 on errors)", add_help=False
-    )
-    check.add_argument("rest", nargs=argparse.REMAINDER)
-    valid = verbs.add_parser(
-        "validate", help="validate a submission: validate SUBMISSION --test-json FILE", add_help=False
-    )
-    valid.add_argument("rest", nargs=argparse.REMAINDER)
+    for verb, (notebook, text) in NOTEBOOK_VERBS.items():
+        add_setting_flags(verbs.add_parser(verb, help=text, description=text), [notebook])
+    add_setting_flags(verbs.add_parser("run-all", help="the main job: notebooks 00-04 in order"), NOTEBOOKS)
+    _add_check_dataset(verbs)
+    _add_validate(verbs)
     d2 = verbs.add_parser(
         "install-detectron2", help="only detectron2, no notebook (make setup): install-detectron2 [wheel|git]"
     )
@@ -131,13 +159,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_opts_early(params: dict) -> None:
+    """Bad ``--opts`` stop before any notebook runs (``run-all`` would install and register first).
+    Notebook 02 checks them again, as it checks ``OPTS`` set in the notebook."""
+    if not params.get("OPTS"):
+        return
+    try:
+        from .training.config import check_opts
+    except ImportError:  # detectron2 is not installed yet: notebook 00 installs it, notebook 02 checks
+        return
+    check_opts(params.get("PROFILE") or default("PROFILE"), params["OPTS"])
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage message (or --help) already
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         if args.verb == "check-dataset":
-            return dataset_check.main(args.rest)
+            return check_dataset(args)
         if args.verb == "validate":
-            return submission_check.main(args.rest)
+            return validate(args)
         if args.verb == "install-detectron2":
             from .runtime.detectron2_install import ensure_detectron2
 
@@ -157,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         from .runner import run_all, run_notebook
 
         params = _parameters(args)
+        check_opts_early(params)
         if params.get("PROJECT_DIR"):
             params["PROJECT_DIR"] = os.path.abspath(params["PROJECT_DIR"])  # relative to where the user typed it
         root = project_root(params.get("PROJECT_DIR") or "", on_colab=False)

@@ -5,17 +5,27 @@ saves the executed copy, pictures included, in ``output/notebooks/``. Only the p
 notebook declares in its ``parameters`` cell are passed to it. A package pip-installed from git (Kaggle's
 batch run) executes the notebooks it carries, with ``REPO_REF`` set to the ref it was installed from, which
 their first cell's check then accepts.
+
+papermill writes the executed copy as it goes; here it writes it on this machine's disk, and the copy
+is put into the project folder once the notebook ends (stopped or not), through ``core.faults.retry``:
+a project folder on a Drive that drops mid-run would otherwise end the run on papermill's own write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+from .core.atomic import write_bytes
 from .core.errors import TinyVocError
+from .core.faults import retry, stop_with_message
 from .core.paths import NOTEBOOKS, Outputs, notebooks_dir, packaged_notebooks
+from .runtime.colab import remounter
 from .runtime.project import installed_ref
 
 
@@ -30,10 +40,15 @@ def _stream_cell_output() -> None:
         logger.propagate = False
 
 
-def declared_parameters(notebook: Path) -> set[str]:
+def inspect_parameters(notebook: Path) -> dict[str, dict]:
+    """A notebook's parameters cell as papermill reads it: name -> default (as written) and help (its comment)."""
     import papermill as pm
 
-    return set(pm.inspect_notebook(str(notebook)))
+    return pm.inspect_notebook(str(notebook))
+
+
+def declared_parameters(notebook: Path) -> set[str]:
+    return set(inspect_parameters(notebook))
 
 
 def run_notebook(name: str, parameters: dict, outputs: Outputs, timeout: int | None = None) -> Path:
@@ -50,18 +65,34 @@ def run_notebook(name: str, parameters: dict, outputs: Outputs, timeout: int | N
     if folder == packaged_notebooks() and installed_ref() and "REPO_REF" in known:  # the ref they came with
         params.setdefault("REPO_REF", installed_ref())
     target = outputs.executed_notebooks / name
-    target.parent.mkdir(parents=True, exist_ok=True)
+    local = Path(tempfile.mkdtemp(prefix="tinyvoc-executed-")) / name
     print(f"=== {name} {params}", flush=True)
     started = time.perf_counter()
     try:
         pm.execute_notebook(
-            str(source), str(target), parameters=params, cwd=str(folder), kernel_name="python3",
+            str(source), str(local), parameters=params, cwd=str(folder), kernel_name="python3",
             progress_bar=False, log_output=True, execution_timeout=timeout,
         )  # fmt: skip
     except pm.PapermillExecutionError as exc:
+        _keep_executed(local, target)
         raise TinyVocError(f"{name} stopped: {exc.ename}: {exc.evalue}\n(executed copy: {target})") from None
+    except BaseException:
+        with contextlib.suppress(Exception):  # the notebook's own failure is the one to show
+            _keep_executed(local, target)
+        raise
+    _keep_executed(local, target)
     print(f"=== {name} done in {time.perf_counter() - started:.0f} s -> {target}", flush=True)
     return target
+
+
+def _keep_executed(local: Path, target: Path) -> None:
+    """Put the executed copy into the project folder whole, waiting out a dropped Drive; drop the local one."""
+    if local.is_file():
+        with stop_with_message(
+            f"Saving the executed {target.name}", safe="every output the notebook wrote", todo="run it again"
+        ):
+            retry(lambda: write_bytes(target, local.read_bytes()), f"saving {target}", recover=remounter(target))
+    shutil.rmtree(local.parent, ignore_errors=True)
 
 
 def run_all(parameters: dict, outputs: Outputs, names=NOTEBOOKS) -> list[Path]:

@@ -8,7 +8,8 @@ import pytest
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.rle import encode_mask
 from tinyvoc.inference import evaluate
-from tinyvoc.inference.predictions import Predictions
+from tinyvoc.inference.cache_file import Predictions
+from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import read_split
 
 
@@ -76,7 +77,7 @@ def test_wrong_class_counts_as_miss_and_false_positive(gt_json):
     dets[2]["category_id"] = 3  # the rect labelled as square
     result = evaluate.evaluate_detections(dets, path, per_class=True)
     assert result["segm"]["per_class_AP50"][7] == pytest.approx(0.0)
-    errors = evaluate.match_errors(val_predictions(path, dets), 0.5)
+    errors = evaluate.match_errors(val_predictions(path, dets), Selection(0.5))
     assert [a["id"] for a in errors[8]["missed"]] == [3]
     assert [d["category_id"] for d in errors[8]["false_positives"]] == [3]
     assert errors[5] == {"missed": [], "false_positives": [], "num_ground_truth": 1}
@@ -87,15 +88,15 @@ def test_sweep_and_best_threshold(gt_json):
     dets = _perfect(boxes, score=0.6) + [_det(5, 3, 40, 40, 10, 0.3)]  # one low-score false positive
     dets[1]["score"] = 0.2  # a true positive below the false positive
     cached = val_predictions(path, dets, 0.01)
-    rows = evaluate.threshold_sweep(cached, thresholds=(0.001, 0.1, 0.25, 0.5))
+    rows = evaluate.threshold_sweep(evaluate.Matching(cached), Selection(0.5), thresholds=(0.001, 0.1, 0.25, 0.5))
     assert [r["threshold"] for r in rows] == [0.1, 0.25, 0.5]  # below the cache floor is not offered
     assert [r["instances"] for r in rows] == [4, 3, 2]
     assert rows[0]["AP50"] > rows[2]["AP50"]  # dropping the 0.2 true positive loses recall
     assert evaluate.best_threshold(rows) == 0.1
-    metrics = evaluate.evaluate_cached(cached, 0.1, save_to=path.parent / "m.json")
+    metrics = evaluate.evaluate_cached(cached, Selection(0.1), save_to=path.parent / "m.json")
     assert json.loads((path.parent / "m.json").read_text())["segm"]["AP50"] == pytest.approx(metrics["segm"]["AP50"])
     with pytest.raises(TinyVocError, match="no ground truth"):
-        evaluate.threshold_sweep(Predictions("test", [], 0.01))
+        evaluate.Matching(Predictions("test", [], 0.01))
 
 
 def test_sweep_from_one_matching_equals_evaluating_each_threshold(tmp_path):
@@ -134,15 +135,22 @@ def test_sweep_from_one_matching_equals_evaluating_each_threshold(tmp_path):
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": categories}))
     cached = val_predictions(path, dets, 0.0)
     thresholds = (0.0, 0.1, 0.25, 0.3, 0.5, 0.7, 0.9, 0.99, 1.5)  # none kept at 1.5
-    for cap in (100, 8):
-        rows = evaluate.threshold_sweep(cached, thresholds, max_per_image=cap)
+    matching = evaluate.Matching(cached)
+    for cap, class_thresholds in ((100, {}), (8, {}), (8, {2: 0.6}), (100, {1: 0.05, 3: 0.8})):
+        base = Selection.of(0.5, class_thresholds, cap)
+        rows = evaluate.threshold_sweep(matching, base, thresholds)
         for row in rows:
-            kept = cached.select(row["threshold"], cap)
-            alone = evaluate.evaluate_detections(kept, path, iou_types=("segm",))["segm"]
-            assert row["instances"] == len(kept)
+            kept = base.at(row["threshold"]).apply(cached.detections)
+            alone = evaluate.evaluate_detections(kept, path, iou_types=("segm",), per_class=True)["segm"]
+            scored = matching.scores(base.at(row["threshold"]))
+            assert row["instances"] == scored["instances"] == len(kept)
             assert (row["AP"], row["AP50"]) == pytest.approx((alone["AP"], alone["AP50"]), abs=1e-12)
+            if kept:
+                assert scored["per_class_AP50"] == pytest.approx(alone["per_class_AP50"], abs=1e-12, nan_ok=True)
         assert len({round(r["AP"], 6) for r in rows}) > 2  # the thresholds really change the result
-    assert rows[-1]["instances"] == 0 and rows[-1]["AP"] == 0.0
+    assert rows[-1]["instances"] > 0  # at 1.5 the classes with their own thresholds still keep detections
+    nothing = evaluate.threshold_sweep(matching, Selection(0.5), (1.5,))
+    assert nothing == [{"threshold": 1.5, "AP": 0.0, "AP50": 0.0, "instances": 0}]
 
 
 def test_ties_go_to_the_lowest_threshold_and_the_advice_says_so():

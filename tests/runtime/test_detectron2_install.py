@@ -85,3 +85,53 @@ def test_offline_download_fails_fast_with_a_clear_message(tmp_path, monkeypatch)
     with pytest.raises(TinyVocError, match="Could not download sal-detectron2==0.7.2 from PyPI"):
         install.download_source_wheel(tmp_path)
     assert time.monotonic() - started < 120
+
+
+def fake_pip(monkeypatch, returncode=0, stderr=""):
+    """Stand in for the subprocess boundary: every pip call is recorded and answered with ``returncode``."""
+    calls = []
+
+    def run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, returncode, stdout="", stderr=stderr)
+
+    monkeypatch.setattr(install.subprocess, "run", run)
+    return calls
+
+
+def test_git_method_builds_upstream_at_the_pinned_commit_through_start(tmp_path, monkeypatch, capsys):
+    """DETECTRON2_METHOD = "git" reaches start(): the pure-Python wheel installed here is replaced by a git build."""
+    from tinyvoc.runtime import project
+
+    assert install.installed_version().endswith("+purepy")
+    calls = fake_pip(monkeypatch)
+    project.start(str(tmp_path), None, "git")
+    assert calls == [
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-build-isolation",
+            f"git+{install.UPSTREAM_GIT}@{install.UPSTREAM_COMMIT}",
+        ]
+    ]
+    assert f"built detectron2 from git at {install.UPSTREAM_COMMIT[:12]}" in capsys.readouterr().out
+    fake_pip(monkeypatch, returncode=1, stderr="fatal: unable to access 'https://github.com/...'")
+    with pytest.raises(TinyVocError, match="Building detectron2 from git\\+https://github.com/facebookresearch"):
+        install.ensure_detectron2("git")
+
+
+def test_wheel_method_that_cannot_download_offers_the_git_method(tmp_path, monkeypatch):
+    monkeypatch.setattr(install, "CACHE_DIR", tmp_path / "empty-cache")
+    calls = fake_pip(
+        monkeypatch, returncode=1, stderr="ERROR: No matching distribution found for sal-detectron2==0.7.2"
+    )
+    with pytest.raises(TinyVocError) as stop:
+        install.ensure_detectron2("wheel", force=True)
+    assert calls[0][3:5] == ["download", "--no-deps"] and len(calls) == 1
+    message = str(stop.value)
+    assert "Could not download sal-detectron2==0.7.2 from PyPI" in message and "No matching distribution" in message
+    assert message.endswith(f"Or {install.SWITCH_TO_GIT}.") and 'set DETECTRON2_METHOD = "git"' in message
+    assert "nothing to do" in install.ensure_detectron2("wheel")  # the working wheel is kept: no pip call
+    assert len(calls) == 1

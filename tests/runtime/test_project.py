@@ -79,8 +79,11 @@ def test_every_notebook_starts_with_the_same_setup_cell_and_repo():
         params = cells[0].source
         assert f'REPO_URL = "{project.REPO_URL}"' in params and f'REPO_REF = "{project.REPO_REF}"' in params, name
         assert 'PROJECT_DIR = ""' in params and "OUTPUT_DIR" not in params and "DATA_DIR" not in params, name
+        method = 'DETECTRON2_METHOD = "wheel"  # "git": build upstream with its C++/CUDA ops (~5 min)\nPROJECT_DIR = ""'
+        assert method in params, f"{name}: DETECTRON2_METHOD, just before PROJECT_DIR, as in notebook 00"
         assert cells[1].source == project.FIRST_CELL, f"{name}: first cell differs from runtime.project.FIRST_CELL"
         assert len(cells[1].source.splitlines()) <= 9, name  # install (git, or an attached wheelhouse), then start
+    assert ".start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)" in project.FIRST_CELL
 
 
 def test_readme_badges_point_to_the_same_repo():
@@ -95,12 +98,90 @@ def test_only_the_notebooks_that_use_it_ask_for_a_gpu():
     assert asks == {n: n[:2] in ("02", "03", "04") for n in NOTEBOOKS}
 
 
-def test_every_cli_flag_is_a_parameter_a_notebook_declares():
-    """papermill passes only what a notebook declares, and skips a line it cannot parse without failing."""
-    from tinyvoc.cli import FLAGS
-    from tinyvoc.runner import declared_parameters
+# --- every setting declared once (core/settings.py) ----------------------------------------------
 
-    declared = set().union(*(declared_parameters(notebooks_dir() / name) for name in NOTEBOOKS))
-    assert {name for name, _, _ in FLAGS.values()} <= declared
-    train = declared_parameters(notebooks_dir() / "02_train.ipynb")
-    assert {"NUM_GPUS", "NUM_MACHINES", "MACHINE_RANK", "DIST_URL", "IMS_PER_BATCH"} <= train
+
+def test_every_notebooks_parameters_cell_declares_the_settings_of_the_declaration():
+    """The same names, defaults and comments (the help) as ``core/settings.py``: papermill reads them so."""
+    import ast
+
+    from tinyvoc.core.settings import declared_in
+    from tinyvoc.runner import inspect_parameters
+
+    for name in NOTEBOOKS:
+        found = inspect_parameters(notebooks_dir() / name)
+        declared = {s.name: s for s in declared_in(name)}
+        missing = set(declared) - set(found)
+        assert not missing and set(found) <= set(declared), (name, missing, set(found) - set(declared))
+        for key, parameter in found.items():
+            setting = declared[key]
+            assert ast.literal_eval(parameter["default"]) == setting.default, (name, key)
+            assert parameter["help"] == setting.help, (name, key)
+
+
+def test_every_cli_flag_is_made_from_the_declaration_of_its_notebooks_settings():
+    """``tinyvoc train`` takes the flags of 02's settings, ``run-all`` every flag, each with its setting's help."""
+    import argparse
+
+    from tinyvoc.cli import NOTEBOOK_VERBS, build_parser
+    from tinyvoc.core.settings import SETTINGS, declared_in
+
+    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for verb, (notebook, _) in NOTEBOOK_VERBS.items():
+        flags = {a.option_strings[0]: a for a in verbs[verb]._actions if a.option_strings[0] not in ("-h", "-p")}
+        assert set(flags) == {s.flag for s in declared_in(notebook) if s.flag}, verb
+        for setting in declared_in(notebook):
+            if setting.flag:
+                assert (flags[setting.flag].dest, flags[setting.flag].help) == (setting.name, setting.help), verb
+    every = {a.option_strings[0] for a in verbs["run-all"]._actions} - {"-h", "-p"}
+    assert every == {s.flag for s in SETTINGS if s.flag}
+    assert len({s.flag for s in SETTINGS if s.flag}) == len([s for s in SETTINGS if s.flag])  # one flag, one setting
+
+
+def test_the_flags_set_the_notebook_parameters_they_name():
+    from tinyvoc.cli import _parameters, build_parser
+
+    def given(*argv):
+        return _parameters(build_parser().parse_args(list(argv)))
+
+    assert given("train", "--no-resume", "--random-init", "--ims-per-batch", "8", "--num-gpus", "2") == {
+        "RESUME": False, "PRETRAINED": False, "IMS_PER_BATCH": 8, "NUM_GPUS": "2"
+    }  # fmt: skip
+    assert given("visualize", "--tta", "off", "--grayscale", "--score-thresh", "0.3") == {
+        "TTA": False, "GRAYSCALE": True, "SCORE_THRESH": 0.3
+    }  # fmt: skip
+    assert given("register", "--no-download", "-p", "N_SHOW", "4") == {"DOWNLOAD_DATA": False, "N_SHOW": "4"}
+    assert cli(["export", "--max-iter", "5"]) == 2  # 04 has no MAX_ITER: argparse says so, exit 2
+
+
+def test_the_functions_the_cells_call_default_to_the_declaration():
+    """A cell passes its parameters on; called without them, the functions behave as the notebook's defaults."""
+    import inspect
+
+    from tinyvoc.core.settings import default
+    from tinyvoc.dataset.record import prepare_dataset
+    from tinyvoc.dataset.sources import dataset_files
+    from tinyvoc.inference.trained_run import TrainedRun
+    from tinyvoc.training.train import train
+
+    held = {
+        train: {"profile": "PROFILE", "max_iter": "MAX_ITER", "resume": "RESUME", "overrides": "OPTS",
+                "time_budget_h": "TIME_BUDGET_H", "pretrained": "PRETRAINED", "num_gpus": "NUM_GPUS",
+                "num_machines": "NUM_MACHINES", "machine_rank": "MACHINE_RANK", "dist_url": "DIST_URL",
+                "ims_per_batch": "IMS_PER_BATCH"},
+        prepare_dataset: {"val_fraction": "VAL_FRACTION", "seed": "SEED"},
+        dataset_files: {"dataset": "DATASET", "download": "DOWNLOAD_DATA"},
+        TrainedRun.load: {"checkpoint": "CHECKPOINT"},
+        project.start: {"project_dir": "PROJECT_DIR"},
+    }  # fmt: skip
+    for function, arguments in held.items():
+        signature = inspect.signature(function).parameters
+        for argument, setting in arguments.items():
+            value = signature[argument].default
+            assert (list(value) if isinstance(value, tuple) else value) == default(setting), (function, argument)
+
+
+def test_the_repository_is_declared_where_the_first_cell_reads_it():
+    from tinyvoc.core.settings import default
+
+    assert (default("REPO_URL"), default("REPO_REF")) == (project.REPO_URL, project.REPO_REF)

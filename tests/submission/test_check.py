@@ -16,9 +16,10 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
+from tinyvoc import cli
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.rle import rle_problems
-from tinyvoc.submission.check import MAX_ERRORS, main, validate_submission
+from tinyvoc.submission.check import MAX_ERRORS, validate_submission
 
 VOC_NAMES = (
     "aeroplane",
@@ -479,6 +480,11 @@ def test_test_json_as_dict(synthetic):
 
 
 # --- the command line ---
+
+
+def main(argv):
+    """``tinyvoc validate ...``: the parsing lives in cli.py with the other verbs'."""
+    return cli.main(["validate", *argv])
 
 
 def test_main_valid(synthetic, tmp_path, capsys):

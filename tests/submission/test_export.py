@@ -10,8 +10,9 @@ from pycocotools.coco import COCO
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.rle import decode_mask, encode_mask
 from tinyvoc.dataset.record import ClassMap
-from tinyvoc.inference.predictions import Predictions
-from tinyvoc.inference.predictor import instances_to_detections
+from tinyvoc.inference.cache_file import Predictions
+from tinyvoc.inference.model_runner import instances_to_detections
+from tinyvoc.inference.selection import Selection
 from tinyvoc.submission.check import SUBMISSION_KEYS
 from tinyvoc.submission.export import export_submission
 
@@ -63,7 +64,7 @@ def test_instances_map_contiguous_classes_to_dataset_ids():
 
 
 def select_detections(dets, threshold, max_per_image=100, class_thresholds=None):
-    return Predictions("test", dets, 0.0).select(threshold, max_per_image, class_thresholds, keys=SUBMISSION_KEYS)
+    return Selection.of(threshold, class_thresholds, max_per_image).apply(dets, keys=SUBMISSION_KEYS)
 
 
 def test_select_applies_threshold_class_thresholds_and_cap():
@@ -78,7 +79,7 @@ def test_select_applies_threshold_class_thresholds_and_cap():
 def test_export_writes_valid_file_loadable_by_coco(test_json, tmp_path):
     cached = Predictions("test", [_det(17, 2, 0.9, (37, 53)), _det(40, 5, 0.4, (20, 30))], 0.01)
     target = tmp_path / "submission.json"
-    report = export_submission(cached, test_json, target, score_threshold=0.3)
+    report = export_submission(cached, test_json, target, Selection(0.3))
     assert report.ok and report.num_instances == 2
     rows = json.loads(target.read_text())
     gt = COCO(str(test_json))
@@ -89,7 +90,7 @@ def test_export_writes_valid_file_loadable_by_coco(test_json, tmp_path):
 
 def test_export_with_nothing_above_threshold_writes_empty_valid_list(test_json, tmp_path):
     cached = Predictions("test", [_det(17, 2, 0.2, (37, 53))], 0.01)
-    report = export_submission(cached, test_json, tmp_path / "s.json", score_threshold=0.9)
+    report = export_submission(cached, test_json, tmp_path / "s.json", Selection(0.9))
     assert report.ok and json.loads((tmp_path / "s.json").read_text()) == []
     assert sorted(report.images_without_detections) == [17, 40]
 
@@ -99,15 +100,15 @@ def test_export_refuses_invalid_and_keeps_previous_file(test_json, tmp_path):
     target.write_text("[]")
     bad = _det(17, 2, 0.9, (20, 30))  # mask size differs from image 17's 37x53
     with pytest.raises(TinyVocError, match="refusing to write an invalid submission"):
-        export_submission(Predictions("test", [bad], 0.01), test_json, target, 0.5)
+        export_submission(Predictions("test", [bad], 0.01), test_json, target, Selection(0.5))
     assert target.read_text() == "[]"
     with pytest.raises(TinyVocError, match="below the cache's floor"):
-        export_submission(Predictions("test", [], 0.05), test_json, target, 0.01)
+        export_submission(Predictions("test", [], 0.05), test_json, target, Selection(0.01))
 
 
 def test_export_from_a_read_cache_still_checks_changed_masks(test_json, tmp_path):
     """Masks the cache checked skip the parse; one changed after loading is parsed and refused."""
-    from tinyvoc.inference.predictions import read_cache, write_cache
+    from tinyvoc.inference.cache_file import read_cache, write_cache
 
     dets = [_det(17, 2, 0.9, (37, 53)), _det(40, 5, 0.4, (20, 30))]
     cache = tmp_path / "predictions" / "test-k.jsonl"
@@ -115,9 +116,9 @@ def test_export_from_a_read_cache_still_checks_changed_masks(test_json, tmp_path
     cached = read_cache(cache)
     assert len(cached.checked_rles) == 2
     target = tmp_path / "submission.json"
-    assert export_submission(cached, test_json, target, 0.3).num_instances == 2
+    assert export_submission(cached, test_json, target, Selection(0.3)).num_instances == 2
     cached.detections[0]["segmentation"]["counts"] = "l57"  # does not add up to 37 x 53
     with pytest.raises(TinyVocError, match="add up to 195 pixels"):
-        export_submission(cached, test_json, target, 0.3)
+        export_submission(cached, test_json, target, Selection(0.3))
     assert len(json.loads(target.read_text())) == 2  # the good file stays
     assert [p.name for p in tmp_path.glob(".*.tmp")] == []

@@ -1,10 +1,12 @@
-"""Profile resolution, and that every profile's config builds a model that can take a training step."""
+"""The profiles as YAML files: today's configs key for key, a user's own file on top, and a training step each."""
 
 import pytest
 import torch
 
 from tinyvoc.core.errors import TinyVocError
-from tinyvoc.training.profiles import PROFILES, build_config, resolve_profile
+from tinyvoc.training.profiles import PROFILES, build_config, family, load_recipe, resolve_profile
+
+from ._legacy_profiles import legacy_build_config
 
 
 def test_auto_picks_by_accelerator():
@@ -21,26 +23,70 @@ def test_gpu_profile_on_cpu_is_a_clear_error():
         resolve_profile("fast", has_gpu=False)
 
 
-def test_reference_profile_is_the_original_recipe(tmp_path):
-    cfg = build_config("reference", 20, str(tmp_path), has_gpu=True)
-    assert cfg.MODEL.RESNETS.DEPTH == 101 and cfg.MODEL.RESNETS.NUM_GROUPS == 32
-    assert cfg.MODEL.RESNETS.WIDTH_PER_GROUP == 8
-    assert cfg.MODEL.WEIGHTS == "detectron2://ImageNetPretrained/FAIR/X-101-32x8d.pkl"
-    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR, cfg.SOLVER.MAX_ITER) == (2, 0.0003, 10000)
-    assert cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE == 128
-    assert cfg.MODEL.ROI_HEADS.NUM_CLASSES == 20
-    assert cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST == 0.4
-    assert cfg.INPUT.FORMAT == "BGR"
-    assert cfg.SOLVER.AMP.ENABLED
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("has_gpu", [True, False])
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_the_yaml_profiles_give_the_configs_the_python_builders_gave_key_for_key(profile, has_gpu, pretrained):
+    """The builders as they were before the move (tests/training/_legacy_profiles.py) against the YAML files."""
+    old = legacy_build_config(profile, 20, "/out/train", has_gpu=has_gpu, pretrained=pretrained)
+    new = build_config(profile, 20, "/out/train", has_gpu=has_gpu, pretrained=pretrained)
+    assert new.dump() == old.dump()  # every key, its value and its type (tuple stays tuple) alike
 
 
-def test_strong_profile_choices(tmp_path):
-    cfg = build_config("strong", 20, str(tmp_path), has_gpu=True)
-    assert len(cfg.INPUT.MIN_SIZE_TRAIN) > 1 and cfg.INPUT.RANDOM_FLIP == "horizontal"
-    assert cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupCosineLR"
-    assert cfg.SOLVER.MAX_ITER > 10000
-    assert 0.005 <= cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST <= 0.05
-    assert cfg.TEST.DETECTIONS_PER_IMAGE == 100 and cfg.TEST.AUG.ENABLED and cfg.TEST.AUG.FLIP
+def _user_file(tmp_path, name, text):
+    drive = tmp_path / "MyDrive" / "tinyvoc"
+    drive.mkdir(parents=True, exist_ok=True)
+    path = drive / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_users_file_builds_on_each_built_in_profile_from_any_folder(profile, tmp_path):
+    path = _user_file(
+        tmp_path,
+        "my_recipe.yaml",
+        f"_BASE_: {profile}.yaml\nSOLVER:\n  BASE_LR: 0.0123\nINPUT:\n  MIN_SIZE_TRAIN: [96, 112]\n",
+    )
+    resolved = resolve_profile(str(path), has_gpu=True)
+    assert resolved == str(path.resolve()) and family(resolved) == profile
+    cfg, built_in = load_recipe(resolved), load_recipe(profile)
+    assert cfg.SOLVER.BASE_LR == 0.0123 and cfg.INPUT.MIN_SIZE_TRAIN == (96, 112)
+    assert cfg.SOLVER.MAX_ITER == built_in.SOLVER.MAX_ITER and cfg.MODEL.RESNETS.DEPTH == built_in.MODEL.RESNETS.DEPTH
+
+
+def test_a_users_file_may_build_on_another_of_theirs_or_on_the_model_zoo(tmp_path):
+    _user_file(tmp_path, "base.yaml", "_BASE_: smoke.yaml\nSOLVER:\n  MAX_ITER: 77\n")
+    child = _user_file(tmp_path, "child.yaml", "_BASE_: base.yaml\nSOLVER:\n  BASE_LR: 0.01\n")
+    cfg = load_recipe(str(child))
+    assert (cfg.SOLVER.MAX_ITER, cfg.SOLVER.BASE_LR, cfg.MODEL.RESNETS.DEPTH) == (77, 0.01, 18)
+    assert resolve_profile(str(child), has_gpu=False) == str(child.resolve())  # smoke's family trains on a CPU
+    zoo = _user_file(tmp_path, "zoo.yaml", "_BASE_: COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml\n")
+    assert family(str(zoo)) is None and load_recipe(str(zoo)).MODEL.RESNETS.DEPTH == 50
+    with pytest.raises(TinyVocError, match="needs a GPU"):
+        resolve_profile(str(zoo), has_gpu=False)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("_BASE_: strong.yaml\nSOLVER:\n  BASE_LRR: 0.1\n",
+         r"unknown config key 'SOLVER.BASE_LRR' in .*bad.yaml; did you mean SOLVER.BASE_LR\?"),
+        ("_BASE_: strong.yaml\nSOLVER:\n  MAX_ITER: lots\n", r"bad.yaml: .*SOLVER.MAX_ITER"),
+        ("_BASE_: nowhere.yaml\n", r"config file .*nowhere.yaml not found.*named in .*bad.yaml"),
+        ("_BASE_: bad.yaml\n", "builds on itself"),
+        ("SOLVER: [1, 2\n", "is not valid YAML"),
+    ],
+)  # fmt: skip
+def test_a_users_file_with_a_mistake_stops_naming_the_file_and_the_key(tmp_path, text, message):
+    path = _user_file(tmp_path, "bad.yaml", text)
+    with pytest.raises(TinyVocError, match=message):
+        load_recipe(str(path))
+
+
+def test_a_missing_users_file_is_named():
+    with pytest.raises(TinyVocError, match="config file /nowhere/mine.yaml not found"):
+        resolve_profile("/nowhere/mine.yaml", has_gpu=True)
 
 
 def _tiny_batch(num_classes):

@@ -6,7 +6,8 @@ from PIL import Image
 
 from tinyvoc.core.coco_json import load_coco
 from tinyvoc.dataset.record import ClassMap
-from tinyvoc.inference import evaluate, predict
+from tinyvoc.inference import cached_predictions, evaluate
+from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import TrainedRun
 from tinyvoc.training.metrics import read_metrics
 from tinyvoc.visualize import plots
@@ -21,7 +22,7 @@ def _png(path):
 @pytest.fixture(scope="module")
 def drawn(trained_sample):
     run = TrainedRun.load(trained_sample, "final")
-    return run, run.record, predict.predict_split(run, "test")
+    return run, run.record, cached_predictions.predict_split(run, "test")
 
 
 def test_prediction_grid_size_content_and_class_names(drawn, monkeypatch):
@@ -36,7 +37,7 @@ def test_prediction_grid_size_content_and_class_names(drawn, monkeypatch):
     )
     renamed = ClassMap(record.class_map.ids, ("alpha", "beta", "gamma"))
     path = outputs.figures_dir / "grid.png"
-    fig = plots.prediction_grid(cached, renamed, path, n=6, score_threshold=0.0, ncols=3)
+    fig = plots.prediction_grid(cached, renamed, path, Selection(cached.score_floor), n=6, ncols=3)
     width, height = fig.get_size_inches() * fig.dpi
     assert (width, height) == pytest.approx((3 * 3.2 * fig.dpi, 2 * 3.2 * fig.dpi))
     image = _png(path)
@@ -70,13 +71,13 @@ def test_ground_truth_grid_and_training_curves(drawn):
 def test_validation_figures(drawn):
     run, record, _ = drawn
     outputs = run.outputs
-    val = predict.predict_split(run, "val")
-    metrics = evaluate.evaluate_cached(val, val.score_floor)
+    val = cached_predictions.predict_split(run, "val")
+    metrics = evaluate.evaluate_cached(val, Selection(val.score_floor))
     plots.per_class_ap(metrics["segm"]["per_class_AP50"], record.class_map, outputs.figures_dir / "ap.png")
-    sweep = evaluate.threshold_sweep(val)
+    sweep = evaluate.threshold_sweep(evaluate.Matching(val), Selection(0.05))
     plots.threshold_sweep(sweep, evaluate.best_threshold(sweep), outputs.figures_dir / "sweep.png")
-    errors = evaluate.match_errors(val, 0.5)
+    errors = evaluate.match_errors(val, Selection(0.5))
     plots.error_gallery(errors, val.images.paths(), record.class_map, outputs.figures_dir / "errors.png")
-    plots.ground_truth_vs_prediction(val, record.class_map, outputs.figures_dir / "gvp.png")
+    plots.ground_truth_vs_prediction(val, record.class_map, outputs.figures_dir / "gvp.png", Selection(0.5))
     for name in ("ap.png", "sweep.png", "errors.png", "gvp.png"):
         _png(outputs.figures_dir / name)

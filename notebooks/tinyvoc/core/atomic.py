@@ -2,6 +2,9 @@
 
 Every JSON, checkpoint and figure the pipeline writes goes through here: the data lands in a
 temporary file in the same folder, is flushed to disk, then renamed over the target in one step.
+A write that fails because the folder stopped answering (a dropped Drive) may not be able to remove
+its temporary file either; such files are remembered and removed by the next write into that folder,
+so a write retried after the mount came back (``core.faults.retry``) leaves no stray file.
 """
 
 from __future__ import annotations
@@ -12,12 +15,24 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+_UNREMOVED: set[Path] = set()  # temporary files whose removal failed (the folder did not answer)
+
+
+def _remove_unremoved(folder: Path) -> None:
+    for tmp in [p for p in _UNREMOVED if p.parent == folder]:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            continue
+        _UNREMOVED.discard(tmp)
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike):
     """Yield a temporary path beside ``target``; rename it over ``target`` only on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_unremoved(target.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     umask = os.umask(0)
@@ -29,8 +44,10 @@ def atomic_path(target: str | os.PathLike):
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        try:
+            Path(tmp).unlink(missing_ok=True)
+        except OSError:
+            _UNREMOVED.add(Path(tmp))
 
 
 def write_json(target: str | os.PathLike, obj, indent: int | None = None) -> Path:

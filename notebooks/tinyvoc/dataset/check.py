@@ -20,9 +20,7 @@ files, categories); one annotation's geometry is judged in ``annotation_check``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -469,39 +467,3 @@ def _compare_categories(train: dict, test: dict, train_path: Path, test_path: Pa
             )
         )
     return problems
-
-
-def main(argv=None) -> int:
-    """CLI: ``python -m tinyvoc check-dataset TRAIN_JSON TRAIN_IMAGES [--test-json F --test-images D]``.
-
-    Exit status 0 when there are no errors (warnings allowed), 1 when there are, so scripts and
-    make targets can stop before training.
-    """
-    parser = argparse.ArgumentParser(
-        prog="tinyvoc check-dataset",
-        description="Check the Tiny VOC COCO json files and images before registering them.",
-    )
-    parser.add_argument("train_json", help="training json, e.g. data/pascal_train.json")
-    parser.add_argument("train_images", help="folder of training images")
-    parser.add_argument("--test-json", help="test json (images and categories only)")
-    parser.add_argument("--test-images", help="folder of test images")
-    parser.add_argument("--no-images", action="store_true", help="only check that image files exist; do not open them")
-    parser.add_argument("--limit", type=int, default=30, help="most problem lines to print (default 30)")
-    parser.add_argument("--workers", type=int, help="threads reading images (default: one per CPU, at most 8)")
-    args = parser.parse_args(argv)
-    if (args.test_json is None) != (args.test_images is None):
-        parser.error("--test-json and --test-images go together")
-    report = check_dataset(
-        args.train_json,
-        args.train_images,
-        args.test_json,
-        args.test_images,
-        read_images=not args.no_images,
-        workers=args.workers,
-    )
-    print(report.summary(limit=args.limit))
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

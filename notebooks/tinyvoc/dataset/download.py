@@ -7,7 +7,8 @@ connection check first makes an offline or firewalled machine fail at once. The 
 copies circulated in course repositories: they can vanish or change, so what arrives is checked
 against what the course released (1349 train and 100 test images, 20 categories, and the exact
 test image ids and file names, kept here as a sha256), and any difference stops with a message
-saying how to put the files there by hand.
+saying how to put the files there by hand. Before downloading, the space the missing files take is
+checked against the free space where they go (on Colab, the Drive account's).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from ..core.coco_json import load_coco
 from ..core.errors import TinyVocError
 from ..core.paths import TEST_IMAGES, TEST_JSON, TRAIN_IMAGES, TRAIN_JSON
+from ..core.space import require_space
 
 DRIVE_HOST = ("drive.google.com", 443)
 # public copies of the course files (as circulated in public course repositories)
@@ -29,6 +31,15 @@ COURSE_FILE_IDS = {
     TEST_JSON: "1-8LgT4DH8VdZXtyH9NCI_UA4vRA5Acs-",
     f"{TRAIN_IMAGES}.zip": "1-BbVj_ZwsxOnY043ZcqIY2IJVtYbl7RX",
     f"{TEST_IMAGES}.zip": "1-9thvdluXGxE_Shi83dsp9XMIjgbE9ZQ",
+}
+# The files' sizes, for the space check before a download. Measured on the course's files in ../shared/tinyvoc
+# (test.json; the 100 test JPEGs, 12,075,895 bytes; the first 10 train images, their pascal_train.json entries
+# 73,807 bytes) and scaled to the 1349 train images (118 KB per JPEG, the mean of those 110): estimates, +10%.
+COURSE_SIZES = {
+    TRAIN_JSON: 11_000_000,
+    TEST_JSON: 8_572,  # exact
+    f"{TRAIN_IMAGES}.zip": 176_000_000,
+    f"{TEST_IMAGES}.zip": 13_300_000,
 }
 COURSE_COUNTS = {TRAIN_IMAGES: 1349, TEST_IMAGES: 100}  # images in each folder of the course's release
 CATEGORIES = 20
@@ -110,6 +121,7 @@ def fetch_course_files(dest: str | Path, timeout: float = 10, downloader=_gdown)
     dest = Path(dest)
     missing = [name for name in COURSE_FILE_IDS if not (dest / name).is_file()]
     if missing:
+        require_space(dest, sum(COURSE_SIZES[name] for name in missing), f"the course files ({', '.join(missing)})")
         check_reachable(dest, timeout)
         dest.mkdir(parents=True, exist_ok=True)
         for name in missing:

@@ -22,6 +22,7 @@ from ..core.atomic import write_json
 from ..core.coco_json import load_coco
 from ..core.errors import TinyVocError
 from ..core.paths import DataFiles, Outputs, require
+from ..core.table import html_table, text_table
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,30 @@ class DatasetRecord:
     @property
     def class_map(self) -> ClassMap:
         return ClassMap(tuple(self.category_ids), tuple(self.class_names))
+
+    def rows(self) -> list[tuple[str, str]]:
+        """What notebook 01 shows: the source, the split and its counts, the classes."""
+        counts = self.counts
+        val = (
+            f"{counts.get('val_images', 0):,} images, {counts.get('val_instances', 0):,} instances "
+            f"({self.val_fraction:g} held out, seed {self.seed})"
+            if self.val_split
+            else "none (VAL_FRACTION = 0: training on all images)"
+        )
+        names = ", ".join(self.class_names)
+        return [
+            ("source", self.source),
+            ("train", f"{counts.get('train_images', 0):,} images, {counts.get('train_instances', 0):,} instances"),
+            ("validation", val),
+            ("test", f"{counts.get('test_images', 0):,} images"),
+            ("classes", f"{len(self.class_names)}: {names if len(names) <= 160 else names[:157] + '...'}"),
+        ]
+
+    def __repr__(self) -> str:
+        return text_table("Dataset (output/dataset.json)", self.rows())
+
+    def _repr_html_(self) -> str:
+        return html_table("Dataset (output/dataset.json)", self.rows())
 
     @property
     def data_files(self) -> DataFiles:

@@ -5,14 +5,16 @@ pycocotools' reference implementation, from the prediction cache, with no model 
 of it: per-class AP50, a sweep over export thresholds, and a per-image list of errors (missed
 objects, false positives) for the error gallery.
 
-The sweep matches detections to ground truth once, at its lowest threshold, and re-scores each
-higher threshold from that one matching. This gives the same numbers as evaluating every
-threshold from scratch (``tests/inference/test_evaluate.py`` compares them): COCO matches each image's
-detections greedily in descending score order, so dropping the lowest-scored ones never changes
-how the others matched, and COCOeval keeps each image's detections sorted by score, so a
-threshold keeps a prefix of them. The sweep also matches only the "all areas, 100 detections"
-setting that AP and AP50 read. ``benchmarks/bench_rethreshold.py`` times it against evaluating
-each threshold from scratch at 13,500 validation detections.
+Every number is for a :class:`~.selection.Selection` (threshold, per-class thresholds, cap per
+image), the same one the export writes. :class:`Matching` matches the cached detections to the ground
+truth once and scores any selection from that one matching: the sweep's nine thresholds, and every
+move of the interactive view's slider. This gives the same numbers as evaluating each selection from
+scratch (``tests/inference/test_evaluate.py`` compares them): COCO matches each image's detections of
+one class greedily in descending score order, so dropping the lowest-scored ones never changes how
+the others matched, and a selection keeps a best-first prefix of each image's detections of each
+class. The matching covers only the "all areas, 100 detections" setting that AP and AP50 read.
+``benchmarks/bench_rethreshold.py`` times it against evaluating each threshold from scratch at
+13,500 validation detections.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from pycocotools.cocoeval import COCOeval
 
 from ..core.atomic import write_json
 from ..core.rle import to_pycocotools
-from .predictions import Predictions
+from .cache_file import Predictions
+from .selection import Columns, Selection
 
 DEFAULT_SWEEP = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)
 
@@ -92,44 +95,10 @@ def _matched(detections: list[dict], gt: COCO, iou_type: str, all_areas_only: bo
     return ev
 
 
-def _ap_all_areas(ev: COCOeval, score_threshold: float) -> dict:
-    """AP and AP50 as ``summarize`` computes them (mean precision where defined, else -1)."""
-    matched = ev.evalImgs
-    ev.evalImgs = [_above(e, score_threshold) for e in matched]
-    try:
-        _quiet(ev.accumulate)
-    finally:
-        ev.evalImgs = matched
-    precision = ev.eval["precision"][..., 0, 0]  # iou, recall, class; the one area, the one limit
-    at_50 = precision[int(np.flatnonzero(np.isclose(ev.params.iouThrs, 0.5))[0])]
-
-    def mean(values):
-        values = values[values > -1]
-        return float(values.mean()) if values.size else -1.0
-
-    return {"AP": mean(precision), "AP50": mean(at_50)}
-
-
 def _accumulated(ev: COCOeval) -> COCOeval:
     _quiet(ev.accumulate)
     _quiet(ev.summarize)
     return ev
-
-
-def _above(e: dict | None, score_threshold: float) -> dict | None:
-    """One image/category/area entry of COCOeval keeping the detections scored >= ``score_threshold``."""
-    if e is None:
-        return None
-    n = int(np.count_nonzero(np.asarray(e["dtScores"]) >= score_threshold))  # sorted descending: a prefix
-    if n == len(e["dtScores"]):
-        return e
-    return {
-        **e,
-        "dtIds": e["dtIds"][:n],
-        "dtScores": e["dtScores"][:n],
-        "dtMatches": e["dtMatches"][:, :n],
-        "dtIgnore": e["dtIgnore"][:, :n],
-    }
 
 
 def _scores(ev: COCOeval, per_class: bool) -> dict:
@@ -139,39 +108,92 @@ def _scores(ev: COCOeval, per_class: bool) -> dict:
     return result
 
 
-def evaluate_cached(
-    predictions: Predictions, score_threshold: float, max_per_image: int = 100, class_thresholds=None, save_to=None
-) -> dict:
-    """Evaluate validation predictions at one export setting; optionally save the numbers."""
-    gt = predictions.ground_truth
-    kept = predictions.select(score_threshold, max_per_image, class_thresholds)
+def evaluate_cached(predictions: Predictions, selection: Selection, save_to=None) -> dict:
+    """Mask and box AP of ``selection`` on the validation predictions, per-class AP50 too; optionally saved."""
+    kept = selection.apply(predictions.detections)
     metrics = {
-        "score_threshold": score_threshold,
-        "max_per_image": max_per_image,
-        **evaluate_detections(kept, gt, per_class=True),
+        "score_threshold": selection.threshold,
+        "class_thresholds": {str(c): t for c, t in selection.class_thresholds},
+        "max_per_image": selection.max_per_image,
+        **evaluate_detections(kept, predictions.ground_truth, per_class=True),
     }
     if save_to:
         write_json(save_to, metrics, indent=2)
     return metrics
 
 
-def threshold_sweep(predictions: Predictions, thresholds=DEFAULT_SWEEP, max_per_image: int = 100) -> list[dict]:
-    """Mask AP and AP50 on the validation split for each export threshold at or above the cache's floor.
+class Matching:
+    """The validation predictions matched to their ground truth once; mask AP, AP50 and per-class AP50 of
+    any :class:`~.selection.Selection` from it, in tens of milliseconds (see the module docstring)."""
 
-    One matching at the lowest threshold serves them all (see the module docstring).
+    def __init__(self, predictions: Predictions):
+        gt = predictions.ground_truth
+        self.predictions = predictions
+        self.columns = Columns.of(predictions.detections)
+        self._category_ids = [int(c) for c in gt.getCatIds()]
+        # loadRes numbers the rows 1..n in order, so a detection's id - 1 is its row
+        self._ev = _matched(predictions.detections, gt, "segm", all_areas_only=True) if predictions.detections else None
+        self._matched = (
+            [None if e is None else (e, np.asarray(e["dtIds"], dtype=np.int64) - 1) for e in self._ev.evalImgs]
+            if self._ev
+            else []
+        )
+
+    def scores(self, selection: Selection) -> dict:
+        """``{"AP", "AP50", "per_class_AP50", "instances"}`` of the validation detections ``selection`` keeps."""
+        kept = self.columns.keep(selection)
+        instances = int(np.count_nonzero(kept))
+        if not instances:
+            return {"AP": 0.0, "AP50": 0.0, "per_class_AP50": dict.fromkeys(self._category_ids, 0.0), "instances": 0}
+        ev = self._ev
+        ev.evalImgs = [None if m is None else _kept_only(*m, kept) for m in self._matched]
+        try:
+            _quiet(ev.accumulate)
+        finally:
+            ev.evalImgs = [None if m is None else m[0] for m in self._matched]
+        precision = ev.eval["precision"][..., 0, 0]  # iou, recall, class; the one area, the one limit
+        at_50 = precision[int(np.flatnonzero(np.isclose(ev.params.iouThrs, 0.5))[0])]
+        per_class = {int(c): _mean(at_50[:, k], math.nan) for k, c in enumerate(ev.params.catIds)}
+        return {
+            "AP": _mean(precision, -1.0),
+            "AP50": _mean(at_50, -1.0),
+            "per_class_AP50": per_class,
+            "instances": instances,
+        }
+
+
+def _mean(values: np.ndarray, undefined: float) -> float:
+    """Mean precision where COCOeval defined it (it writes -1 elsewhere), as ``summarize`` computes AP."""
+    values = values[values > -1]
+    return float(values.mean()) if values.size else undefined
+
+
+def _kept_only(e: dict, rows: np.ndarray, kept: np.ndarray) -> dict:
+    """One image/class entry of COCOeval reduced to the detections a selection keeps (a best-first prefix)."""
+    chosen = kept[rows]
+    if chosen.all():
+        return e
+    return {
+        **e,
+        "dtIds": [i for i, c in zip(e["dtIds"], chosen) if c],
+        "dtScores": [s for s, c in zip(e["dtScores"], chosen) if c],
+        "dtMatches": e["dtMatches"][:, chosen],
+        "dtIgnore": e["dtIgnore"][:, chosen],
+    }
+
+
+def threshold_sweep(matching: Matching, selection: Selection, thresholds=DEFAULT_SWEEP) -> list[dict]:
+    """Mask AP and AP50 on the validation split for ``selection`` at each threshold at or above the cache's floor.
+
+    One matching serves them all (see the module docstring); the per-class thresholds and the cap stay.
     """
-    gt = predictions.ground_truth
-    chosen = sorted(t for t in thresholds if t >= predictions.score_floor)
-    if not chosen:
-        return []
-    kept = predictions.select(chosen[0], max_per_image)
-    scores = np.array([d["score"] for d in kept])
-    ev = _matched(kept, gt, "segm", all_areas_only=True) if kept else None
+    chosen = sorted(t for t in thresholds if t >= matching.predictions.score_floor)
     rows = []
     for threshold in chosen:
-        instances = int(np.count_nonzero(scores >= threshold))
-        segm = _ap_all_areas(ev, threshold) if instances else _empty_result(gt, False)
-        rows.append({"threshold": threshold, "AP": segm["AP"], "AP50": segm["AP50"], "instances": instances})
+        scored = matching.scores(selection.at(threshold))
+        rows.append(
+            {"threshold": threshold, "AP": scored["AP"], "AP50": scored["AP50"], "instances": scored["instances"]}
+        )
     return rows
 
 
@@ -206,15 +228,15 @@ def threshold_advice(rows: list[dict], metric: str = "AP50") -> str:
     return line
 
 
-def match_errors(predictions: Predictions, score_threshold: float, iou: float = 0.5) -> dict[int, dict]:
-    """Per validation image: ground-truth objects missed and detections that match nothing.
+def match_errors(predictions: Predictions, selection: Selection, iou: float = 0.5) -> dict[int, dict]:
+    """Per validation image: ground-truth objects missed and kept detections that match nothing.
 
     Greedy matching by descending score, same class, mask IoU >= ``iou`` (COCO's rule at AP50).
     """
     gt = predictions.ground_truth
     by_image: dict[int, list[dict]] = {i: [] for i in gt.getImgIds()}
-    for det in predictions.detections:
-        if det["score"] >= score_threshold and det["image_id"] in by_image:
+    for det in selection.apply(predictions.detections):
+        if det["image_id"] in by_image:
             by_image[det["image_id"]].append(det)
     errors = {}
     for image_id, dets in by_image.items():

@@ -1,4 +1,4 @@
-"""One trained run, read once: the dataset record, the frozen inference config, the checkpoint, the threshold.
+"""One trained run, read once: the dataset record, the frozen inference config, the checkpoint, the selection.
 
 Notebooks 03 and 04 (and the CLI's ``visualize``/``export``) start from :meth:`TrainedRun.load`: it reads
 ``dataset.json`` and ``train/config.yaml`` once, picks the checkpoint, and serves each split's image list
@@ -21,19 +21,13 @@ from ..core.errors import TinyVocError
 from ..core.paths import Outputs, require
 from ..dataset.record import DatasetRecord
 from ..runtime import kaggle
+from ..training.storage import report_unfinished_uploads
+from .selection import Selection
 
-DEFAULT_SCORE_FLOOR = 0.01  # predictions are cached down to this score, so most thresholds need no new inference
+# Predictions are cached down to this score, so every threshold the view's slider offers (0.001 to 1)
+# needs no new inference; the model keeps at most 100 detections per image whatever the floor.
+DEFAULT_SCORE_FLOOR = 0.001
 SPLITS = ("test", "val")
-
-
-def choose_thresholds(requested: float | None, trained: float) -> tuple[float, float]:
-    """The export threshold (``requested``, else the profile's trained one) and the score floor to predict at.
-
-    The floor is :data:`DEFAULT_SCORE_FLOOR` unless the threshold is lower, so a re-export at any
-    threshold from the floor up reuses the same cached predictions.
-    """
-    threshold = trained if requested is None else float(requested)
-    return threshold, min(DEFAULT_SCORE_FLOOR, threshold)
 
 
 @dataclass(frozen=True)
@@ -140,7 +134,9 @@ class TrainedRun:
         cfg = get_cfg()
         cfg.merge_from_other_cfg(cfg.load_cfg(text))
         cfg.freeze()
-        return cls(outputs, record, text, cfg, chosen_checkpoint(outputs, checkpoint))
+        chosen = chosen_checkpoint(outputs, checkpoint)
+        report_unfinished_uploads(outputs.train, cfg.SOLVER.CHECKPOINT_PERIOD, chosen.name)  # the last runtime's
+        return cls(outputs, record, text, cfg, chosen)
 
     @property
     def score_threshold(self) -> float:
@@ -152,9 +148,20 @@ class TrainedRun:
         """Whether the profile predicts with test-time augmentation."""
         return bool(self.trained_cfg.TEST.AUG.ENABLED)
 
-    def thresholds(self, requested: float | None = None) -> tuple[float, float]:
-        """``(threshold, score floor)`` for an export at ``requested`` (None: the trained threshold)."""
-        return choose_thresholds(requested, self.score_threshold)
+    @property
+    def score_floor(self) -> float:
+        """The lowest score kept in the prediction cache: :data:`DEFAULT_SCORE_FLOOR`, or the profile's own if lower."""
+        return min(DEFAULT_SCORE_FLOOR, self.score_threshold)
+
+    def selection(self, threshold: float | None = None, class_thresholds=None, max_per_image: int = 100) -> Selection:
+        """What is drawn, scored and exported at ``threshold`` (None: the profile's own test threshold)."""
+        chosen = Selection.of(self.score_threshold if threshold is None else threshold, class_thresholds, max_per_image)
+        if chosen.lowest < self.score_floor:
+            raise TinyVocError(
+                f"SCORE_THRESH / CLASS_THRESHOLDS go down to {chosen.lowest:g}, below the score floor "
+                f"{self.score_floor:g} that predictions are cached at; use {self.score_floor:g} or more"
+            )
+        return chosen
 
     def inference_config(self, score_floor: float):
         """The one inference config: the trained one, keeping every detection scored ``score_floor`` or more; frozen."""

@@ -62,6 +62,20 @@ def mount() -> None:
         raise TinyVocError(f"Google Drive did not mount at {mount_point()} (no {my_drive()} after drive.mount).")
 
 
+def remount() -> None:
+    """Mount Drive again after it dropped (``force_remount``: the old mount answers nothing); stop if it is not back."""
+    from google.colab import drive
+
+    drive.mount(str(mount_point()), force_remount=True)
+    if not drive_mounted():
+        raise TinyVocError(f"Google Drive did not mount again at {mount_point()}.")
+
+
+def remounter(path: str | os.PathLike):
+    """What brings ``path`` back after its mount dropped: :func:`remount` for a Colab Drive path, else None."""
+    return remount if on_colab() and under_mount(path) else None
+
+
 def require_mounted(path: str | os.PathLike, what: str = "This folder") -> None:
     """Stop before writing under the Drive mount point while Drive is not mounted."""
     if under_mount(path) and not drive_mounted():

@@ -21,6 +21,7 @@ import base64
 import csv
 import hashlib
 import importlib
+import importlib.metadata
 import io
 import subprocess
 import sys
@@ -233,20 +234,38 @@ def install_from_git(commit: str = UPSTREAM_COMMIT, timeout: float = 1800) -> No
         raise TinyVocError(f"Building detectron2 from {url} failed:\n{proc.stderr[-2000:]}")
 
 
+METHODS = ("wheel", "git")
+SWITCH_TO_GIT = (
+    'set DETECTRON2_METHOD = "git" in the notebook\'s parameters cell and run it again (builds from GitHub, ~5 min)'
+)
+
+
+def installed_version() -> str | None:
+    try:
+        return importlib.metadata.version("detectron2")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def ensure_detectron2(method: str = "wheel", force: bool = False) -> str:
-    """Make ``import detectron2`` work; return a one-line report of what was done.
+    """Make ``import detectron2`` work with ``method``; return a one-line report of what was done.
 
     ``method`` is ``"wheel"`` (default, seconds, pure Python) or ``"git"`` (upstream build with
-    the C++/CUDA ops). Call it before anything imports detectron2, so no runtime restart is needed.
-    ``force`` installs even when a working detectron2 is there (notebook 00 uses it to replace the
-    pure-Python wheel by a ``git`` build).
+    the C++/CUDA ops), the notebooks' ``DETECTRON2_METHOD``, passed by every first cell through
+    ``start``. Call it before anything imports detectron2, so no runtime restart is needed. A working
+    detectron2 is kept, except the pure-Python wheel when ``"git"`` is asked for (it lacks the ops the
+    git build adds), or with ``force``. When the wheel cannot be downloaded the message offers ``"git"``.
     """
-    if method not in ("wheel", "git"):
-        raise TinyVocError(f"unknown detectron2 install method {method!r}; use 'wheel' or 'git'")
-    if not force and detectron2_status() is None:
+    if method not in METHODS:
+        raise TinyVocError(f"unknown detectron2 install method {method!r}; use 'wheel' or 'git' (DETECTRON2_METHOD)")
+    purepy = (installed_version() or "").endswith("+purepy")
+    if not force and not (method == "git" and purepy) and detectron2_status() is None:
         return "detectron2 already installed and working; nothing to do"
     if method == "wheel":
-        wheel, added = install_from_wheel()
+        try:
+            wheel, added = install_from_wheel(CACHE_DIR)
+        except TinyVocError as exc:
+            raise TinyVocError(f"{exc}\nOr {SWITCH_TO_GIT}.") from None
         others = [name for name in added if not name.startswith("detectron2-")]
         done = f"installed {wheel.name}" + (f" with {', '.join(others)}" if others else "")
     else:

@@ -39,6 +39,8 @@ REPO_REF = "main"  # pin a release tag here when one exists
 # it. Kaggle starts with Internet off: an attached `tinyvoc wheelhouse` dataset (its index file found under the
 # inputs) is installed from instead, and with neither the cell ends on one line saying what to do (SystemExit shows
 # its message without a traceback). `start` stops when the installed package came from another REPO_REF.
+# DETECTRON2_METHOD, in every parameters cell, is how `start` installs detectron2 ("git" is the way out when the
+# wheel cannot be downloaded).
 FIRST_CELL = f"""\
 import glob, importlib.util, os  # noqa: E401, I001 - the same first cell in all five notebooks
 
@@ -48,7 +50,7 @@ if importlib.util.find_spec("tinyvoc") is None:  # Colab, Kaggle: install the he
     %pip install -q {{source}}
     if importlib.util.find_spec("tinyvoc") is None:  # Kaggle: Internet on needs a phone-verified account
         raise SystemExit("{NO_NETWORK}")
-project = importlib.import_module("tinyvoc").start(PROJECT_DIR, REPO_REF)  # Drive/Kaggle inputs, detectron2, data"""  # noqa: E501
+project = importlib.import_module("tinyvoc").start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)  # Drive/detectron2/data"""  # noqa: E501
 
 
 @dataclass(frozen=True)
@@ -120,8 +122,14 @@ def require_ref(repo_ref: str | None) -> None:
         )
 
 
-def start(project_dir: str = "", repo_ref: str | None = None, install: bool = True) -> Project:
-    """What every notebook does first: mount Drive (Colab), install detectron2 when missing, make the data local."""
+def start(
+    project_dir: str = "", repo_ref: str | None = None, detectron2_method: str = "wheel", install: bool = True
+) -> Project:
+    """What every notebook does first: mount Drive (Colab), install detectron2 when missing, make the data local.
+
+    ``detectron2_method`` is the notebook's ``DETECTRON2_METHOD`` (``runtime.detectron2_install``):
+    ``"wheel"`` in seconds, ``"git"`` the upstream build, also the way out when the wheel cannot be downloaded.
+    """
     from .detectron2_install import ensure_detectron2
 
     started = time.perf_counter()
@@ -133,7 +141,7 @@ def start(project_dir: str = "", repo_ref: str | None = None, install: bool = Tr
     colab.require_mounted(root, "PROJECT_DIR")
     quiet_known_warnings()
     if install:
-        done = ensure_detectron2()
+        done = ensure_detectron2(detectron2_method)
         if not done.startswith("detectron2 already"):
             print(done)
     from detectron2.utils.logger import setup_logger

@@ -18,11 +18,9 @@ differs by one character is not in the set and is parsed like any other.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,38 +400,3 @@ def _type_name(value: object) -> str:
     """``numpy.int64`` rather than ``int64``, so the json.dump failure it would cause is recognisable."""
     kind = type(value)
     return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``validate SUBMISSION --test-json FILE``: 0 valid, 1 invalid, 2 usage or test-json problem."""
-    parser = argparse.ArgumentParser(
-        prog="tinyvoc validate",
-        description="Check a submission json (list of image_id, category_id, segmentation RLE, score).",
-    )
-    parser.add_argument("submission", help="the submission json to check")
-    parser.add_argument("--test-json", required=True, help="the test set's COCO json (images and categories)")
-    parser.add_argument(
-        "--max-errors",
-        type=int,
-        default=50,
-        help="how many errors to print to stderr (default 50; 0 = all kept)",
-    )
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed the usage message to stderr already
-        return exc.code if isinstance(exc.code, int) else 2
-    try:
-        report = validate_submission(args.submission, args.test_json)
-    except TinyVocError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(report.summary(max_errors=0))
-    if report.ok:
-        return 0
-    shown = report.errors if args.max_errors <= 0 else report.errors[: args.max_errors]
-    print(f"{report.path}: {report.num_errors} problem(s):", file=sys.stderr)
-    for message in shown:
-        print(f"  {message}", file=sys.stderr)
-    if report.num_errors > len(shown):
-        print(f"  ... and {report.num_errors - len(shown)} more", file=sys.stderr)
-    return 1

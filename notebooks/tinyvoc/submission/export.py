@@ -10,34 +10,30 @@ checked (``Predictions.checked_rles``) are not parsed again; everything else in 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from ..core.atomic import atomic_path
 from ..core.errors import TinyVocError
-from ..inference.predictions import Predictions
+from ..inference.cache_file import Predictions
+from ..inference.selection import Selection
 from .check import SUBMISSION_KEYS, validate_submission
 
 
-def export_submission(
-    predictions: Predictions,
-    test_json: str | Path | dict,
-    target: str | Path,
-    score_threshold: float,
-    max_per_image: int = 100,
-    class_thresholds: dict[int, float] | None = None,
-):
-    """Write the submission for the test predictions; return the check's report on the written file.
+def export_submission(predictions: Predictions, test_json: str | Path | dict, target: str | Path, selection: Selection):
+    """Write what ``selection`` keeps of the test predictions; return the check's report on the written file.
 
     ``test_json`` is the test set's json, as a path or as already loaded (``predictions.images.coco``).
+    The rows are ``selection.apply``'s, the same the grids draw and the validation AP scores.
     """
     if predictions.split != "test":
         raise TinyVocError("export needs predictions on the test split")
-    if score_threshold < predictions.score_floor:
+    if selection.lowest < predictions.score_floor:
         raise TinyVocError(
-            f"score threshold {score_threshold} is below the cache's floor {predictions.score_floor}; "
-            "predict again with a lower SCORE_FLOOR"
+            f"score threshold {selection.lowest} is below the cache's floor {predictions.score_floor}; "
+            f"choose {predictions.score_floor} or more"
         )
-    rows = predictions.select(score_threshold, max_per_image, class_thresholds, keys=SUBMISSION_KEYS)
+    rows = selection.apply(predictions.detections, keys=SUBMISSION_KEYS)
     with atomic_path(target) as tmp:
         tmp.write_text(json.dumps(rows))
         report = validate_submission(tmp, test_json, predictions.checked_rles)
@@ -45,3 +41,8 @@ def export_submission(
         if not report.ok:
             raise TinyVocError(f"refusing to write an invalid submission to {target}:\n{report.summary()}")
     return report
+
+
+def exporter(predictions: Predictions, target: str | Path) -> Callable[[Selection], object]:
+    """:func:`export_submission` bound to the test predictions and ``target``: what 04's export button calls."""
+    return lambda selection: export_submission(predictions, predictions.images.coco, target, selection)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..core.atomic import write_json
 from ..core.errors import TinyVocError
+from ..core.table import html_table, text_table
 from ..runtime import kaggle
 
 DEFAULT_BUDGET_H = 3.0  # a free T4 session, with room left for evaluation and export
@@ -119,6 +120,33 @@ class Plan:
             f"{format_duration(self.planned_seconds)}{capped} (budget {format_duration(self.budget_hours * 3600)}); "
             f"warmup {self.warmup_iters:,}, {evals}, checkpoint every {self.checkpoint_period:,}"
         )
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The plan as a cell shows it: where it was measured, how long the run is, its periods."""
+        device = self.device or "this machine"
+        if self.world_size > 1:
+            device = f"{self.world_size} x {device} workers"
+        capped = " (the profile's full length fits)" if self.capped else ""
+        return [
+            ("profile", self.profile),
+            ("measured on", f"{device}, {self.seconds_per_iter:.3g} s/iter"),
+            ("iterations", f"{self.max_iter:,}{capped}"),
+            (
+                "ends in about",
+                f"{format_duration(self.planned_seconds)} (budget {format_duration(self.budget_hours * 3600)})",
+            ),
+            ("warmup", f"{self.warmup_iters:,} iterations"),
+            ("LR steps", ", ".join(f"{s:,}" for s in self.steps) or "none"),
+            ("validation", f"every {self.eval_period:,} ({self.evaluations} passes)" if self.eval_period else "none"),
+            ("checkpoint", f"every {self.checkpoint_period:,}"),
+            ("batch", f"{self.ims_per_batch} images per iteration" if self.ims_per_batch else "the profile's"),
+        ]
+
+    def __repr__(self) -> str:
+        return text_table("Plan (output/train/plan.json)", self.rows())
+
+    def _repr_html_(self) -> str:
+        return html_table("Plan (output/train/plan.json)", self.rows())
 
     def save(self, path: Path) -> Path:
         return write_json(path, asdict(self), indent=2)

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs
 from ..dataset.record import DatasetRecord
-from .profiles import build_config, resolve_profile
+from .profiles import build_config, load_recipe, resolve_profile, unknown_key_message
 from .weights import fetch
 
 
@@ -18,6 +18,68 @@ def config_signature(cfg) -> str:
     portable.OUTPUT_DIR = ""
     portable.MODEL.WEIGHTS = Path(cfg.MODEL.WEIGHTS).name
     return portable.dump()
+
+
+_KINDS = {
+    float: "a number with a decimal point (e.g. 0.01 or 1.0)",
+    int: "a whole number",
+    bool: "True or False",
+    str: "text",
+    tuple: "a tuple, e.g. (512, 640) or (800,)",
+    list: "a list, e.g. [512, 640]",
+}
+
+
+def apply_opts(cfg, opts, where: str = "OPTS") -> None:
+    """Merge detectron2's ``KEY VALUE ...`` list into ``cfg``, each pair checked first.
+
+    An odd number of items, a key detectron2 does not have (with the nearest one when close), or a
+    value of another type than the key takes stop with a message naming the key; detectron2's own
+    ``merge_from_list`` would stop with a bare assertion or a type-mismatch traceback. Values are
+    text as on a command line (``"0.01"``, ``"(512, 640)"``) or Python values (papermill passes lists).
+    """
+    opts = [str(item) for item in (opts or [])]
+    if len(opts) % 2:
+        raise TinyVocError(
+            f"{where} takes KEY VALUE pairs, e.g. ['SOLVER.BASE_LR', '0.01']; of its {len(opts)} items the last, "
+            f"{opts[-1]!r}, has no value"
+        )
+    for key, value in zip(opts[0::2], opts[1::2]):
+        node, *path = [cfg, *key.split(".")]
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(path[-1]), dict):
+            raise TinyVocError(f"{where}: {key} is a group of keys, not one; give one of them, e.g. {key}.<NAME>")
+        if not isinstance(node, dict) or path[-1] not in node:
+            raise TinyVocError(unknown_key_message(key, cfg, where))
+        current = node[path[-1]]
+        try:
+            cfg.merge_from_list([key, value])
+        except (ValueError, AssertionError, KeyError, SyntaxError):
+            kind = _KINDS.get(type(current), type(current).__name__)
+            raise TinyVocError(f"{where}: {key} takes {kind} (now {current!r}), not {value!r}") from None
+
+
+def check_opts(profile: str, opts) -> None:
+    """Stop on bad ``opts`` before anything runs (the command line checks before it starts the notebooks)."""
+    apply_opts(load_recipe(resolve_profile(profile, allow_cpu=True)), opts)
+
+
+def config_changes(before, after) -> list[str]:
+    """``SOLVER.BASE_LR: 0.005 -> 0.01``, one line per key whose value differs, in the config's order."""
+    from .profiles import config_keys
+
+    def value(cfg, key):
+        for part in key.split("."):
+            cfg = cfg[part]
+        return cfg
+
+    lines = []
+    for key in config_keys(after):
+        old, new = value(before, key), value(after, key)
+        if old != new:
+            lines.append(f"{key}: {old!r} -> {new!r}")
+    return lines
 
 
 def linear_scaling(base_lr: float, warmup_iters: int, profile_batch: int, batch: int) -> tuple[float, int]:
@@ -73,7 +135,10 @@ def train_config(
     (or, with ``pretrained=False``, none: see :func:`profiles.build_config`); returns ``(profile, cfg)``.
 
     The one place a training config is built: the profile's recipe, this dataset's splits and
-    classes, the batch (``ims_per_batch``, see :func:`linear_scaling`), ``max_iter`` and ``overrides``.
+    classes, the batch (``ims_per_batch``, see :func:`linear_scaling`), ``max_iter`` and ``overrides``
+    (detectron2's ``KEY VALUE`` list, notebook 02's ``OPTS``: see :func:`apply_opts`). It prints the
+    lines in which the result differs from the profile (:func:`config_changes`), so a student sees what
+    they changed.
     A time budget's plan then makes a planned copy (:meth:`budget.Plan.applied_to`); nothing changes
     a config after it is frozen here.
 
@@ -82,17 +147,20 @@ def train_config(
     count: a run started on 2 workers resumes on 1.
     """
     profile = resolve_profile(profile, allow_cpu=allow_cpu)
-    cfg = build_config(profile, len(record.class_names), str(outputs.train.dir), pretrained=pretrained)
+    recipe = build_config(profile, len(record.class_names), str(outputs.train.dir), pretrained=pretrained)
     if not record.val_split:
-        cfg.DATASETS.TEST = ()
-        cfg.TEST.EVAL_PERIOD = 0
+        recipe.DATASETS.TEST = ()
+        recipe.TEST.EVAL_PERIOD = 0
+    cfg = recipe.clone()
     if ims_per_batch:
         _set_batch(cfg, profile, ims_per_batch)
     if max_iter:
         cfg.SOLVER.MAX_ITER = int(max_iter)
         cfg.SOLVER.STEPS = tuple(s for s in cfg.SOLVER.STEPS if s < max_iter)
-    if overrides:
-        cfg.merge_from_list([str(x) for x in overrides])
+    apply_opts(cfg, overrides)
+    changes = config_changes(recipe, cfg)
+    if changes:
+        print(f"This run's config differs from profile {profile} in:\n  " + "\n  ".join(changes))
     check_batch(int(cfg.SOLVER.IMS_PER_BATCH), world_size)
     cfg.MODEL.WEIGHTS = fetch(cfg.MODEL.WEIGHTS)
     cfg.freeze()

@@ -9,6 +9,12 @@
 * Validation mask AP50 keeps ``model_best.pth`` (its record restored from ``metrics.jsonl`` on resume).
 * The cell output gets one compact progress line every ~1% of the run (:class:`ProgressPrinter`);
   detectron2's full log goes to ``log.txt`` and scalars to TensorBoard event files in the train folder.
+* A Drive that drops mid-run costs no training: every hook's work after a step (checkpoints,
+  ``last_checkpoint``, metrics, TensorBoard events, validation, which reads its split's json) goes
+  through ``core.faults.retry``, remounting Drive on Colab, for up to 5 minutes; the metrics, event
+  and log files are reopened after a drop (the old handles stay dead after a remount). When Drive does
+  not come back, or the disk fills, training stops with last words naming the last complete
+  checkpoint and the iteration a re-run resumes from (:meth:`TinyVocTrainer.last_words`).
 * With several workers (``distributed.run_workers``) rank 0 alone writes: checkpoints (the
   checkpointer's ``save_to_disk``), the writers (metrics, TensorBoard, progress: DefaultTrainer adds
   them on rank 0 only) and the best checkpoint, whose choice is made once, on rank 0. Validation
@@ -24,8 +30,10 @@ import contextlib
 import datetime
 import functools
 import io
+import json
 import logging
 import math
+import os
 import sys
 import time
 import weakref
@@ -39,7 +47,9 @@ from detectron2.utils.events import EventWriter, JSONWriter, TensorboardXWriter,
 
 from ..core.atomic import atomic_path, write_bytes
 from ..core.errors import TinyVocError
+from ..core.faults import FULL, StorageGone, retry, stopped_message, storage_error
 from ..core.paths import TrainFiles
+from ..runtime.colab import remounter
 from .distributed import ddp_options
 from .metrics import BEST_METRIC, best_from_metrics, build_evaluator
 
@@ -64,6 +74,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
         self.files = TrainFiles(Path(save_dir))
         self.keep = keep
         self.resumed_from: Path | None = None
+        self.saved: tuple[str, int] | None = None  # the last complete resume point: (file name, next iteration)
+        self.saved_best: tuple[str, int] | None = None
 
     def save(self, name: str, **kwargs) -> None:
         if not self.save_to_disk:
@@ -79,10 +91,14 @@ class AtomicCheckpointer(DetectionCheckpointer):
             for old in [p for p in self.files.periodic() if p != target][: 1 - self.keep or None]:
                 old.unlink(missing_ok=True)
         self.logger.info(f"Saving checkpoint to {target}")
-        with atomic_path(target) as tmp:
-            torch.save(data, tmp)
-        if name != self.files.best.stem:  # the resume point stays the periodic/final checkpoint
-            self.tag_last_checkpoint(target.name)
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:  # a file object: write errors keep their errno
+            torch.save(data, fh)
+        resumes_at = int(kwargs.get("iteration", -1)) + 1
+        if name == self.files.best.stem:  # the resume point stays the periodic/final checkpoint
+            self.saved_best = (target.name, resumes_at)
+            return
+        self.tag_last_checkpoint(target.name)
+        self.saved = (target.name, resumes_at)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         if self.save_to_disk:
@@ -117,6 +133,7 @@ class AtomicCheckpointer(DetectionCheckpointer):
                     print(f"{exc}; it may be half-written or half-uploaded. Trying the previous checkpoint.")
                     continue
                 self.resumed_from = candidate
+                self.saved = (candidate.name, int(extra.get("iteration", -1)) + 1)
                 return extra
             print(f"No readable checkpoint in {self.files.dir}: starting from the initial weights.")
         return self.load(path, checkpointables=[])
@@ -165,6 +182,62 @@ class ProgressPrinter(EventWriter):
         print("  ".join(parts), file=self.stream, flush=True)
 
 
+class MetricsWriter(JSONWriter):
+    """``metrics.jsonl``, appended through a file opened for each write: after Drive dropped and was
+    remounted, a handle kept open would stay dead. A line cut by a failed write is cut off before the
+    next one, and the rows count as written only once they are, so a retried write repeats them."""
+
+    def __init__(self, json_file: str, window_size: int = 20):
+        self._path, self._window_size, self._last_write = Path(json_file), window_size, -1
+
+    def write(self):
+        storage = get_event_storage()
+        rows: dict[int, dict] = {}
+        for key, (value, it) in storage.latest_with_smoothing_hint(self._window_size).items():
+            if it > self._last_write:
+                rows.setdefault(it, {})[key] = value
+        if not rows:
+            return
+        text = "".join(json.dumps({**rows[it], "iteration": it}, sort_keys=True) + "\n" for it in sorted(rows))
+        with open(self._path, "ab+") as fh:
+            _cut_partial_line(fh)
+            fh.write(text.encode())
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._last_write = max(rows)
+
+    def close(self):
+        pass
+
+
+def _cut_partial_line(fh) -> None:
+    """Drop the unfinished last line of an append-mode file (a write cut by a drop), so every line parses."""
+    end = fh.seek(0, os.SEEK_END)
+    start = fh.seek(max(0, end - 65536))
+    tail = fh.read()
+    if not tail or tail.endswith(b"\n"):
+        return
+    cut = tail.rfind(b"\n")
+    if cut >= 0 or start == 0:
+        fh.truncate(start + cut + 1)  # cut == -1 with start 0: the only line is unfinished
+    else:
+        fh.write(b"\n")  # a line longer than the window: end it; read_metrics skips it
+
+
+class EventsWriter(TensorboardXWriter):
+    """TensorBoard events; after a failed write the event file is closed and a new one started on the next try."""
+
+    def write(self):
+        try:
+            super().write()
+            self._writer.flush()
+        except Exception:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self.__dict__.pop("_writer", None)
+            raise
+
+
 def progress_period(max_iter: int) -> int:
     """About 1% of the run, in multiples of 20 (detectron2 writes events every 20 iterations)."""
     return max(20, round(max_iter / 100 / 20) * 20)
@@ -210,6 +283,7 @@ class TinyVocTrainer(DefaultTrainer):
     def __init__(self, cfg):
         self.files = TrainFiles(Path(cfg.OUTPUT_DIR))
         self.metric_writers: list = []
+        self.stopped = False  # a storage fault ended the run: after_train writes nothing more
         with _ddp_options(cfg):
             super().__init__(cfg)
 
@@ -230,7 +304,7 @@ class TinyVocTrainer(DefaultTrainer):
         return results
 
     def build_writers(self):
-        self.metric_writers = [JSONWriter(str(self.files.metrics)), TensorboardXWriter(str(self.files.dir))]
+        self.metric_writers = [MetricsWriter(str(self.files.metrics)), EventsWriter(str(self.files.dir))]
         printer = ProgressPrinter(self.max_iter, progress_period(self.max_iter), self.cfg.TEST.EVAL_PERIOD)
         return [printer, *self.metric_writers]
 
@@ -250,14 +324,91 @@ class TinyVocTrainer(DefaultTrainer):
             hook_list[where + 1 : where + 1] = [best, _WriteAfterEval(self.cfg.TEST.EVAL_PERIOD, self.metric_writers)]
         return hook_list
 
+    def after_step(self):
+        for hook in self._hooks:
+            self._retried(hook.after_step, f"iteration {self.iter + 1}: {type(hook).__name__}")
+
+    def after_train(self):
+        self.storage.iter = self.iter
+        if self.stopped:  # the folder is gone or full: writing the final files would fail (or wait) again
+            return
+        for hook in self._hooks:
+            self._retried(hook.after_train, f"end of training: {type(hook).__name__}")
+
+    def _retried(self, call, what: str):
+        """``call`` through ``core.faults.retry`` (remounting Drive on Colab); a fault it cannot wait out stops the
+        run with :meth:`last_words`."""
+        try:
+            return retry(call, what, recover=remounter(self.files.dir))
+        except Exception as exc:
+            error = storage_error(exc)
+            if error is None or (error.errno not in FULL and not isinstance(exc, StorageGone)):
+                raise
+            self.stopped = True
+            raise TinyVocError(self.last_words(error, getattr(exc, "waited", None))) from None
+
+    def last_words(self, error: OSError, waited: float | None = None) -> str:
+        """What stopped training, what is safe on Drive, what only this runtime holds, and what to do."""
+        done = self.iter + 1
+        saved, best = self.checkpointer.saved, self.checkpointer.saved_best
+        if saved:
+            safe = f"{saved[0]} (the last complete checkpoint: a re-run resumes from iteration {saved[1]})"
+            resume = f"it resumes from iteration {saved[1]} of {self.max_iter}"
+        else:
+            safe = "no checkpoint of this run yet"
+            resume = "it starts this run over"
+        if best:
+            safe += f", {best[0]} (from iteration {best[1]})"
+        since = saved[1] if saved else self.start_iter
+        lost = f"iterations {since}-{done} (in memory only)" if done > since else "no training"
+        return stopped_message(
+            error,
+            f"Training at iteration {done} of {self.max_iter}",
+            safe,
+            f"{lost}, and whatever Drive had not uploaded yet",
+            f"run 02_train again with the same settings: {resume}",
+            waited,
+        )
+
     def resume_or_load(self, resume: bool = True):
+        """Resume from the newest readable checkpoint; first say what the previous runtime's uploads left out."""
+        from .storage import report_unfinished_uploads
+
         extra = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
+        if resume and comm.is_main_process():
+            used = self.checkpointer.resumed_from
+            report_unfinished_uploads(self.files, self.cfg.SOLVER.CHECKPOINT_PERIOD, used.name if used else None)
         if self.checkpointer.resumed_from is not None:
             if "trainer" not in extra and "iteration" in extra:  # a weights-only model_final.pth
                 self.iter = extra["iteration"]
             self.start_iter = self.iter + 1
             if self.checkpointer.resumed_from.name != self.files.last_checkpoint.read_text().strip():
                 print(f"Resuming from {self.checkpointer.resumed_from.name} instead.")
+
+
+class LogFile(logging.FileHandler):
+    """``log.txt``, reopened on the next line after a write failed because the folder stopped answering (the
+    old handle stays dead after a remount); the lines logged while it does not answer are lost, not the run."""
+
+    def emit(self, record):
+        try:
+            super().emit(record)
+        except Exception as exc:  # opening the file again failed: the folder still does not answer
+            if storage_error(exc) is None:
+                raise
+            self.stream = None
+
+    def handleError(self, record):
+        if storage_error(sys.exc_info()[1]) is None:
+            return super().handleError(record)
+        with contextlib.suppress(Exception):
+            self.stream.close()
+        self.stream = None
+
+
+def _not_our_message(record: logging.LogRecord) -> bool:
+    """detectron2 logs "Exception during training" with its traceback; a TinyVocError reaches the cell by itself."""
+    return not (record.exc_info and isinstance(record.exc_info[1], TinyVocError))
 
 
 @contextlib.contextmanager
@@ -267,7 +418,7 @@ def quiet_console(log_file: Path):
     consoles = [h for h in logger.handlers if type(h) is logging.StreamHandler]
     levels = [h.level for h in consoles]
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    to_file = logging.FileHandler(log_file)
+    to_file = LogFile(log_file)
     to_file.setFormatter(logging.Formatter("[%(asctime)s %(name)s]: %(message)s", datefmt="%m/%d %H:%M:%S"))
     to_file.setLevel(logging.INFO)
     logger.addHandler(to_file)
@@ -275,10 +426,13 @@ def quiet_console(log_file: Path):
         logger.setLevel(logging.INFO)
     for handler in consoles:
         handler.setLevel(max(handler.level, logging.WARNING))
+        handler.addFilter(_not_our_message)
     try:
         yield
     finally:
         logger.removeHandler(to_file)
-        to_file.close()
+        with contextlib.suppress(OSError):
+            to_file.close()
         for handler, level in zip(consoles, levels):
             handler.setLevel(level)
+            handler.removeFilter(_not_our_message)

@@ -1,25 +1,33 @@
-"""Training profiles: one parameter picks a complete, documented detectron2 config.
+"""Training profiles: detectron2 YAML files (``configs/``), one name or path picks a complete, commented recipe.
 
-* ``reference``: the original course solution, hyper-parameter for hyper-parameter.
-* ``strong``: the same X-101-32x8d backbone and ImageNet weights with what public results on this
+* ``reference.yaml``: the original course solution, hyper-parameter for hyper-parameter.
+* ``strong.yaml``: the same X-101-32x8d backbone and ImageNet weights with what public results on this
   test set show works (multi-scale training, cosine schedule, longer training, low test threshold,
   flip + multi-scale TTA). The default on a GPU.
-* ``smoke``: a CPU profile that learns the sample dataset in minutes (R18-FPN with BN from random
-  weights: the yaml's FrozenBN diverges without pretrained weights; slim heads; 128 px images). Its BN
-  is synchronised over the workers, so 1 or N workers train the same recipe.
+* ``smoke.yaml``: a CPU profile that learns the sample dataset in minutes (R18-FPN with BN from random
+  weights; slim heads; 128 px images).
+
+Each file names the model-zoo config it starts from in ``_BASE_``; the reasons for our values are
+comments in the files. A user's own file anywhere (on Colab, typically on Drive) builds on a built-in
+one with ``_BASE_: strong.yaml``: :func:`recipe_files` resolves a ``_BASE_`` as a built-in profile's
+name first, then a model-zoo path, then a path relative to the file that names it (fvcore's own
+``_BASE_`` handling knows only the last). What depends on this dataset and machine (datasets, classes,
+channel order, output folder, seed, device and mixed precision, ``pretrained=False``) is not recipe:
+:func:`build_config` applies it in code, after the files.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 from ..core.errors import TinyVocError
 from ..core.image_reader import LOADER_FORMAT
 
-X101_YAML = "COCO-InstanceSegmentation/mask_rcnn_X_101_32x8d_FPN_3x.yaml"
-R50_YAML = "COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml"
+CONFIGS = Path(__file__).parent / "configs"  # package data (pyproject.toml)
 PROFILES = ("smoke", "reference", "strong")
 GPU_PROFILES = ("reference", "strong")
+BASE_KEY = "_BASE_"
 
 
 def cuda_available() -> bool:
@@ -28,104 +36,151 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def is_file_profile(profile: str) -> bool:
+    """A path to the user's own YAML file rather than a built-in profile's name."""
+    return str(profile).lower().endswith((".yaml", ".yml"))
+
+
+def built_in_file(name: str) -> Path | None:
+    """``strong`` or ``strong.yaml`` -> the package's file; None for any other name."""
+    stem = Path(str(name)).name
+    stem = stem[: -len(".yaml")] if stem.endswith(".yaml") else stem
+    return CONFIGS / f"{stem}.yaml" if stem in PROFILES and str(name) in (stem, f"{stem}.yaml") else None
+
+
+def _zoo_file(name: str) -> Path | None:
+    from detectron2 import model_zoo
+
+    try:
+        return Path(model_zoo.get_config_file(name))
+    except RuntimeError:  # not a model-zoo config
+        return None
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise TinyVocError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise TinyVocError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise TinyVocError(f"{path} must hold config keys (KEY: value lines), not a {type(data).__name__}")
+    return data
+
+
+def recipe_files(profile: str) -> list[tuple[Path, dict | None]]:
+    """The chain of files a profile is made of, the model-zoo file first: ``[(path, keys or None), ...]``.
+
+    A model-zoo file comes with ``None`` (detectron2 merges it, its own ``_BASE_`` included); each of
+    ours with its keys, ``_BASE_`` removed. A file that is missing, or a ``_BASE_`` loop, stops here.
+    """
+    path = built_in_file(profile) or Path(str(profile)).expanduser()
+    chain: list[tuple[Path, dict | None]] = []
+    seen: list[Path] = []
+    while True:
+        if not path.is_file():
+            raise TinyVocError(
+                f"config file {path} not found; PROFILE takes auto, {', '.join(PROFILES)} or the path of a .yaml file"
+                + (f" (named in {seen[-1]})" if seen else "")
+            )
+        if path.resolve() in seen:
+            raise TinyVocError(f"{path} builds on itself: the _BASE_ chain {' -> '.join(map(str, seen))} loops")
+        seen.append(path.resolve())
+        keys = _read_yaml(path)
+        chain.insert(0, (path, keys))
+        base = keys.pop(BASE_KEY, None)
+        if base is None:
+            return chain
+        base = Path(str(base)).expanduser()
+        own = built_in_file(str(base))
+        zoo = None if own or base.is_absolute() else _zoo_file(str(base))
+        if zoo is not None:
+            chain.insert(0, (zoo, None))
+            return chain
+        path = own or (base if base.is_absolute() else path.parent / base)
+
+
+def family(profile: str) -> str | None:
+    """The built-in profile a profile is or builds on (``smoke``, ``reference``, ``strong``); None when
+    a user's file starts from a model-zoo file alone. The family decides CPU or GPU rules and defaults."""
+    for path, _ in recipe_files(profile):
+        if path.parent == CONFIGS and path.stem in PROFILES:
+            return path.stem
+    return None
+
+
 def resolve_profile(name: str, has_gpu: bool | None = None, allow_cpu: bool = False) -> str:
-    """Turn ``auto`` into ``strong`` on a GPU and ``smoke`` on CPU; refuse GPU profiles on CPU."""
+    """Turn ``auto`` into ``strong`` on a GPU and ``smoke`` on CPU; refuse GPU profiles on CPU.
+
+    A ``.yaml`` path is the user's own recipe: returned as an absolute path, after checking that its
+    ``_BASE_`` chain resolves; it needs a GPU unless it builds on ``smoke``.
+    """
     has_gpu = cuda_available() if has_gpu is None else has_gpu
-    name = (name or "auto").lower()
-    if name == "auto":
-        return "strong" if has_gpu else "smoke"
-    if name not in PROFILES:
-        raise TinyVocError(f"unknown profile {name!r}; choose one of auto, {', '.join(PROFILES)}")
-    if name in GPU_PROFILES and not has_gpu and not allow_cpu:
+    name = str(name or "auto").strip()
+    if is_file_profile(name) and built_in_file(name) is None:
+        path = str(Path(name).expanduser().resolve())
+        gpu = family(path) != "smoke"
+    else:
+        path = name.lower()
+        if path == "auto":
+            return "strong" if has_gpu else "smoke"
+        if path not in PROFILES:
+            raise TinyVocError(
+                f"unknown profile {name!r}; choose one of auto, {', '.join(PROFILES)}, or give the path of a .yaml file"
+            )
+        gpu = path in GPU_PROFILES
+    if gpu and not has_gpu and not allow_cpu:
         raise TinyVocError(
             f"profile {name!r} trains X-101 and needs a GPU, and none is visible (torch.cuda.is_available() "
-            "is False). On Colab: Runtime > Change runtime type > GPU. On CPU use PROFILE='smoke'."
+            "is False). On Colab: Runtime > Change runtime type > GPU. On CPU use PROFILE='smoke' (or a file with "
+            "_BASE_: smoke.yaml)."
         )
-    return name
+    return path
 
 
-def _smoke(cfg) -> None:
-    from detectron2 import model_zoo
-
-    cfg.merge_from_file(model_zoo.get_config_file(R50_YAML))
-    cfg.MODEL.WEIGHTS = ""
-    cfg.MODEL.RESNETS.DEPTH = 18
-    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-    # BN statistics over the whole batch, however many workers share it (``naiveSyncBN``: gloo-capable; with one
-    # worker it is BatchNorm2d itself): plain BN on 2 workers x 2 images reached 0.13-0.19 mask AP50 at 60 iterations
-    # where one worker x 4 reached 0.51-0.56 (README, "More GPUs, more machines")
-    cfg.MODEL.RESNETS.NORM = "naiveSyncBN"
-    cfg.MODEL.BACKBONE.FREEZE_AT = 0
-    cfg.MODEL.FPN.OUT_CHANNELS = 64
-    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 64
-    cfg.MODEL.ROI_BOX_HEAD.FC_DIM = 256
-    cfg.MODEL.ROI_MASK_HEAD.CONV_DIM = 64
-    cfg.INPUT.MIN_SIZE_TRAIN = (128,)
-    cfg.INPUT.MAX_SIZE_TRAIN = 256
-    cfg.INPUT.MIN_SIZE_TEST = 128
-    cfg.INPUT.MAX_SIZE_TEST = 256
-    cfg.SOLVER.IMS_PER_BATCH = 4  # batch 2 at this LR hit NaN in our measurements
-    # Without clipping this LR diverged (NaN boxes at iteration 82) on some CPUs and not on others: the
-    # margin was a matter of floating-point rounding. Clipping the gradient norm makes it robust.
-    cfg.SOLVER.CLIP_GRADIENTS.ENABLED = True
-    cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"
-    cfg.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 5.0
-    cfg.SOLVER.BASE_LR = 0.02
-    cfg.SOLVER.WARMUP_ITERS = 50
-    cfg.SOLVER.STEPS = (240,)
-    cfg.SOLVER.MAX_ITER = 300  # the sample's validation mask AP50 is ~0.9 by 200 iterations
-    cfg.SOLVER.CHECKPOINT_PERIOD = 100
-    cfg.TEST.EVAL_PERIOD = 100
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.05
-    cfg.DATALOADER.NUM_WORKERS = 0  # bit-identical losses with a fixed seed
-    cfg.MODEL.DEVICE = "cpu"
+def config_keys(cfg, prefix: str = "") -> list[str]:
+    """Every leaf key of a config, dotted (``SOLVER.BASE_LR``)."""
+    keys = []
+    for key, value in cfg.items():
+        dotted = f"{prefix}{key}"
+        keys.extend(config_keys(value, dotted + ".") if isinstance(value, dict) else [dotted])
+    return keys
 
 
-def _reference(cfg) -> None:
-    from detectron2 import model_zoo
-
-    cfg.merge_from_file(model_zoo.get_config_file(X101_YAML))
-    # MODEL.WEIGHTS stays the yaml's ImageNet X-101-32x8d file; weights.py fetches it
-    cfg.SOLVER.IMS_PER_BATCH = 2
-    cfg.SOLVER.BASE_LR = 0.0003
-    cfg.SOLVER.MAX_ITER = 10000
-    cfg.SOLVER.STEPS = ()  # the yaml's steps (210k, 250k) lie past MAX_ITER: no decay, as in the original
-    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 128
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.4
-    cfg.SOLVER.CHECKPOINT_PERIOD = 1000
-    cfg.TEST.EVAL_PERIOD = 1000
+def unknown_key_message(key: str, cfg, where: str) -> str:
+    """``unknown config key 'SOLVER.BASE_LRR' in OPTS; did you mean SOLVER.BASE_LR?``"""
+    close = difflib.get_close_matches(key, config_keys(cfg), n=1, cutoff=0.75)
+    hint = f"; did you mean {close[0]}?" if close else " (detectron2's keys: detectron2/config/defaults.py)"
+    return f"unknown config key {key!r} in {where}{hint}"
 
 
-def _strong(cfg) -> None:
-    from detectron2 import model_zoo
+def merge_keys(cfg, keys: dict, where: str) -> None:
+    """Merge a YAML file's keys into ``cfg``; an unknown key or a wrong type names the file and the key."""
+    from detectron2.config import CfgNode
 
-    cfg.merge_from_file(model_zoo.get_config_file(X101_YAML))
-    # multi-scale short-edge training + horizontal flip (the best public entry trained multi-scale)
-    cfg.INPUT.MIN_SIZE_TRAIN = tuple(range(480, 801, 32))
-    cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"
-    cfg.INPUT.MAX_SIZE_TRAIN = 1333
-    cfg.INPUT.RANDOM_FLIP = "horizontal"
-    # linear-scaled LR for batch 4 (0.02 at batch 16), warmup then cosine decay to zero
-    cfg.SOLVER.IMS_PER_BATCH = 4
-    cfg.SOLVER.BASE_LR = 0.005
-    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
-    cfg.SOLVER.WARMUP_ITERS = 1000
-    cfg.SOLVER.STEPS = ()
-    cfg.SOLVER.MAX_ITER = 30000  # ~90 epochs of 1349 images; 200k iters at batch 2 gave 0.586 publicly
-    cfg.SOLVER.CHECKPOINT_PERIOD = 1000
-    cfg.TEST.EVAL_PERIOD = 2000
-    cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 256
-    # mAP rewards recall: keep low-score detections (the 0.683 entry used 0.005), 100 per image
-    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.01
-    cfg.TEST.DETECTIONS_PER_IMAGE = 100
-    # flip + multi-scale test-time augmentation (two-scale TTA in the best entry)
-    cfg.TEST.AUG.ENABLED = True
-    cfg.TEST.AUG.MIN_SIZES = (600, 800)
-    cfg.TEST.AUG.MAX_SIZE = 1333
-    cfg.TEST.AUG.FLIP = True
+    try:
+        cfg.merge_from_other_cfg(CfgNode(keys))
+    except KeyError as exc:
+        key = str(exc.args[0]).rsplit(": ", 1)[-1]
+        raise TinyVocError(unknown_key_message(key, cfg, where)) from None
+    except (ValueError, AssertionError) as exc:
+        raise TinyVocError(f"{where}: {exc}") from None
 
 
-_BUILDERS = {"smoke": _smoke, "reference": _reference, "strong": _strong}
+def load_recipe(profile: str):
+    """The profile's files merged onto detectron2's defaults: the recipe alone, nothing computed."""
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    for path, keys in recipe_files(profile):
+        if keys is None:
+            cfg.merge_from_file(str(path))
+        else:
+            merge_keys(cfg, keys, str(path))
+    return cfg
 
 
 def build_config(
@@ -137,32 +192,26 @@ def build_config(
     seed: int = 42,
     pretrained: bool = True,
 ):
-    """Return a frozen-able detectron2 CfgNode for ``profile`` (already resolved, not ``auto``).
+    """Return a detectron2 CfgNode for ``profile`` (resolved, not ``auto``): the recipe, then this run's facts.
 
     ``pretrained=False`` (an explicit choice, never a fallback) starts the X-101 profiles from random
     weights with trainable BatchNorm, for machines that cannot download the ImageNet weights (the GPU
     check): the yaml's FrozenBN diverges without pretrained statistics. It measures speed and memory,
     not the accuracy a user gets.
     """
-    from detectron2.config import get_cfg
-
     from ..dataset.registry import TRAIN, VAL
 
-    if profile not in _BUILDERS:
-        raise TinyVocError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     has_gpu = cuda_available() if has_gpu is None else has_gpu
-    cfg = get_cfg()
-    _BUILDERS[profile](cfg)
+    cfg = load_recipe(profile)
     cfg.DATASETS.TRAIN = (TRAIN,)
     cfg.DATASETS.TEST = (VAL,)
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = num_classes
     cfg.INPUT.FORMAT = LOADER_FORMAT  # the order detection_utils.read_image gives the loader and the predictor
     cfg.OUTPUT_DIR = str(output_dir)
     cfg.SEED = seed
-    if profile != "smoke":
+    if family(profile) != "smoke":  # smoke is a CPU recipe; the others train on what this machine has
         cfg.MODEL.DEVICE = "cuda" if has_gpu else "cpu"
         cfg.SOLVER.AMP.ENABLED = has_gpu  # mixed precision on GPU by default
-        cfg.DATALOADER.NUM_WORKERS = 2
         if not pretrained:
             cfg.MODEL.WEIGHTS = ""
             cfg.MODEL.RESNETS.NORM = "naiveSyncBN"  # as smoke: BN over all workers, BatchNorm2d itself on one
@@ -176,4 +225,6 @@ def describe_weights(cfg, profile: str) -> str:
         return f"pretrained: {Path(cfg.MODEL.WEIGHTS).name}"
     if profile == "smoke":
         return "random init (the smoke profile learns the sample from scratch)"
-    return "random init (PRETRAINED = False): no pretrained weights; not the accuracy a real run gets"
+    if not is_file_profile(profile):
+        return "random init (PRETRAINED = False): no pretrained weights; not the accuracy a real run gets"
+    return "random init (MODEL.WEIGHTS is empty, or PRETRAINED = False)"

@@ -1,10 +1,11 @@
 """This machine's training speed: a short real warm-up, timed, that the budget plans from.
 
-The steps are real ones (the profile's model, weights, data loader, optimizer and mixed precision)
-on a throw-away copy of the model; validation and one checkpoint write are timed too, so the plan
-(``budget.plan_budget``) pays for them. With several workers every worker takes part: the step is
-the distributed one (DDP, gradients averaged over all workers, each on its share of the batch) and
-validation is the sharded one the trainer runs; rank 0's measurement makes the one plan all follow.
+The steps are the trainer's own (``engine.TinyVocTrainer`` built on the profile's config: one
+trainer, so what is timed is what trains), on a throw-away copy; validation and one checkpoint write
+are timed too, so the plan (``budget.plan_budget``) pays for them. With several workers every worker
+takes part: the step is the distributed one (DDP, gradients averaged over all workers, each on its
+share of the batch) and validation is the sharded one the trainer runs; rank 0's measurement makes the
+one plan all follow.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import time
 from pathlib import Path
 
 from .budget import Plan, Speed, format_duration, plan_budget
-from .distributed import ddp_options
 from .metrics import build_evaluator
 
 
@@ -64,57 +64,60 @@ def _time_evaluation(cfg, model, images: int) -> float:
 def measure_speed(cfg, iterations: int = 20, skip: int = 3, eval_images: int = 8, save_dir: str | None = None) -> Speed:
     """Time ``iterations`` training steps of ``cfg`` on this machine (after ``skip`` untimed ones).
 
-    The steps are real ones (the profile's model, weights, data loader, optimizer and mixed
-    precision) on a throw-away copy of the model; the trainer then starts from the initial weights.
+    The steps are the trainer's own: :class:`engine.TinyVocTrainer` is built on ``cfg`` as the run
+    builds it (model, weights, data loader, optimizer, LR schedule, mixed precision, DDP over the
+    workers) and its ``run_step`` is timed, so what is measured is what trains. This throw-away trainer
+    writes its logs into a temporary folder; the real run then builds its own from the initial weights.
     Also times validation on ``eval_images`` images (scaled to the val split) and one checkpoint
     write to ``save_dir`` (the train folder: on Drive that is what a save costs). Nothing else is
     written. The caller subtracts :attr:`Speed.measured_seconds` from the budget. With several
-    workers each runs this together (the model in DDP, as the trainer wraps it); rank 0 writes the
-    timed checkpoint, as it writes every checkpoint.
+    workers each runs this together; rank 0 writes the timed checkpoint, as it writes every checkpoint.
     """
     import gc
+    import tempfile
 
     import torch
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, create_ddp_model
-    from detectron2.modeling import build_model
-    from detectron2.solver import build_lr_scheduler, build_optimizer
     from detectron2.utils import comm
     from detectron2.utils.events import EventStorage
 
     from ..core.atomic import atomic_path
+    from .engine import TinyVocTrainer
 
     started = time.perf_counter()
-    model = build_model(cfg)
-    DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-    optimizer = build_optimizer(cfg, model)
-    scheduler = build_lr_scheduler(cfg, optimizer)  # the warmup's small LR: full LR from step 0 diverges
-    loader = DefaultTrainer.build_train_loader(cfg)
-    model = create_ddp_model(model, broadcast_buffers=False, **ddp_options(cfg))  # as the trainer; one worker: as is
-    step = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, loader, optimizer)
-    setup = time.perf_counter() - started
-    times = []
-    with EventStorage(0) as storage:
-        step.storage = storage
-        for k in range(skip + iterations):
-            _sync(cfg)
+    with tempfile.TemporaryDirectory(prefix="tinyvoc-speed-") as scratch:
+        throwaway = cfg.clone()
+        throwaway.defrost()
+        throwaway.OUTPUT_DIR = scratch  # its metrics and event files; the run's folder stays untouched
+        throwaway.freeze()
+        trainer = TinyVocTrainer(throwaway)
+        trainer.resume_or_load(resume=False)  # the initial weights, as the run loads them
+        setup = time.perf_counter() - started
+        times = []
+        with EventStorage(0) as storage:
+            trainer.storage = storage
+            for k in range(skip + iterations):
+                _sync(cfg)
+                tick = time.perf_counter()
+                trainer.iter = storage.iter = k
+                trainer.run_step()
+                trainer.scheduler.step()  # the warmup's small LR, as the trainer's LRScheduler hook steps it
+                _sync(cfg)
+                if k >= skip:
+                    times.append(time.perf_counter() - tick)
+        model = trainer.model
+        evaluate = cfg.DATASETS.TEST and cfg.TEST.EVAL_PERIOD
+        eval_seconds = _time_evaluation(cfg, model, eval_images) if evaluate else 0.0
+        checkpoint_seconds = 0.0
+        if save_dir and comm.is_main_process():
             tick = time.perf_counter()
-            step.iter = storage.iter = k
-            step.run_step()
-            scheduler.step()
-            _sync(cfg)
-            if k >= skip:
-                times.append(time.perf_counter() - tick)
-    eval_seconds = _time_evaluation(cfg, model, eval_images) if cfg.DATASETS.TEST and cfg.TEST.EVAL_PERIOD else 0.0
-    checkpoint_seconds = 0.0
-    if save_dir and comm.is_main_process():
-        tick = time.perf_counter()
-        with atomic_path(Path(save_dir) / "speed_test.pth") as tmp:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, tmp)
-            checkpoint_seconds = time.perf_counter() - tick
-        Path(save_dir, "speed_test.pth").unlink(missing_ok=True)
-    del step, loader, scheduler, optimizer, model
-    gc.collect()  # the loader's workers and the throw-away model, before the trainer builds its own
+            with atomic_path(Path(save_dir) / "speed_test.pth") as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": trainer.optimizer.state_dict()}, tmp)
+                checkpoint_seconds = time.perf_counter() - tick
+            Path(save_dir, "speed_test.pth").unlink(missing_ok=True)
+        for writer in trainer.metric_writers:
+            writer.close()
+        del trainer, model
+        gc.collect()  # the loader's workers and the throw-away model, before the run builds its own
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return Speed(

@@ -19,20 +19,23 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from ..core.atomic import write_bytes, write_json
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs, TrainFiles
+from ..core.table import html_table, text_table
 from ..dataset.record import DatasetRecord
 from ..dataset.registry import register_all
 from ..runtime import kaggle
-from .budget import Plan, resolve_budget
+from .budget import Plan, format_duration, resolve_budget
 from .config import config_signature, train_config
 from .distributed import World, agree, barrier, is_main, rank, run_workers, seed_worker, world_size
 from .metrics import best_from_metrics
-from .profiles import describe_weights
+from .profiles import describe_weights, family
 from .speed import plan_for
+from .storage import require_space, retried
 
 
 def remove_leftovers(folder: Path) -> list[Path]:
@@ -69,6 +72,36 @@ class RunRecord:
     @classmethod
     def load(cls, path: Path) -> RunRecord | None:
         return cls(**json.loads(Path(path).read_text())) if Path(path).exists() else None
+
+    def rows(self) -> list[tuple[str, str]]:
+        """What a cell shows: the run's state, its best validation AP50, its time and its checkpoints."""
+        state = "finished" if self.finished else "stopped early (re-run to resume)"
+        rows = [
+            ("profile", self.profile),
+            ("iterations", f"{self.iteration:,} of {self.max_iter:,}, {state}"),
+            ("best val mask AP50", f"{self.best_ap50:.3f} at iteration {self.best_iter:,}" if self.best_ap50 is not None
+             else "no validation"),
+            ("training time", f"{format_duration(self.seconds)}"
+             + (f", {self.seconds_per_iter:.3g} s/iter" if self.seconds_per_iter else "")),
+        ]  # fmt: skip
+        if self.wall_seconds is not None:
+            rows.append(("this call", format_duration(self.wall_seconds)))
+        if self.time_budget_h is not None:
+            planned = f", planned {format_duration(self.planned_seconds)}" if self.planned_seconds else ""
+            rows.append(("budget", f"{format_duration(self.time_budget_h * 3600)}{planned}"))
+        if self.weights:
+            rows.append(("weights", self.weights))
+        checkpoints = ", ".join(name for name in (self.checkpoint_best, self.checkpoint_final) if name)
+        rows.append(("checkpoints", checkpoints or "none yet"))
+        if self.world_size > 1:
+            rows.append(("workers", str(self.world_size)))
+        return rows
+
+    def __repr__(self) -> str:
+        return text_table("Training run (output/train/run.json)", self.rows())
+
+    def _repr_html_(self) -> str:
+        return html_table("Training run (output/train/run.json)", self.rows())
 
 
 @dataclass(frozen=True)
@@ -133,7 +166,7 @@ def _setup(job: TrainJob):
     previous_config = _read(files.config)
     state = (previous_config, _read(files.last_checkpoint), _read(files.record), _read(files.plan))
     agree(state, "training run (config, last checkpoint, run record, plan)", files.dir)
-    budget_h = resolve_budget(profile, job.time_budget_h, max_iter)
+    budget_h = resolve_budget(family(profile) or profile, job.time_budget_h, max_iter)
     plan = _plan(cfg, files, profile, budget_h, resume, previous_config) if budget_h else None
     if plan:
         cfg = plan.applied_to(cfg)
@@ -153,6 +186,7 @@ def _setup(job: TrainJob):
             return done
     if not is_main():
         return profile, cfg, plan
+    require_space(cfg, files)  # before the first iteration and before any write: a full Drive costs nothing yet
     if not resume:
         for stale in [
             *files.dir.glob("model_*.pth"),
@@ -223,12 +257,13 @@ def train_worker(job: TrainJob) -> RunRecord | None:
     with quiet_console(files.log_for(rank())):
         if world_size() > 1:
             logging.getLogger("detectron2").info(f"training worker rank {rank()} of {world_size()}, pid {os.getpid()}")
-        setup = _setup(job)
+        setup = retried(lambda: _setup(job), "setting up", files.dir)
         if isinstance(setup, RunRecord):
             return setup
         profile, cfg, plan = setup
         trainer, seconds = _run(cfg, job.resume)
-    run = _record(files, profile, cfg, trainer, seconds, plan, time.time() - job.started) if is_main() else None
+    record = partial(_record, files, profile, cfg, trainer, seconds, plan, time.time() - job.started)
+    run = retried(record, "writing the run record", files.dir) if is_main() else None
     barrier()  # the record exists before any worker returns: a caller on another machine reads it
     return run
 
@@ -236,19 +271,24 @@ def train_worker(job: TrainJob) -> RunRecord | None:
 def train(
     outputs: Outputs,
     profile: str = "auto",
-    max_iter: int | None = None,
+    max_iter: int | None = 0,
     resume: bool = True,
-    overrides: list | None = None,
+    overrides: list | tuple = (),
     time_budget_h: float | None = None,
     pretrained: bool = True,
     *,
-    num_gpus: int | str = 1,
+    num_gpus: int | str = "auto",
     num_machines: int = 1,
     machine_rank: int = 0,
     dist_url: str = "auto",
-    ims_per_batch: int | None = None,
+    ims_per_batch: int | None = 0,
 ) -> RunRecord | None:
     """Train (or resume, or skip when already finished with the same config); return the run record.
+
+    The arguments are notebook 02's parameters, with their defaults (``core/settings.py``; a test holds
+    them equal): ``profile`` a built-in name or the path of the user's YAML file, ``overrides`` the
+    ``OPTS`` list (detectron2's ``KEY VALUE ...``, checked before anything runs: see
+    :func:`config.apply_opts`), ``max_iter`` and ``ims_per_batch`` 0 for the profile's own.
 
     ``time_budget_h``: hours for the whole run (see :func:`budget.resolve_budget`: None is 3 h on a
     GPU profile and the profile's own length for ``smoke``; 0 is no budget). An explicit
@@ -257,7 +297,7 @@ def train(
 
     ``num_gpus`` (worker processes on this machine, ``"auto"``: every visible GPU, 1 on a CPU),
     ``num_machines``, ``machine_rank``, ``dist_url``: detectron2's ``launch`` arguments, see
-    :class:`distributed.World`; one worker (the default) trains in this process. ``ims_per_batch``:
+    :class:`distributed.World`; one worker (``auto`` on a CPU or one GPU) trains in this process. ``ims_per_batch``:
     the total batch over all workers in place of the profile's, its LR and warmup scaled (see
     :func:`config.linear_scaling`). On a machine other than machine 0 the record is rank 0's, read
     from the shared folder (None when this machine cannot see it).
@@ -265,7 +305,7 @@ def train(
     world = World.resolve(num_gpus, num_machines, machine_rank, dist_url)
     kaggle.bring_in_for_training(outputs, resume)  # Kaggle: 01's record, 02's own earlier run (attached outputs)
     job = TrainJob(
-        outputs, profile, max_iter, resume, tuple(overrides or ()), time_budget_h, pretrained,
+        outputs, profile, int(max_iter or 0) or None, resume, tuple(overrides or ()), time_budget_h, pretrained,
         int(ims_per_batch or 0) or None, time.time(),
     )  # fmt: skip
     if world.size > 1:

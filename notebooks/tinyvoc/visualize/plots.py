@@ -16,7 +16,8 @@ import numpy as np
 from ..core.atomic import atomic_path
 from ..core.rle import decode_mask
 from ..dataset.record import ClassMap
-from ..inference.predictions import Predictions
+from ..inference.cache_file import Predictions
+from ..inference.selection import Selection
 from ..training.metrics import BEST_METRIC
 
 
@@ -109,16 +110,15 @@ def prediction_grid(
     predictions: Predictions,
     class_map: ClassMap,
     path: Path,
+    selection: Selection,
     n: int = 12,
-    score_threshold: float = 0.5,
     grayscale: bool = False,
     ncols: int = 4,
 ):
-    """The first ``n`` images of a split's predictions with detections above ``score_threshold``."""
+    """The first ``n`` images of a split's predictions with the detections ``selection`` keeps (what is exported)."""
     by_image = defaultdict(list)
-    for det in predictions.detections:
-        if det["score"] >= score_threshold:
-            by_image[det["image_id"]].append(det)
+    for det in selection.apply(predictions.detections):
+        by_image[det["image_id"]].append(det)
     images = predictions.images.paths()
     ids = predictions.image_ids[:n]
     drawn = [draw_detections(images[i], by_image[i], class_map, grayscale) for i in ids]
@@ -161,24 +161,23 @@ def training_curves(rows: list[dict], path: Path):
 
 
 def ground_truth_vs_prediction(
-    predictions: Predictions, class_map: ClassMap, path: Path, n: int = 6, score_threshold: float = 0.5
+    predictions: Predictions, class_map: ClassMap, path: Path, selection: Selection, n: int = 6
 ):
-    """Validation images: ground truth (left) beside the model's prediction (right)."""
+    """Validation images: ground truth (left) beside the detections ``selection`` keeps (right)."""
     gt = predictions.images.coco
     files = predictions.images.paths()
     anns, dets = defaultdict(list), defaultdict(list)
     for a in gt["annotations"]:
         anns[a["image_id"]].append(a)
-    for d in predictions.detections:
-        if d["score"] >= score_threshold:
-            dets[d["image_id"]].append(d)
+    for d in selection.apply(predictions.detections):
+        dets[d["image_id"]].append(d)
     drawn, titles = [], []
     for im in gt["images"][:n]:
         file = files[im["id"]]
         drawn += [draw_ground_truth(file, anns[im["id"]], class_map), draw_detections(file, dets[im["id"]], class_map)]
         titles += [
             f"ground truth: {len(anns[im['id']])} objects",
-            f"prediction: {len(dets[im['id']])} (score >= {score_threshold})",
+            f"prediction: {len(dets[im['id']])} (score >= {selection.threshold:g})",
         ]
     return image_grid(drawn, titles, path, ncols=2)
 

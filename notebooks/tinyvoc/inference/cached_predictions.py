@@ -1,10 +1,10 @@
 """Predict once, cache every detection, and serve notebooks 03 and 04 from the cache.
 
-The model runs on a split at a low score floor and every detection goes to ``output/predictions/``
-(``predictions.py`` holds the file format). The cache file name is a hash of everything that changes
-the result (checkpoint file, config, TTA, score floor, image list), so a new checkpoint or setting is
-never answered from a stale cache, and a new export threshold costs no inference at all. Images are
-decoded in a thread pool ahead of the model.
+The model (``model_runner.py``) runs on a split at a low score floor and every detection goes to
+``output/predictions/`` (``cache_file.py`` holds the file format). The cache file name is a hash of
+everything that changes the result (checkpoint file, config, TTA, score floor, image list), so a new
+checkpoint or setting is never answered from a stale cache, and a new export threshold costs no
+inference at all. Images are decoded in a thread pool ahead of the model.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .predictions import CACHE_FORMAT, Predictions, read_cache, write_cache
-from .trained_run import DEFAULT_SCORE_FLOOR, ImageItem, TrainedRun
+from .cache_file import CACHE_FORMAT, Predictions, read_cache, write_cache
+from .trained_run import ImageItem, TrainedRun
 
 
 def cache_key(checkpoint: Path, config_text: str, items, tta: bool, score_floor: float) -> str:
@@ -37,11 +37,17 @@ def predict_split(
     run: TrainedRun,
     split: str = "test",
     tta: bool | None = None,
-    score_floor: float = DEFAULT_SCORE_FLOOR,
     batch_size: int | None = None,
     refresh: bool = False,
+    score_floor: float | None = None,
 ) -> Predictions:
-    """The cached detections for ``split``, running the model only if the cache is missing or stale."""
+    """The cached detections for ``split``, running the model only if the cache is missing or stale.
+
+    Detections are kept down to the run's score floor (``run.score_floor``), whatever threshold the
+    notebook exports or draws at, so every threshold from the floor up is served by one cache.
+    ``score_floor`` overrides it for benchmarks and tests that want every detection (0).
+    """
+    score_floor = run.score_floor if score_floor is None else float(score_floor)
     cfg = run.inference_config(score_floor)
     tta = run.tta if tta is None else bool(tta)
     images = run.split(split)
@@ -76,7 +82,7 @@ def predict_split(
 
 def _run_model(run: TrainedRun, cfg, items: tuple[ImageItem, ...], split: str, tta: bool, batch_size) -> list[dict]:
     """Every detection of the model on ``items``, decoding the next batches while the model runs."""
-    from .predictor import BatchPredictor, instances_to_detections
+    from .model_runner import BatchPredictor, instances_to_detections
 
     predictor = BatchPredictor(cfg, run.checkpoint, tta=tta)
     batch_size = batch_size or (4 if cfg.MODEL.DEVICE.startswith("cuda") and not tta else 1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,31 +54,9 @@ class Predictions:
             raise TinyVocError("these predictions have no ground truth (test split); evaluate the val split")
         if self.images is None:
             raise TinyVocError(
-                "these val predictions were read without their split; use predict.predict_split(run, 'val')"
+                "these val predictions were read without their split; use cached_predictions.predict_split(run, 'val')"
             )
         return self.images.ground_truth
-
-    def select(
-        self,
-        score_threshold: float,
-        max_per_image: int = 100,
-        class_thresholds: dict[int, float] | None = None,
-        keys: tuple[str, ...] | None = None,
-    ) -> list[dict]:
-        """Detections at or above their class's threshold, at most ``max_per_image`` per image, best first.
-
-        Rows keep only ``keys`` (``None``: every field; the export asks for the submission's four).
-        """
-        class_thresholds = {int(k): float(v) for k, v in (class_thresholds or {}).items()}
-        per_image: dict[int, list[dict]] = defaultdict(list)
-        for det in self.detections:
-            if det["score"] >= class_thresholds.get(det["category_id"], score_threshold):
-                per_image[det["image_id"]].append(det)
-        kept = []
-        for image_id in sorted(per_image):
-            ranked = sorted(per_image[image_id], key=lambda d: -d["score"])[:max_per_image]
-            kept += [{k: det[k] for k in keys} if keys else dict(det) for det in ranked]
-        return kept
 
     def header(self) -> dict:
         """What the cache file's first line holds besides the format, count and checksum."""

@@ -3,55 +3,56 @@
 import os
 import shutil
 
-from tinyvoc.inference import predict, predictions
-from tinyvoc.inference.predictions import Predictions
+from tinyvoc.inference import cache_file, cached_predictions
+from tinyvoc.inference.cache_file import Predictions
+from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import TrainedRun
 from tinyvoc.submission import export
 
 
 def test_second_call_is_served_from_the_cache_and_equals_fresh_inference(trained_sample, capsys, tmp_path):
     run = TrainedRun.load(trained_sample, "final")
-    first = predict.predict_split(run, "test", refresh=True)  # other tests may have filled it
+    first = cached_predictions.predict_split(run, "test", refresh=True)  # other tests may have filled it
     assert "Using cached" not in capsys.readouterr().out
-    again = predict.predict_split(run, "test")
+    again = cached_predictions.predict_split(run, "test")
     assert "Using cached" in capsys.readouterr().out
     assert again == first
-    fresh = predict.predict_split(run, "test", refresh=True)
+    fresh = cached_predictions.predict_split(run, "test", refresh=True)
     assert fresh.detections == first.detections
     test_json = run.record.data_files.test_json
-    export.export_submission(first, test_json, tmp_path / "a.json", 0.05)
-    export.export_submission(fresh, test_json, tmp_path / "b.json", 0.05)
+    export.export_submission(first, test_json, tmp_path / "a.json", Selection(0.05))
+    export.export_submission(fresh, test_json, tmp_path / "b.json", Selection(0.05))
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
     assert len(list(trained_sample.predictions_dir.glob("test-*.jsonl"))) == 1
 
 
 def test_changed_setting_or_checkpoint_invalidates_the_cache(trained_sample, capsys, tmp_path):
     run = TrainedRun.load(trained_sample, "final")
-    base = predict.predict_split(run, "test")
+    base = cached_predictions.predict_split(run, "test")
     capsys.readouterr()
-    floor = predict.predict_split(run, "test", score_floor=0.2)
+    floor = cached_predictions.predict_split(run, "test", score_floor=0.2)
     assert floor.key != base.key and "Using cached" not in capsys.readouterr().out
     assert all(d["score"] >= 0.2 for d in floor.detections)
 
     other = tmp_path / "other.pth"
     shutil.copy(trained_sample.train.dir / "model_final.pth", other)
-    moved = predict.predict_split(TrainedRun.load(trained_sample, str(other)), "test")
+    moved = cached_predictions.predict_split(TrainedRun.load(trained_sample, str(other)), "test")
     assert moved.key != base.key and "Using cached" not in capsys.readouterr().out
 
     items = run.split("test").items
     ckpt = trained_sample.train.dir / "model_final.pth"
-    key = predict.cache_key(ckpt, "cfg", items, False, 0.01)
-    assert predict.cache_key(ckpt, "cfg", items, True, 0.01) != key  # TTA
-    assert predict.cache_key(ckpt, "cfg2", items, False, 0.01) != key  # config
-    assert predict.cache_key(ckpt, "cfg", items[:-1], False, 0.01) != key  # image list
+    key = cached_predictions.cache_key(ckpt, "cfg", items, False, 0.01)
+    assert cached_predictions.cache_key(ckpt, "cfg", items, True, 0.01) != key  # TTA
+    assert cached_predictions.cache_key(ckpt, "cfg2", items, False, 0.01) != key  # config
+    assert cached_predictions.cache_key(ckpt, "cfg", items[:-1], False, 0.01) != key  # image list
     stat = ckpt.stat()
     os.utime(ckpt, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # retrained in place
-    assert predict.cache_key(ckpt, "cfg", items, False, 0.01) != key
+    assert cached_predictions.cache_key(ckpt, "cfg", items, False, 0.01) != key
 
 
 def test_detections_use_dataset_ids_and_json_sizes(trained_sample):
     run = TrainedRun.load(trained_sample, "final")
-    cached = predict.predict_split(run, "test")
+    cached = cached_predictions.predict_split(run, "test")
     sizes = {it.image_id: [it.height, it.width] for it in run.split("test").items}
     assert cached.detections, "a trained smoke model finds shapes on the sample"
     assert {d["category_id"] for d in cached.detections} <= {2, 5, 9}
@@ -81,24 +82,24 @@ def test_cache_file_round_trip_and_damage(tmp_path):
     from tinyvoc.core.errors import TinyVocError
 
     path = tmp_path / "test-abc.jsonl"
-    written = predictions.write_cache(path, Predictions("test", _rows(), 0.01, key="abc"))
-    read = predictions.read_cache(path)
+    written = cache_file.write_cache(path, Predictions("test", _rows(), 0.01, key="abc"))
+    read = cache_file.read_cache(path)
     assert read == written and read.detections == _rows() and read.key == "abc"
     assert read.checked_rles == {(20, 30, d["segmentation"]["counts"]) for d in _rows()}
     assert not any(str(tmp_path) in line for line in path.read_text().splitlines()[:1])  # no absolute paths added
 
     head, body = path.read_bytes().split(b"\n", 1)
     path.write_bytes(head + b"\n" + body.replace(b'"score": 0.5', b'"score": 0.9'))
-    assert predictions.read_cache(path) is None  # still valid JSON, but not what was checked
+    assert cache_file.read_cache(path) is None  # still valid JSON, but not what was checked
     old = json.loads(head)
     old["format"] = 1
     path.write_bytes(json.dumps(old).encode() + b"\n" + body)
-    assert predictions.read_cache(path) is None
+    assert cache_file.read_cache(path) is None
     path.write_text(json.dumps({"detections": []}))  # a format-1 cache: one JSON document
-    assert predictions.read_cache(path) is None
+    assert cache_file.read_cache(path) is None
 
     bad = _rows()
     bad[1]["segmentation"]["counts"] = "l57"
     with pytest.raises(TinyVocError, match="1 of 3 encoded masks fail the submission check"):
-        predictions.write_cache(tmp_path / "test-bad.jsonl", Predictions("test", bad, 0.01, key="abc"))
+        cache_file.write_cache(tmp_path / "test-bad.jsonl", Predictions("test", bad, 0.01, key="abc"))
     assert not (tmp_path / "test-bad.jsonl").exists()

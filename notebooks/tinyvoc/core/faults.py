@@ -1,0 +1,153 @@
+"""File-system faults in the project folder: a dropped Drive is waited for, a full disk stops, both say what is safe.
+
+Colab's Drive is a FUSE mount. It drops mid-run, often hours in; every file operation under it then
+fails with ``[Errno 107] Transport endpoint is not connected`` (or EIO, ESTALE) until Drive is
+mounted again (``drive.mount(..., force_remount=True)``). :func:`retry` calls an operation again
+while it fails that way, asking the caller's ``recover`` (the remount, where the platform can) between
+tries, for up to :data:`RETRY_SECONDS`; then it gives up with :class:`StorageGone`. A full disk or
+quota (ENOSPC, EDQUOT) does not pass by waiting: it is raised at once. Either way the user's last
+words come from :func:`stopped_message`: what stopped and why, what is safe, what exists only on this
+runtime, what to do; never a bare ``OSError``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import TypeVar
+
+from .errors import TinyVocError
+from .space import free_bytes, human
+
+DROPPED = frozenset({errno.ENOTCONN, errno.EIO, errno.ESTALE})  # a mount that stopped answering
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full disk or Drive quota
+RETRY_SECONDS = 300.0  # how long a dropped Drive is waited for (and remounted) before the run stops
+RETRY_ENV = "TINYVOC_FAULT_RETRY_S"  # overrides RETRY_SECONDS (the tests use seconds)
+WAITS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0)  # seconds between tries; the last repeats
+
+T = TypeVar("T")
+
+
+def retry_seconds() -> float:
+    return float(os.environ.get(RETRY_ENV) or RETRY_SECONDS)
+
+
+def duration(seconds: float) -> str:
+    """``3 s``, ``5 min``: how long, in the unit a reader expects."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def storage_error(exc: BaseException | None) -> OSError | None:
+    """The OSError of a dropped mount or a full disk behind ``exc`` (itself, or what it was raised from); else None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in DROPPED | FULL:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def describe(error: OSError) -> str:
+    """``[Errno 107] Transport endpoint is not connected: '.../metrics.jsonl'``, as Python prints it."""
+    name = f": {os.fspath(error.filename)!r}" if error.filename else ""
+    return f"[Errno {error.errno}] {error.strerror or os.strerror(error.errno)}{name}"
+
+
+class StorageGone(TinyVocError):
+    """The project folder did not answer again within the retry time; ``error`` is the last failure."""
+
+    def __init__(self, error: OSError, waited: float, what: str):
+        self.error, self.waited, self.what = error, waited, what
+        super().__init__(f"{what}: {describe(error)}; still failing after {waited:.0f} s of retries")
+
+
+def retry(
+    call: Callable[[], T],
+    what: str,
+    recover: Callable[[], object] | None = None,
+    seconds: float | None = None,
+    say: Callable[[str], object] = print,
+) -> T:
+    """``call()``; while it fails with a dropped-mount error, ``recover()`` (remount), wait, and call it again.
+
+    Gives up with :class:`StorageGone` after ``seconds`` (default :func:`retry_seconds`). A full
+    disk (ENOSPC, EDQUOT) and every other error are raised as they are, at once. ``call`` must be
+    safe to repeat: every file it writes is written whole or not at all (``core.atomic``).
+    """
+    budget = retry_seconds() if seconds is None else seconds
+    started, tries, remount_failed = None, 0, False
+    while True:
+        try:
+            result = call()
+        except Exception as exc:
+            error = storage_error(exc)
+            if error is None or error.errno not in DROPPED:
+                raise
+            now = time.monotonic()
+            started = now if started is None else started
+            if now - started >= budget:
+                raise StorageGone(error, now - started, what) from exc
+            if tries == 0:
+                say(f"{what}: {describe(error)}. The project folder stopped answering (a Drive that dropped?); "
+                    f"retrying for up to {duration(budget)}{', remounting' if recover else ''}.")  # fmt: skip
+            if recover is not None:
+                try:
+                    recover()
+                except Exception as remount_error:  # noqa: BLE001 - a failed remount is one more failed try
+                    if not remount_failed:
+                        say(f"remounting failed ({type(remount_error).__name__}: {remount_error}); trying again")
+                    remount_failed = True
+            time.sleep(min(WAITS[min(tries, len(WAITS) - 1)], max(0.0, started + budget - time.monotonic())))
+            tries += 1
+            continue
+        if started is not None:
+            say(f"The project folder answers again after {time.monotonic() - started:.0f} s; {what}: done.")
+        return result
+
+
+def cause_of(error: OSError, waited: float | None = None) -> str:
+    """Why the work stopped, in one clause, with the free space when the disk is full."""
+    if error.errno in FULL:
+        free = free_bytes(error.filename) if error.filename else None
+        room = f"; {human(free)} free there" if free is not None else ""
+        return f"the disk or the Drive quota is full ({describe(error)}{room})"
+    after = f" within {duration(waited)} of retries" if waited is not None else ""
+    return f"the project folder stopped answering ({describe(error)}) and did not come back{after}"
+
+
+def stopped_message(
+    error: OSError, doing: str, safe: str, only_here: str, todo: str, waited: float | None = None
+) -> str:
+    """The last words of work a dropped Drive or a full disk stopped: why, what is safe, what is not, what to do."""
+    if error.errno in FULL:
+        todo = (
+            "free space where the project is (on Google Drive: delete files and empty the bin, deleted files still "
+            f"count), or choose another PROJECT_DIR; then {todo}"
+        )
+    else:
+        restart = "Runtime > Restart session; if Drive still fails, Disconnect and delete runtime"
+        todo = f"restart the runtime ({restart}); then {todo}"
+    return (
+        f"{doing} stopped: {cause_of(error, waited)}.\n"
+        f"Safe in the project folder: {safe}.\n"
+        f"Only on this runtime (gone with it): {only_here}.\n"
+        f"What to do: {todo}."
+    )
+
+
+@contextmanager
+def stop_with_message(doing: str, safe: str, todo: str, only_here: str = "nothing of this step"):
+    """A dropped mount or a full disk inside the block: a :class:`TinyVocError` with :func:`stopped_message`."""
+    try:
+        yield
+    except StorageGone as exc:
+        raise TinyVocError(stopped_message(exc.error, doing, safe, only_here, todo, exc.waited)) from None
+    except Exception as exc:
+        error = storage_error(exc)
+        if error is None or isinstance(exc, TinyVocError):
+            raise
+        raise TinyVocError(stopped_message(error, doing, safe, only_here, todo)) from None

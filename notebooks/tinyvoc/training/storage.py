@@ -1,0 +1,117 @@
+"""What a training run keeps in the project folder: the space it needs, checked first, and what the last runtime left.
+
+Before training (notebook 02), :func:`require_space` compares the space the run will keep in
+``output/train`` (two periodic checkpoints, ``model_best.pth`` and ``model_final.pth``, less what is
+there already) with the free space of that filesystem. The checkpoint sizes are computed from the
+profile's model, built on PyTorch's ``meta`` device (no memory, about a second for X-101): weights
+are every tensor of the state dict, and a periodic checkpoint adds SGD's momentum, one tensor per
+trainable parameter. For X-101 that gives 410 and 817 MiB, the sizes measured on the files
+(README, ``benchmarks/bench_checkpoint_size.py``); pickling adds a few KiB.
+
+In the next runtime (02, 03, 04), :func:`report_unfinished_uploads` says when Drive never received
+what the previous runtime wrote: ``last_checkpoint`` naming a file that is missing or cut short, or
+metrics reaching past the newest checkpoint by a whole checkpoint period. Both are what a full Drive
+(its writes seem to succeed) or a disconnect mid-upload leave.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from ..core.faults import retry, stop_with_message
+from ..core.paths import TrainFiles
+from ..core.space import human
+from ..core.space import require_space as require_free
+from ..runtime.colab import remounter
+from .metrics import read_metrics
+
+PERIODIC_KEPT = 2  # engine.KEEP_PERIODIC: at most two periodic checkpoints at any time
+
+
+def retried(call, what: str, folder: Path):
+    """``call()`` outside the training loop (setting up, the run record), through ``core.faults.retry``; a drop
+    it cannot wait out, or a full disk, stops with the usual last words (the loop has its own, with iterations)."""
+    with stop_with_message(
+        f"Training ({what})",
+        safe=f"every file written to {folder} before",
+        todo="run 02_train again with the same settings: it resumes from the last complete checkpoint",
+    ):
+        return retry(call, what, recover=remounter(folder))
+
+
+def checkpoint_sizes(cfg) -> tuple[int, int]:
+    """``(periodic, weights only)`` checkpoint bytes of ``cfg``'s model, computed on the meta device."""
+    from detectron2.modeling import build_model
+
+    meta = cfg.clone()
+    meta.defrost()
+    meta.MODEL.DEVICE = "meta"
+    model = build_model(meta)
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    momentum = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    return weights + (momentum if cfg.SOLVER.MOMENTUM else 0), weights
+
+
+def already_there(files: TrainFiles) -> int:
+    """Bytes of the checkpoints in ``files.dir`` that the run will replace (periodic, best, final)."""
+    present = [*files.periodic()[-PERIODIC_KEPT:], files.best, files.final]
+    return sum(p.stat().st_size for p in present if p.is_file())
+
+
+def require_space(cfg, files: TrainFiles) -> None:
+    """Stop before the first iteration when the run's checkpoints will not fit where they are written."""
+    periodic, weights = checkpoint_sizes(cfg)
+    there = already_there(files)
+    what = (
+        f"this run's checkpoints ({PERIODIC_KEPT} periodic of {human(periodic)}, best and final of {human(weights)}"
+        + (f", less {human(there)} already there" if there else "")
+        + ")"
+    )
+    require_free(files.dir, max(0, PERIODIC_KEPT * periodic + 2 * weights - there), what)
+
+
+def _complete(path: Path) -> bool:
+    """A checkpoint torch wrote whole: a zip whose directory, at the end of the file, is there."""
+    try:
+        return zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def unfinished_uploads(files: TrainFiles, checkpoint_period: int) -> list[str]:
+    """What the previous runtime wrote but Drive does not hold (empty when all arrived)."""
+    problems = []
+    named = files.last_checkpoint.read_text(errors="replace").strip() if files.last_checkpoint.exists() else ""
+    if named and not (files.dir / named).is_file():
+        problems.append(f"{named}, named by {files.last_checkpoint.name}, is missing")
+    elif named and not _complete(files.dir / named):
+        problems.append(f"{named}, named by {files.last_checkpoint.name}, is cut short")
+    for path in (files.best, files.final):
+        if path.name != named and path.is_file() and not _complete(path):
+            problems.append(f"{path.name} is cut short")
+    iterations = [r["iteration"] for r in read_metrics(files.metrics) if "total_loss" in r]
+    if iterations and checkpoint_period > 0:
+        due = (max(iterations) + 1) // checkpoint_period * checkpoint_period  # the newest checkpoint's "next iteration"
+        complete = [int(p.stem[6:]) + 1 for p in files.periodic() if _complete(p)]
+        if files.final.is_file() and _complete(files.final):
+            complete.append(max(iterations) + 1)
+        newest = max(complete, default=0)
+        if due and newest < due:
+            problems.append(
+                f"{files.metrics.name} reaches iteration {max(iterations) + 1}, but the newest complete checkpoint "
+                f"is {'from iteration ' + str(newest) if newest else 'missing'} (one was saved at {due})"
+            )
+    return problems
+
+
+def report_unfinished_uploads(files: TrainFiles, checkpoint_period: int, used: str | None) -> list[str]:
+    """Print what never arrived, as uploads that never finished, and which checkpoint is used instead."""
+    problems = unfinished_uploads(files, checkpoint_period)
+    if problems:
+        instead = f"; using {used} instead" if used else ""
+        print(
+            f"Uploads that never finished in {files.dir} (a full Drive or a disconnect in the previous runtime): "
+            f"{'; '.join(problems)}{instead}."
+        )
+    return problems
