@@ -168,8 +168,11 @@ class Kaggle:
         (kernel / "kernel.json").write_text(json.dumps(spec))
         return session.name
 
-    def run(self, name: str, params: dict, attach: list[str], run_type="Interactive", offline=False, ok=True):
-        """Execute notebook ``name`` alone in a new session; save its working folder as output ``name``."""
+    def run(
+        self, name: str, params: dict, attach: list[str], run_type="Interactive", offline=False, ok=True, save_as=""
+    ):
+        """Execute notebook ``name`` alone in a new session; save its working folder as output ``save_as``
+        (default: ``NN-output``, NN the notebook's number)."""
         session, env = self.new_session(attach, run_type, offline)
         out = self.executed / f"{session.name}-{name}"
         params = {"REPO_URL": self.repo_url, "REPO_REF": self.repo_ref, **params}
@@ -183,7 +186,7 @@ class Kaggle:
         try:
             assert (proc.returncode == 0) == ok, f"{name} in {session.name}:\n{(proc.stdout + proc.stderr)[-4000:]}"
             print(f"{name} in {session.name}: {time.perf_counter() - started:.0f} s")
-            self.save(f"{name[:2]}-output", session / "kaggle" / "working")
+            self.save(save_as or f"{name[:2]}-output", session / "kaggle" / "working")
             return nbformat.read(out, as_version=4)
         finally:
             self._end(session)
@@ -305,13 +308,14 @@ def test_a_batch_session_runs_the_whole_series_with_run_all(kaggle):
 
 
 def test_internet_off_says_how_and_installs_from_an_attached_wheelhouse(kaggle, tmp_path):
-    book = kaggle.run(NOTEBOOKS[0], {"REPO_URL": "https://github.invalid/x.git"}, [], offline=True, ok=False)
+    unreachable = {"REPO_URL": "https://github.invalid/x.git"}
+    book = kaggle.run(NOTEBOOKS[0], unreachable, [], offline=True, ok=False, save_as="offline-00")
     assert "Internet" in text_of(book) and "tinyvoc wheelhouse" in text_of(book)
     house = tmp_path / "house"
     wheelhouse.build_wheelhouse(house, wheelhouse.current_python(), kaggle.image_versions)
     kaggle.save("tinyvoc-wheelhouse", house)
     book = kaggle.run(
-        NOTEBOOKS[1], {"REPO_URL": "https://github.invalid/x.git"}, ["tinyvoc-wheelhouse", "tinyvoc-course"],
-        offline=True,
-    )  # fmt: skip
-    assert "data ready" in text_of(book)
+        NOTEBOOKS[1], unreachable, ["tinyvoc-wheelhouse", "tinyvoc-course"], offline=True, save_as="offline-01"
+    )
+    assert "data ready" in text_of(book)  # the package and detectron2 came from the wheelhouse: nothing else answers
+    assert (kaggle.saved / "offline-01" / "output" / "dataset.json").is_file()
