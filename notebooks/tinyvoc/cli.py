@@ -12,6 +12,7 @@ package installs (``python -m tinyvoc`` is the same), and works from any folder:
     tinyvoc train --profile /path/to/my_recipe.yaml   # your own YAML file, e.g. with _BASE_: strong.yaml
     tinyvoc export --score-thresh 0.3
     tinyvoc validate output/submission.json --test-json data/test.json
+    tinyvoc wheelhouse tinyvoc-wheelhouse       # for Kaggle with Internet off: upload it once as a dataset
 """
 
 from __future__ import annotations
@@ -150,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     d2.add_argument("method", nargs="?", default="wheel", choices=["wheel", "git"])
     sample = verbs.add_parser("sample-data", help="write the built-in sample dataset to a folder")
     sample.add_argument("folder")
+    house = verbs.add_parser(
+        "wheelhouse",
+        help="write the package, detectron2 and what Kaggle's image lacks into a folder (for Kaggle, Internet off)",
+    )
+    house.add_argument("folder")
     return parser
 
 
@@ -179,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
             from .runtime.detectron2_install import ensure_detectron2
 
             print(ensure_detectron2(args.method))
+            return 0
+        if args.verb == "wheelhouse":
+            from .runtime.wheelhouse import build_wheelhouse
+
+            build_wheelhouse(args.folder)
+            print("Upload this folder once as a Kaggle dataset and attach it: the first cell installs from it offline.")
             return 0
         if args.verb == "sample-data":
             from .dataset.sample import make_sample_dataset

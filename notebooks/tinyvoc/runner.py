@@ -2,7 +2,9 @@
 
 Each notebook verb of ``python -m tinyvoc`` executes its notebook with the given parameters and
 saves the executed copy, pictures included, in ``output/notebooks/``. Only the parameters a
-notebook declares in its ``parameters`` cell are passed to it.
+notebook declares in its ``parameters`` cell are passed to it. A package pip-installed from git (Kaggle's
+batch run) executes the notebooks it carries, with ``REPO_REF`` set to the ref it was installed from, which
+their first cell's check then accepts.
 
 papermill writes the executed copy as it goes; here it writes it on this machine's disk, and the copy
 is put into the project folder once the notebook ends (stopped or not), through ``core.faults.retry``:
@@ -23,8 +25,9 @@ from pathlib import Path
 from .core.atomic import write_bytes
 from .core.errors import TinyVocError
 from .core.faults import retry, stop_with_message
-from .core.paths import NOTEBOOKS, Outputs, notebooks_dir
+from .core.paths import NOTEBOOKS, Outputs, notebooks_dir, packaged_notebooks
 from .runtime.colab import remounter
+from .runtime.project import installed_ref
 from .visualize.inspector import SESSION_ENV
 
 
@@ -61,6 +64,8 @@ def run_notebook(name: str, parameters: dict, outputs: Outputs, timeout: int | N
     _stream_cell_output()
     known = declared_parameters(source)
     params = {k: v for k, v in parameters.items() if k in known and v is not None}
+    if folder == packaged_notebooks() and installed_ref() and "REPO_REF" in known:  # the ref they came with
+        params.setdefault("REPO_REF", installed_ref())
     target = outputs.executed_notebooks / name
     local = Path(tempfile.mkdtemp(prefix="tinyvoc-executed-")) / name
     print(f"=== {name} {params}", flush=True)

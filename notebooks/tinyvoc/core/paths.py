@@ -47,15 +47,22 @@ def checkout() -> Path | None:
     return None
 
 
+def packaged_notebooks() -> Path:
+    """Where a built wheel carries the notebooks (``tinyvoc/notebooks/``, copied there by setup.py's build step)."""
+    return _PACKAGE_DIR / "notebooks"
+
+
 def notebooks_dir() -> Path:
-    """The checkout's ``notebooks/`` folder, which the CLI executes; an error when there is no checkout."""
+    """The notebooks the CLI executes: the checkout's ``notebooks/``, else the copies the installed wheel carries."""
     root = checkout()
-    if root is None:
-        raise TinyVocError(
-            f"the notebooks are not beside this installed package ({_PACKAGE_DIR}) nor in the current folder; the "
-            "CLI's notebook verbs run from a clone of the repository (git clone, then `make setup`)"
-        )
-    return root / "notebooks"
+    if root is not None:
+        return root / "notebooks"
+    if (packaged_notebooks() / NOTEBOOKS[0]).is_file():
+        return packaged_notebooks()
+    raise TinyVocError(
+        f"the notebooks are neither in this installed package ({packaged_notebooks()}) nor in a checkout here; "
+        "install the package from a wheel or from git (pip install git+<REPO_URL>), or run from a clone"
+    )
 
 
 @dataclass(frozen=True)

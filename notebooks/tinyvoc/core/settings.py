@@ -38,7 +38,7 @@ SETTINGS: tuple[Setting, ...] = (
     # 01: the dataset
     Setting("DATASET", "auto", '"auto": the project\'s data (off Colab: the sample if none), "tinyvoc" or "sample"',
             ("01",), "--dataset", str, ("auto", "tinyvoc", "sample")),
-    Setting("DOWNLOAD_DATA", True, "Colab: fetch the course files into PROJECT_DIR/data when they are missing",
+    Setting("DOWNLOAD_DATA", True, "Colab, Kaggle (Internet on): fetch the course files when they are missing",
             ("01",), "--no-download"),
     Setting("VAL_FRACTION", 0.1, "share of training images held out for validation; 0 trains on all", ("01",),
             "--val-fraction"),
@@ -78,10 +78,11 @@ SETTINGS: tuple[Setting, ...] = (
     # every notebook: how detectron2 is installed, where the project is, and the package's source on Colab
     Setting("DETECTRON2_METHOD", "wheel", '"git": build upstream with its C++/CUDA ops (~5 min)', ALL, "--method",
             str, ("wheel", "git")),
-    Setting("PROJECT_DIR", "", "empty: MyDrive/tinyvoc on Colab (Drive), this repo elsewhere; holds data/ and output/",
+    Setting("PROJECT_DIR", "",
+            "empty: MyDrive/tinyvoc on Colab, /kaggle/working on Kaggle, else this repo; holds data/ and output/",
             ALL, "--project-dir"),
-    Setting("REPO_URL", "https://github.com/tinyvoc/tinyvoc-detectron2.git", "Colab installs the package from here",
-            ALL),
+    Setting("REPO_URL", "https://github.com/tinyvoc/tinyvoc-detectron2.git",
+            "Colab and Kaggle install the package from here", ALL),
     Setting("REPO_REF", "main", "at this ref (runtime/project.py: REPO_REF)", ALL),
 )  # fmt: skip
 

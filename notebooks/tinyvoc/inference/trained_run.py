@@ -20,6 +20,7 @@ from ..core.coco_json import load_coco
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs, require
 from ..dataset.record import DatasetRecord
+from ..runtime import kaggle
 from ..training.storage import report_unfinished_uploads
 from .selection import Selection
 
@@ -127,6 +128,7 @@ class TrainedRun:
         """Read the dataset record and the training config, and choose ``checkpoint`` (best, final or a path)."""
         from detectron2.config import get_cfg
 
+        kaggle.bring_in_trained_run(outputs, checkpoint)  # Kaggle: 02's run (and 03's caches) from attached outputs
         record = record or DatasetRecord.load(outputs)
         text = require(outputs.train.config, "02_train.ipynb", "The training config").read_text()
         cfg = get_cfg()

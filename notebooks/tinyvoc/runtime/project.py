@@ -2,9 +2,10 @@
 
 One parameter, ``PROJECT_DIR``, names the folder that holds ``data/`` and ``output/``. On Colab it
 defaults to ``MyDrive/tinyvoc`` on Google Drive, because Colab gives every notebook its own runtime
-and only Drive survives from one notebook (or disconnect) to the next; elsewhere it defaults to the
-checkout the package is installed from. ``start`` then makes the runtime ready: mount Drive (Colab),
-install detectron2 when missing, and put the dataset on the runtime's local disk. Nothing falls back
+and only Drive survives from one notebook (or disconnect) to the next; on Kaggle to ``/kaggle/working``,
+which Kaggle saves as the notebook's output (the data is read from the attached inputs, ``runtime.kaggle``);
+elsewhere to the checkout the package is installed from. ``start`` then makes the runtime ready: mount
+Drive (Colab), install detectron2 when missing, and put the dataset on the runtime's local disk. Nothing falls back
 silently: a path on an unmounted Drive, a relative path, or a package installed from another
 ``REPO_REF`` stops with a message before anything is written.
 """
@@ -20,8 +21,12 @@ from pathlib import Path
 
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs, checkout
-from . import colab, local_data
+from . import colab, kaggle, local_data
 from .quiet import quiet_known_warnings
+from .wheelhouse import INDEX as WHEELHOUSE_INDEX
+
+# The first cell's one line when the package cannot be installed (README "On Kaggle" says more).
+NO_NETWORK = "No network: turn Internet on (notebook Settings) or attach a `tinyvoc wheelhouse` dataset"
 
 COLAB_PROJECT = "tinyvoc"  # the folder in MyDrive
 # The one place for the repository the notebooks install on Colab; every notebook's parameters cell and
@@ -29,16 +34,23 @@ COLAB_PROJECT = "tinyvoc"  # the folder in MyDrive
 REPO_URL = "https://github.com/tinyvoc/tinyvoc-detectron2.git"
 REPO_REF = "main"  # pin a release tag here when one exists
 # The first code cell of all five notebooks, after the parameters cell (tests/runtime/test_project.py checks).
-# Colab opens a notebook alone in a new runtime: the helper package is pip-installed there from REPO_URL at
-# REPO_REF; where it is installed already (the local setup's editable install, or a re-run), the cell
-# only imports it. `start` stops when the installed package came from another REPO_REF. DETECTRON2_METHOD, in every
-# parameters cell, is how `start` installs detectron2 ("git" is the way out when the wheel cannot be downloaded).
-FIRST_CELL = """\
-import importlib.util  # the same first cell in all five notebooks
+# Colab and Kaggle open a notebook alone in a new runtime: the helper package is pip-installed there from REPO_URL
+# at REPO_REF; where it is installed already (the local setup's editable install, or a re-run), the cell only imports
+# it. Kaggle starts with Internet off: an attached `tinyvoc wheelhouse` dataset (its index file found under the
+# inputs) is installed from instead, and with neither the cell ends on one line saying what to do (SystemExit shows
+# its message without a traceback). `start` stops when the installed package came from another REPO_REF.
+# DETECTRON2_METHOD, in every parameters cell, is how `start` installs detectron2 ("git" is the way out when the
+# wheel cannot be downloaded).
+FIRST_CELL = f"""\
+import glob, importlib.util, os  # noqa: E401, I001 - the same first cell in all five notebooks
 
-if importlib.util.find_spec("tinyvoc") is None:  # Colab: install the helper package from REPO_URL at REPO_REF, once
-    %pip install -q "git+{REPO_URL}@{REPO_REF}"
-project = importlib.import_module("tinyvoc").start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)  # Drive/detectron2/data"""
+if importlib.util.find_spec("tinyvoc") is None:  # Colab, Kaggle: install the helper package, once per runtime
+    house = glob.glob(os.getenv("{kaggle.ROOT_ENV}", "{kaggle.DEFAULT_ROOT}") + "/input/**/{WHEELHOUSE_INDEX}", recursive=True)
+    source = f"--no-index -f {{os.path.dirname(house[0])}} tinyvoc detectron2" if house else f"git+{{REPO_URL}}@{{REPO_REF}}"
+    %pip install -q {{source}}
+    if importlib.util.find_spec("tinyvoc") is None:  # Kaggle: Internet on needs a phone-verified account
+        raise SystemExit("{NO_NETWORK}")
+project = importlib.import_module("tinyvoc").start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)  # Drive/detectron2/data"""  # noqa: E501
 
 
 @dataclass(frozen=True)
@@ -46,13 +58,23 @@ class Project:
     """Where this runtime finds the project: its folder, the data it reads, and whether it is Colab."""
 
     root: Path
-    data_dir: Path  # where this runtime reads the data: a local copy on Colab, root/data elsewhere
+    data_dir: Path  # where this runtime reads the data: a local copy on Colab and Kaggle, root/data elsewhere
     on_colab: bool
+    on_kaggle: bool = False
+
+    @property
+    def hosted(self) -> bool:
+        """Colab or Kaggle: a runtime with a GPU and no course files of its own, where missing data is fetched."""
+        return self.on_colab or self.on_kaggle
 
     @property
     def stored_data(self) -> Path:
-        """The project's own data folder (on Drive on Colab): where downloads and uploads go."""
-        return self.root / "data"
+        """The project's own data folder (on Drive on Colab): where downloads and uploads go.
+
+        On Kaggle the session's scratch copy (made from the attached inputs, or downloaded there): never under
+        ``/kaggle/working``, whose every file is saved with the notebook's output.
+        """
+        return self.data_dir if self.on_kaggle else self.root / "data"
 
     @property
     def outputs(self) -> Outputs:
@@ -62,12 +84,15 @@ class Project:
 def project_root(project_dir: str = "", on_colab: bool | None = None) -> Path:
     """``PROJECT_DIR`` as an absolute path: the default for this platform when empty, never relative.
 
-    The default off Colab is the checkout the package is installed from (``make setup`` installs it
-    editable); a package installed without one uses the current folder.
+    The default on Kaggle is ``/kaggle/working`` (what Kaggle saves); elsewhere off Colab it is the checkout
+    the package is installed from (``make setup`` installs it editable); a package installed without one uses
+    the current folder.
     """
     on_colab = colab.on_colab() if on_colab is None else on_colab
     if not project_dir:
-        return colab.my_drive() / COLAB_PROJECT if on_colab else (checkout() or Path.cwd())
+        if on_colab:
+            return colab.my_drive() / COLAB_PROJECT
+        return kaggle.working_dir() if kaggle.on_kaggle() else (checkout() or Path.cwd())
     if not os.path.isabs(project_dir):
         raise TinyVocError(
             f"PROJECT_DIR {project_dir!r} is a relative path; give an absolute one (on Colab e.g. "
@@ -122,10 +147,17 @@ def start(
     from detectron2.utils.logger import setup_logger
 
     setup_logger(name="detectron2", abbrev_name="d2")
-    data_dir = colab.local_data_dir() if on_colab else root / "data"
-    project = Project(root, data_dir, on_colab)
-    if local_data.present(project.stored_data):
-        local_data.make_local(project.stored_data, data_dir)
-    where = "Colab, Drive mounted" if on_colab else "local"
+    on_kaggle = kaggle.on_kaggle() and not on_colab
+    if on_kaggle:
+        project = Project(root, kaggle.scratch_data_dir(), False, on_kaggle=True)
+        found = kaggle.find_course_files()
+        if found:
+            kaggle.stage_course_files(found, project.data_dir)
+    else:
+        project = Project(root, colab.local_data_dir() if on_colab else root / "data", on_colab)
+        if local_data.present(project.stored_data):
+            local_data.make_local(project.stored_data, project.data_dir)
+    data_dir = project.data_dir
+    where = "Colab, Drive mounted" if on_colab else f"Kaggle, {kaggle.run_type()}" if on_kaggle else "local"
     print(f"project: {root} ({where}); data read from {data_dir}; ready in {time.perf_counter() - started:.1f} s")
     return project

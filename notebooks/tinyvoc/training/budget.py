@@ -20,8 +20,12 @@ from pathlib import Path
 from ..core.atomic import write_json
 from ..core.errors import TinyVocError
 from ..core.table import html_table, text_table
+from ..runtime import kaggle
 
 DEFAULT_BUDGET_H = 3.0  # a free T4 session, with room left for evaluation and export
+# Kaggle ends a session after 12 h; a "Save Version" run of the whole series must fit 00, 01, the warm-up's overrun,
+# then 03 and 04 after training (minutes on a T4, TTA included): at most this many hours go to training there.
+KAGGLE_MAX_BUDGET_H = 10.0
 MAX_CHECKPOINTS = 12  # a disconnect loses at most 1/12 of the run; fewer writes to Drive
 MAX_EVAL_SHARE = 0.10  # periodic validation takes at most this share of the budget
 MAX_WARMUP_SHARE = 0.5  # warmup keeps the profile's length (stability needs iterations), up to half the run
@@ -33,7 +37,8 @@ def resolve_budget(profile: str, time_budget_h: float | None, max_iter: int | No
 
     An explicit ``max_iter`` wins. ``None`` means the default: :data:`DEFAULT_BUDGET_H` for the
     GPU profiles, the profile's own length for ``smoke`` (so ``make submission`` is unchanged).
-    ``0`` turns the budget off.
+    ``0`` turns the budget off. On Kaggle a GPU profile always has a budget, of at most
+    :data:`KAGGLE_MAX_BUDGET_H` (the session's 12 hours must also hold 03 and 04 in a batch run).
     """
     if max_iter:
         return None
@@ -42,6 +47,11 @@ def resolve_budget(profile: str, time_budget_h: float | None, max_iter: int | No
     hours = float(time_budget_h)
     if hours < 0:
         raise TinyVocError(f"TIME_BUDGET_H must be positive hours (or 0 for no budget), not {time_budget_h}")
+    if kaggle.on_kaggle() and ((hours == 0 and profile != "smoke") or hours > KAGGLE_MAX_BUDGET_H):
+        raise TinyVocError(
+            f"TIME_BUDGET_H = {time_budget_h}: Kaggle ends a session after 12 hours, and notebooks 03 and 04 need "
+            f"time after training; give at most {KAGGLE_MAX_BUDGET_H:g} hours (the default is {DEFAULT_BUDGET_H:g})"
+        )
     return hours or None
 
 

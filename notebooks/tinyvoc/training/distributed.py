@@ -14,6 +14,10 @@ needs, is added around it here:
   or ``ProcessExitedException`` (a signal). They become :class:`WorkerFailed`, naming the global rank,
   the pid and what to do; a worker's own :class:`TinyVocError` (a user-fixable problem, the same in
   every rank) is raised as it is, as with one process.
+* **Two GPUs that cannot reach each other** (Kaggle's two T4s): NCCL's peer-to-peer transport hangs
+  between them, as users report (Lightning #20523, ultralytics #3904), and ``NCCL_P2P_DISABLE=1`` is the
+  workaround they report. It is set for the spawned workers where torch says a pair of the GPUs has no peer
+  access, and the log says so; a value the user set is left alone.
 * **Interrupting** (``KeyboardInterrupt`` in the caller, e.g. a notebook's stop button, which signals
   only the kernel) stops every worker this call started, and nothing is left behind: no process, no
   port (rank 0's rendezvous port closes with it).
@@ -280,6 +284,36 @@ def _quiet_children():
             os.environ["PYTHONWARNINGS"] = before
 
 
+def unreachable_pair(num_gpus: int) -> tuple[int, int] | None:
+    """Two of the first ``num_gpus`` GPUs that cannot access each other's memory (torch's peer check), or None."""
+    import torch
+
+    if num_gpus < 2 or not torch.cuda.is_available():
+        return None
+    pairs = ((i, j) for i in range(num_gpus) for j in range(num_gpus) if i != j)
+    return next(((i, j) for i, j in pairs if not torch.cuda.can_device_access_peer(i, j)), None)
+
+
+@contextlib.contextmanager
+def nccl_without_p2p(world: World):
+    """``NCCL_P2P_DISABLE=1`` while the workers are spawned (they read it at start), where two of this machine's
+    GPUs cannot reach each other; said in the log. A value the user set is left alone."""
+    blocked = unreachable_pair(world.num_gpus)
+    if blocked is None or "NCCL_P2P_DISABLE" in os.environ:
+        yield
+        return
+    print(
+        f"GPUs {blocked[0]} and {blocked[1]} cannot access each other's memory (no peer-to-peer): setting "
+        "NCCL_P2P_DISABLE=1 for the workers, the known fix for NCCL hangs between such GPUs (Kaggle's two T4s).",
+        flush=True,
+    )
+    os.environ["NCCL_P2P_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("NCCL_P2P_DISABLE", None)
+
+
 def _stop_workers(workers) -> int:
     """Stop the given worker processes: SIGTERM, then SIGKILL after ``STOP_SECONDS``; wait for each."""
     alive = [p for p in workers if p.is_alive()]
@@ -337,7 +371,7 @@ def run_workers(fn, world: World, *args) -> None:
     relay = _Relay(queue)
     relay.start()
     try:
-        with _quiet_children():
+        with _quiet_children(), nccl_without_p2p(world):
             launch(
                 _worker,
                 world.num_gpus,

@@ -28,6 +28,7 @@ from ..core.paths import Outputs, TrainFiles
 from ..core.table import html_table, text_table
 from ..dataset.record import DatasetRecord
 from ..dataset.registry import register_all
+from ..runtime import kaggle
 from .budget import Plan, format_duration, resolve_budget
 from .config import config_signature, train_config
 from .distributed import World, agree, barrier, is_main, rank, run_workers, seed_worker, world_size
@@ -302,6 +303,7 @@ def train(
     from the shared folder (None when this machine cannot see it).
     """
     world = World.resolve(num_gpus, num_machines, machine_rank, dist_url)
+    kaggle.bring_in_for_training(outputs, resume)  # Kaggle: 01's record, 02's own earlier run (attached outputs)
     job = TrainJob(
         outputs, profile, int(max_iter or 0) or None, resume, tuple(overrides or ()), time_budget_h, pretrained,
         int(ims_per_batch or 0) or None, time.time(),
