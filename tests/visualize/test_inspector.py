@@ -8,6 +8,7 @@ import pytest
 
 from tinyvoc.inference import cached_predictions, evaluate
 from tinyvoc.inference.trained_run import TrainedRun
+from tinyvoc.runtime import kaggle
 from tinyvoc.submission import export
 from tinyvoc.submission.check import validate_submission
 from tinyvoc.visualize import inspector
@@ -105,3 +106,10 @@ def test_front_end_present_only_in_a_kernel_a_notebook_front_end_started(monkeyp
         else:
             monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
         assert inspector.front_end_present() is expected, (shell, session)
+    # Kaggle's "Save Version" runs the notebook headless, inside its Jupyter server: static figures there
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/04_export_submission.ipynb")
+    monkeypatch.setitem(__import__("sys").modules, "IPython", types.SimpleNamespace(get_ipython=kernel_shell))
+    monkeypatch.setenv(kaggle.RUN_TYPE_ENV, "Interactive")
+    assert inspector.front_end_present()
+    monkeypatch.setenv(kaggle.RUN_TYPE_ENV, "Batch")
+    assert not inspector.front_end_present()

@@ -83,7 +83,7 @@ SETTINGS: tuple[Setting, ...] = (
             ALL, "--project-dir"),
     Setting("REPO_URL", "https://github.com/tinyvoc/tinyvoc-detectron2.git",
             "Colab and Kaggle install the package from here", ALL),
-    Setting("REPO_REF", "main", "at this ref (runtime/project.py: REPO_REF)", ALL),
+    Setting("REPO_REF", "main", "at this ref: a branch, tag or commit", ALL),
 )  # fmt: skip
 
 BY_NAME = {s.name: s for s in SETTINGS}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs, checkout
+from ..core.settings import default
 from . import colab, kaggle, local_data
 from .quiet import quiet_known_warnings
 from .wheelhouse import INDEX as WHEELHOUSE_INDEX
@@ -29,10 +30,9 @@ from .wheelhouse import INDEX as WHEELHOUSE_INDEX
 NO_NETWORK = "No network: turn Internet on (notebook Settings) or attach a `tinyvoc wheelhouse` dataset"
 
 COLAB_PROJECT = "tinyvoc"  # the folder in MyDrive
-# The one place for the repository the notebooks install on Colab; every notebook's parameters cell and
-# the README's badges must agree with these (tests/runtime/test_project.py checks).
-REPO_URL = "https://github.com/tinyvoc/tinyvoc-detectron2.git"
-REPO_REF = "main"  # pin a release tag here when one exists
+# The repository the notebooks install on Colab and Kaggle, declared with every other setting (core/settings.py: pin
+# a release tag there when one exists); the README's badges must agree (tests/runtime/test_project.py checks).
+REPO_URL, REPO_REF = default("REPO_URL"), default("REPO_REF")
 # The first code cell of all five notebooks, after the parameters cell (tests/runtime/test_project.py checks).
 # Colab and Kaggle open a notebook alone in a new runtime: the helper package is pip-installed there from REPO_URL
 # at REPO_REF; where it is installed already (the local setup's editable install, or a re-run), the cell only imports

@@ -29,6 +29,7 @@ from ..dataset.record import ClassMap
 from ..inference.cache_file import Predictions
 from ..inference.evaluate import Matching
 from ..inference.selection import Columns, Selection
+from ..runtime import kaggle
 
 SLIDER_MIN = 0.001  # the slider's lowest threshold, unless the cache's floor is higher
 TILE = 300  # pixels on an image's longer side in the view
@@ -59,6 +60,8 @@ def front_end_present() -> bool:
     try:
         import ipywidgets  # noqa: F401
     except ImportError:
+        return False
+    if kaggle.run_type() == "Batch":  # "Save Version" runs the notebook headless: nobody sees a widget there
         return False
     return type(shell).__module__.startswith("google.colab") or SESSION_ENV in os.environ
 
