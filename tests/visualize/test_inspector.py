@@ -91,6 +91,8 @@ def test_the_button_exports_at_the_slider_and_says_what_it_wrote(parts, tmp_path
 
 
 def test_front_end_present_only_in_a_kernel_a_notebook_front_end_started(monkeypatch):
+    import ipywidgets  # noqa: F401  (imported before IPython is faked below: ipywidgets imports IPython)
+
     assert not inspector.front_end_present()  # pytest: no IPython kernel
     kernel_shell = type("ZMQInteractiveShell", (), {"kernel": object()})
     colab_shell = type("Shell", (), {"kernel": object(), "__module__": "google.colab._shell"})
