@@ -30,7 +30,7 @@ from tinyvoc.inference import evaluate
 from tinyvoc.inference.cache_file import Predictions
 from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import read_split
-from tinyvoc.visualize import inspector
+from tinyvoc.visualize import inspector, render
 
 PER_IMAGE = 100
 MOVES = 21
@@ -85,8 +85,8 @@ def main() -> None:
         parts = {
             "select and count": lambda: view.columns.keep(selection),
             "validation AP": lambda: matching.scores(selection),
-            "draw and encode": lambda: inspector._jpeg(
-                inspector._grid([view._draw(i, [int(r) for r in view._rows_of[i]]) for i in view.images.value], 3)
+            "draw and encode": lambda: render.jpeg(
+                render.grid([view.draw(i, view.drawn[i]) for i in view.images.value], 3)
             ),
         }
         timed = {name: statistics.median(_time(fn) for _ in range(5)) for name, fn in parts.items()}

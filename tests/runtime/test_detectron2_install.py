@@ -95,7 +95,7 @@ def fake_pip(monkeypatch, returncode=0, stderr=""):
         calls.append(cmd)
         return subprocess.CompletedProcess(cmd, returncode, stdout="", stderr=stderr)
 
-    monkeypatch.setattr(install.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)  # the one pip wrapper, runtime.wheels.pip, calls it
     return calls
 
 

@@ -10,7 +10,7 @@ from tinyvoc.inference import cached_predictions, evaluate
 from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import TrainedRun
 from tinyvoc.training.metrics import read_metrics
-from tinyvoc.visualize import plots
+from tinyvoc.visualize import plots, render
 
 
 def _png(path):
@@ -26,14 +26,12 @@ def drawn(trained_sample):
 
 
 def test_prediction_grid_size_content_and_class_names(drawn, monkeypatch):
-    from detectron2.utils.visualizer import Visualizer
-
     run, record, cached = drawn
     outputs = run.outputs
     texts = []
-    original = Visualizer.draw_text
+    original = render.Renderer.label
     monkeypatch.setattr(
-        Visualizer, "draw_text", lambda self, text, *a, **k: texts.append(text) or original(self, text, *a, **k)
+        render.Renderer, "label", lambda self, text, colour: texts.append(text) or original(self, text, colour)
     )
     renamed = ClassMap(record.class_map.ids, ("alpha", "beta", "gamma"))
     path = outputs.figures_dir / "grid.png"
@@ -54,6 +52,27 @@ def test_grayscale_mode_drops_colour_outside_objects(drawn):
     gray = plots.draw_detections(paths[image_id], [], record.class_map, grayscale=True)
     assert colour.shape == gray.shape
     assert np.ptp(gray.astype(int), axis=2).max() <= 2 < np.ptp(colour.astype(int), axis=2).max()
+
+
+def test_ground_truth_and_detections_draw_the_same_mask_alike(drawn):
+    """One renderer: a ground-truth polygon and a detection whose RLE is that polygon paint the same pixels."""
+    from pycocotools import mask as mask_util
+
+    _, record, cached = drawn
+    image = cached.images.items[0]
+    polygon = [[10.0, 10.0, 60.0, 10.0, 60.0, 50.0, 10.0, 50.0]]
+    rle = mask_util.merge(mask_util.frPyObjects(polygon, image.height, image.width))
+    segmentation = {"size": rle["size"], "counts": rle["counts"].decode()}
+    cid = record.class_map.ids[0]
+    truth = plots.draw_ground_truth(image.path, [{"category_id": cid, "bbox": [10, 10, 50, 40],
+                                                  "segmentation": polygon}], record.class_map)  # fmt: skip
+    found = plots.draw_detections(image.path, [{"category_id": cid, "bbox": [10, 10, 50, 40], "score": 1.0,
+                                                "segmentation": segmentation}], record.class_map)  # fmt: skip
+    plain = plots.draw_detections(image.path, [], record.class_map)
+    below_labels = int(30 * plain.shape[0] / image.height)  # labels differ (a detection's has its score)
+    painted = (np.abs(truth.astype(int) - plain.astype(int)).sum(2) > 0)[below_labels:]
+    assert painted.any()
+    assert np.array_equal(painted, (np.abs(found.astype(int) - plain.astype(int)).sum(2) > 0)[below_labels:])
 
 
 def test_ground_truth_grid_and_training_curves(drawn):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,4 +63,11 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``target`` atomically and return the path."""
     with atomic_path(target) as tmp:
         Path(tmp).write_bytes(data)
+    return Path(target)
+
+
+def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Copy ``source`` to ``target`` atomically (a copy cut short by a full disk or a dropped Drive leaves none)."""
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
     return Path(target)

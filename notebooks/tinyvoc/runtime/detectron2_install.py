@@ -17,19 +17,14 @@ Everything here is idempotent: when a working detectron2 is importable nothing i
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
 import importlib
 import importlib.metadata
-import io
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from ..core.errors import TinyVocError
 from ..core.paths import USER_CACHE
+from .wheels import pip, sha256_of, write_wheel
 
 SOURCE_WHEEL = "sal_detectron2-0.7.2-cp310-none-any.whl"
 SOURCE_SHA256 = "491af0c7f79bdb2d178e46f6cb16a97c4ac968d45c41ea3f6b6435d59bbee561"
@@ -65,27 +60,6 @@ _PKG_RESOURCES_CALL = """    cfg_file = pkg_resources.resource_filename(
 """
 _PATH_CALL = """    cfg_file = os.path.join(os.path.dirname(__file__), "configs", config_path)
 """
-
-
-def pip(args: list[str], timeout: float) -> subprocess.CompletedProcess:
-    """Run this interpreter's pip (the package's one pip wrapper); stop when it gives no answer."""
-    cmd = [sys.executable, "-m", "pip", *args]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise TinyVocError(f"`{' '.join(cmd)}` gave no answer within {timeout:.0f} s (no network?)") from exc
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
 def _patch_model_zoo(source: str) -> str:
@@ -146,21 +120,7 @@ def convert_wheel(source: Path, dest_dir: Path) -> Path:
             elif name == "detectron2/model_zoo/model_zoo.py":
                 data = _patch_model_zoo(data.decode()).encode()
             files[name] = data
-    record = io.StringIO()
-    writer = csv.writer(record, lineterminator="\n")
-    for name, data in files.items():
-        writer.writerow([name, _record_hash(data), len(data)])
-    writer.writerow([f"{dist_info}/RECORD", "", ""])
-    files[f"{dist_info}/RECORD"] = record.getvalue().encode()
-
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    target = dest_dir / PURE_WHEEL
-    tmp = target.with_suffix(".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zout:
-        for name, data in files.items():
-            zout.writestr(name, data)
-    tmp.replace(target)
-    return target
+    return write_wheel(files, dist_info, Path(dest_dir) / PURE_WHEEL)
 
 
 def download_source_wheel(dest_dir: Path, timeout: float = 120) -> Path:

@@ -17,6 +17,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from ..core.atomic import copy_file
 from ..core.coco_json import load_coco
 from ..core.errors import TinyVocError
 from ..core.paths import TEST_IMAGES, TEST_JSON, TRAIN_IMAGES, TRAIN_JSON, DataFiles
@@ -61,12 +62,6 @@ def _unzip(archive: Path, target: Path) -> None:
         shutil.move(str(top), str(target))
 
 
-def _copy_file(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, tmp)
-    tmp.replace(target)
-
-
 def verify_images(folder: Path) -> dict[str, int]:
     """Every image each json lists must be in its folder; returns the image count of each folder."""
     counts = {}
@@ -106,7 +101,7 @@ def make_local(stored: Path, local: Path) -> DataFiles:
     local.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
     for name in JSONS:
-        _copy_file(stored / name, local / name)
+        copy_file(stored / name, local / name)
     for name in IMAGE_FOLDERS:
         print(f"copying {name} from {stored} to this runtime's disk ...", flush=True)
         if (stored / f"{name}.zip").is_file():

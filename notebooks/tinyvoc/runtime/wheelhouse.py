@@ -18,10 +18,6 @@ DIR`` writes into ``DIR``
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
-import io
 import shutil
 import sys
 import tempfile
@@ -31,11 +27,11 @@ from email.parser import HeaderParser
 from importlib import metadata, resources
 from pathlib import Path
 
-from ..core.atomic import write_json
+from ..core.atomic import copy_file, write_json
 from ..core.errors import TinyVocError
 from ..core.paths import checkout
 from . import detectron2_install
-from .detectron2_install import pip
+from .wheels import pip, sha256_of, write_wheel
 
 INDEX = "wheelhouse.json"
 KAGGLE_PYTHON = "3.12"
@@ -141,20 +137,7 @@ def _repack_installed(dest: Path) -> Path:
         if name.startswith("..") or name in skip or "__pycache__" in name or file.suffix == ".pyc":
             continue
         files[name] = (base / name).read_bytes()
-    record = io.StringIO()
-    writer = csv.writer(record, lineterminator="\n")
-    for name, data in files.items():
-        digest = hashlib.sha256(data).digest()
-        writer.writerow([name, "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode(), len(data)])
-    writer.writerow([f"{info}/RECORD", "", ""])
-    files[f"{info}/RECORD"] = record.getvalue().encode()
-    target = dest / f"tinyvoc-{dist.version}-py3-none-any.whl"
-    tmp = target.with_suffix(".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-    tmp.replace(target)
-    return target
+    return write_wheel(files, info, dest / f"tinyvoc-{dist.version}-py3-none-any.whl")
 
 
 def own_wheel(dest: Path) -> Path:
@@ -197,7 +180,7 @@ def _fetch(requirement, dest: Path, python_version: str) -> Path:
             if not got.name.endswith("-none-any.whl"):
                 raise TinyVocError(f"{got.name} is not pure Python; it cannot be built here for Kaggle's image")
         final = dest / got.name
-        shutil.copyfile(got, final)
+        copy_file(got, final)
     return final
 
 
@@ -211,7 +194,7 @@ def build_wheelhouse(
 
     def add(wheel: Path, why: str) -> list[str]:
         name, version, requires = _wheel_metadata(wheel)
-        entries.append(Entry(wheel.name, name, version, detectron2_install.sha256_of(wheel), why))
+        entries.append(Entry(wheel.name, name, version, sha256_of(wheel), why))
         print(f"  {wheel.name} ({why})", flush=True)
         return requires
 
@@ -221,7 +204,7 @@ def build_wheelhouse(
     pure = cache / detectron2_install.PURE_WHEEL
     if not pure.exists():
         pure = detectron2_install.convert_wheel(detectron2_install.download_source_wheel(cache), cache)
-    shutil.copyfile(pure, dest / pure.name)
+    copy_file(pure, dest / pure.name)
     queue += [(r, "detectron2") for r in _needed(add(dest / pure.name, "detectron2, pure Python"), (), python_version)]
     have = {_norm(e.name) for e in entries}
     while queue:

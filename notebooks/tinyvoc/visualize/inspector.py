@@ -8,16 +8,15 @@ the export would write), and shows the validation mask AP50 and AP of that selec
 image and per class. In 04 a button exports at the slider's threshold through the export the
 notebook's own cell uses.
 
-Only widgets that ipywidgets 7.7 (Colab) and 8.x (Kaggle, the lock) both have are used. Drawing is
-plain numpy and PIL on images shrunk to the tile size, with each image and its masks decoded once
-and kept, so a move costs tens of milliseconds at 100 detections per image
+Only widgets that ipywidgets 7.7 (Colab) and 8.x (Kaggle, the lock) both have are used. The picture is
+drawn by ``render.Renderer``, the renderer of the saved figures, at a smaller tile size; it keeps each
+image, mask and label once made, so a move costs tens of milliseconds at 100 detections per image
 (``benchmarks/bench_inspect.py``). Where no widget front end runs (papermill, the CLI), the
 notebooks draw the static figures of ``plots`` instead: :func:`front_end_present` decides.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import sys
@@ -30,20 +29,9 @@ from ..inference.cache_file import Predictions
 from ..inference.evaluate import Matching
 from ..inference.selection import Columns, Selection
 from ..runtime import kaggle
+from .render import VIEW_SIDE, Renderer, grid, jpeg
 
 SLIDER_MIN = 0.001  # the slider's lowest threshold, unless the cache's floor is higher
-TILE = 300  # pixels on an image's longer side in the view
-PALETTE = np.array(
-    [
-        (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-        (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
-        (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
-    ],
-    dtype=np.float32,
-)  # fmt: skip  # matplotlib's tab20, one colour per class
-
-
 SESSION_ENV = "JPY_SESSION_NAME"  # set by a Jupyter server in the kernels it starts for a notebook
 
 
@@ -83,6 +71,7 @@ class ThresholdView:
         export: Callable[[Selection], object] | None = None,
         n_images: int = 6,
         ncols: int = 3,
+        grayscale: bool = False,
     ):
         import ipywidgets as widgets
 
@@ -92,11 +81,11 @@ class ThresholdView:
         self.image_ids = list(test.image_ids)
         self._rows_of = _rows_by_image(self.columns, self.image_ids)
         self._paths = test.images.paths()
-        self._tiles: dict[int, tuple[np.ndarray, float]] = {}
-        self._masks: dict[int, tuple[int, int, np.ndarray]] = {}
-        self._labels: dict = {}
-        contiguous = {cid: k for k, cid in enumerate(class_map.ids)}
-        self._colour_of_row = PALETTE[[contiguous[c] % len(PALETTE) for c in self.columns.category_ids.tolist()]]
+        self.renderer = Renderer(class_map, VIEW_SIDE, grayscale)
+        self.kept_per_image: dict[int, int] = {}
+        self.kept_per_class: dict[int, int] = {}
+        self.scores: dict | None = None
+        self.drawn: dict[int, list[dict]] = {}
         low = max(SLIDER_MIN, test.score_floor)  # below the floor the cache has nothing to show
         self.slider = widgets.FloatLogSlider(
             value=min(max(selection.threshold, low), 1.0), base=10, min=math.log10(low), max=0, step=0.05,
@@ -147,8 +136,8 @@ class ThresholdView:
             rows = [int(r) for r in self._rows_of[image_id] if kept[r]]  # best first, as the export writes them
             rows = [r for r in rows if self.test.detections[r]["category_id"] in shown_classes]
             self.drawn[image_id] = [self.test.detections[r] for r in rows]
-            tiles.append(self._draw(image_id, rows))
-        self.picture.value = _jpeg(_grid(tiles, self.ncols))
+            tiles.append(self.draw(image_id, self.drawn[image_id]))
+        self.picture.value = jpeg(grid(tiles, self.ncols))
         self.summary.value = self._summary_html(selection)
 
     def export_now(self):
@@ -181,79 +170,10 @@ class ThresholdView:
         table = f"<table><tr><th>class</th><th>test instances</th><th>val AP50</th></tr>{cells}</table>"
         return "<br>".join(lines) + table
 
-    def _tile(self, image_id: int) -> tuple[np.ndarray, float]:
-        """The image shrunk to the tile size, read once."""
-        if image_id not in self._tiles:
-            from PIL import Image
-
-            with Image.open(self._paths[image_id]) as im:
-                im = im.convert("RGB")
-                scale = min(1.0, TILE / max(im.size))
-                size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-                self._tiles[image_id] = (np.asarray(im.resize(size, Image.BILINEAR), dtype=np.float32), scale)
-        return self._tiles[image_id]
-
-    def _mask(self, image_id: int, row: int) -> tuple[int, int, np.ndarray]:
-        """Detection ``row``'s mask at the tile's size, cropped to where it is set: ``(top, left, crop)``.
-
-        All masks of an image are decoded together on its first draw, then kept.
-        """
-        if row not in self._masks:
-            from pycocotools import mask as mask_util
-
-            from ..core.rle import to_pycocotools
-
-            tile, _ = self._tile(image_id)
-            rows = [int(r) for r in self._rows_of[image_id]]
-            full = mask_util.decode([to_pycocotools(self.test.detections[r]["segmentation"]) for r in rows])
-            ys = (np.arange(tile.shape[0]) * full.shape[0] / tile.shape[0]).astype(int)
-            xs = (np.arange(tile.shape[1]) * full.shape[1] / tile.shape[1]).astype(int)
-            small = full[ys][:, xs].astype(bool)
-            for k, r in enumerate(rows):
-                m = small[:, :, k]
-                yy, xx = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-                if yy.size:
-                    self._masks[r] = (int(yy[0]), int(xx[0]), m[yy[0] : yy[-1] + 1, xx[0] : xx[-1] + 1])
-                else:
-                    self._masks[r] = (0, 0, np.zeros((0, 0), bool))
-        return self._masks[row]
-
-    def _label(self, text: str, colour: tuple[int, int, int]):
-        """A class-and-score label, white on the class colour; rendered once (rendering text is the slow part)."""
-        key = (text, colour)
-        if key not in self._labels:
-            from PIL import Image, ImageDraw
-
-            left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text)
-            label = Image.new("RGB", (right - left + 4, bottom - top + 3), colour)
-            ImageDraw.Draw(label).text((2 - left, 1 - top), text, fill=(255, 255, 255))
-            self._labels[key] = label
-        return self._labels[key]
-
-    def _draw(self, image_id: int, rows: list[int]):
-        """One tile: masks blended in their class colour (best on top), boxes, labels, a title line."""
-        from PIL import Image, ImageDraw
-
-        tile, scale = self._tile(image_id)
-        owner = np.full(tile.shape[:2], -1, dtype=np.int32)
-        colours = self._colour_of_row[rows] if rows else np.zeros((1, 3), np.float32)
-        for k in range(len(rows) - 1, -1, -1):  # lowest score first, so the best is painted last
-            top, left, crop = self._mask(image_id, rows[k])
-            np.copyto(owner[top : top + crop.shape[0], left : left + crop.shape[1]], k, where=crop)
-        covered = (owner >= 0)[:, :, None]
-        out = np.where(covered, 0.5 * tile + 0.5 * colours[np.maximum(owner, 0)], tile)
-        canvas = Image.new("RGB", (out.shape[1], out.shape[0] + 14), "white")
-        canvas.paste(Image.fromarray(out.astype(np.uint8)), (0, 14))
-        draw = ImageDraw.Draw(canvas)
-        for k in range(len(rows) - 1, -1, -1):  # the best box and label on top
-            det = self.test.detections[rows[k]]
-            x, y, w, h = (v * scale for v in det["bbox"])
-            colour = tuple(int(c) for c in colours[k])
-            draw.rectangle([x, y + 14, x + w, y + h + 14], outline=colour)
-            canvas.paste(self._label(f"{self.class_map.name_of(det['category_id'])} {det['score']:.0%}", colour),
-                         (int(x), int(y) + 14))  # fmt: skip
-        draw.text((2, 1), f"image {image_id}: {len(rows)} of {self.kept_per_image[image_id]} kept", fill="black")
-        return canvas
+    def draw(self, image_id: int, detections: list[dict]):
+        """One tile: the image with ``detections`` (best first) and a line saying how many of its kept ones show."""
+        title = f"image {image_id}: {len(detections)} of {self.kept_per_image[image_id]} kept"
+        return self.renderer.draw(self._paths[image_id], detections, title)
 
 
 def _rows_by_image(columns: Columns, image_ids: list[int]) -> dict[int, np.ndarray]:
@@ -270,24 +190,3 @@ def _ap_text(value: float | None) -> str:
     if value is None:
         return ""
     return "no val objects" if value != value else f"{value:.2f}"
-
-
-def _grid(tiles: list, ncols: int):
-    from PIL import Image
-
-    if not tiles:
-        return Image.new("RGB", (TILE, 40), "white")
-    ncols = max(1, min(ncols, len(tiles)))
-    width, height = max(t.width for t in tiles), max(t.height for t in tiles)
-    rows = math.ceil(len(tiles) / ncols)
-    grid = Image.new("RGB", (ncols * (width + 4), rows * (height + 4)), "white")
-    for k, tile in enumerate(tiles):
-        grid.paste(tile, ((k % ncols) * (width + 4), (k // ncols) * (height + 4)))
-    return grid
-
-
-def _jpeg(image) -> bytes:
-    """JPEG: a tenth of PNG's encoding time for these pictures, at a quality where masks and labels stay sharp."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import atomic_path
-from ..core.rle import decode_mask
 from ..dataset.record import ClassMap
 from ..inference.cache_file import Predictions
 from ..inference.selection import Selection
 from ..training.metrics import BEST_METRIC
+from .render import FIGURE_SIDE, Renderer
 
 
 def _plt():
@@ -34,60 +34,22 @@ def save(fig, path: Path) -> Path:
     return Path(path)
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    from detectron2.data import detection_utils
-
-    return detection_utils.read_image(str(path), format="RGB")
-
-
-def _metadata(class_map: ClassMap):
-    from detectron2.data import Metadata
-
-    return Metadata(thing_classes=list(class_map.names))
-
-
 def draw_detections(
-    image_path: Path, detections: list[dict], class_map: ClassMap, grayscale: bool = False
+    image_path: Path, detections: list[dict], class_map: ClassMap, grayscale: bool = False, renderer=None
 ) -> np.ndarray:
-    """Draw masks, boxes, class names and scores with detectron2's Visualizer; return an RGB array.
+    """Masks, boxes, class names and scores on the image (``render.Renderer``, as the threshold view draws them).
 
     ``grayscale`` is the original notebook's look: the background in gray, detected objects in colour.
+    Pass one ``renderer`` for a whole figure, so an image drawn twice is read once.
     """
-    import torch
-    from detectron2.structures import Boxes, Instances
-    from detectron2.utils.visualizer import ColorMode, Visualizer
-
-    image = _read_rgb(image_path)
-    height, width = image.shape[:2]
-    instances = Instances((height, width))
-    xyxy = [[x, y, x + w, y + h] for x, y, w, h in (d["bbox"] for d in detections)]
-    instances.pred_boxes = Boxes(torch.tensor(xyxy, dtype=torch.float32).reshape(-1, 4))
-    instances.scores = torch.tensor([d["score"] for d in detections], dtype=torch.float32)
-    instances.pred_classes = torch.tensor(
-        [class_map.to_contiguous(d["category_id"]) for d in detections], dtype=torch.int64
-    )
-    masks = [decode_mask(d["segmentation"]) for d in detections]
-    instances.pred_masks = torch.from_numpy(np.stack(masks) if masks else np.zeros((0, height, width), np.uint8)).bool()
-    mode = ColorMode.IMAGE_BW if grayscale else ColorMode.IMAGE
-    return Visualizer(image, _metadata(class_map), instance_mode=mode).draw_instance_predictions(instances).get_image()
+    renderer = renderer or Renderer(class_map, FIGURE_SIDE, grayscale)
+    return np.asarray(renderer.draw(image_path, detections))
 
 
-def draw_ground_truth(image_path: Path, annotations: list[dict], class_map: ClassMap) -> np.ndarray:
-    """Draw ground-truth polygons with class names; return an RGB array."""
-    from detectron2.utils.visualizer import Visualizer
-
-    image = _read_rgb(image_path)
-    vis = Visualizer(image, _metadata(class_map))
-    if not annotations:
-        return vis.output.get_image()
-    masks = [
-        a["segmentation"]
-        if isinstance(a["segmentation"], dict)
-        else [np.asarray(p, dtype=float) for p in a["segmentation"]]
-        for a in annotations
-    ]
-    labels = [class_map.name_of(a["category_id"]) for a in annotations]
-    return vis.overlay_instances(masks=masks, labels=labels, alpha=0.5).get_image()
+def draw_ground_truth(image_path: Path, annotations: list[dict], class_map: ClassMap, renderer=None) -> np.ndarray:
+    """Ground-truth masks (polygons or RLE) with class names, drawn as detections are."""
+    renderer = renderer or Renderer(class_map, FIGURE_SIDE)
+    return np.asarray(renderer.draw(image_path, annotations))
 
 
 def image_grid(images: list[np.ndarray], titles: list[str], path: Path, ncols: int = 4, tile: float = 3.2):
@@ -121,7 +83,8 @@ def prediction_grid(
         by_image[det["image_id"]].append(det)
     images = predictions.images.paths()
     ids = predictions.image_ids[:n]
-    drawn = [draw_detections(images[i], by_image[i], class_map, grayscale) for i in ids]
+    renderer = Renderer(class_map, FIGURE_SIDE, grayscale)
+    drawn = [draw_detections(images[i], by_image[i], class_map, renderer=renderer) for i in ids]
     titles = [f"image {i}: {len(by_image[i])} detections" for i in ids]
     return image_grid(drawn, titles, path, ncols=ncols)
 
@@ -132,7 +95,8 @@ def ground_truth_grid(coco: dict, image_dir: Path, class_map: ClassMap, path: Pa
     for a in coco.get("annotations", []):
         anns[a["image_id"]].append(a)
     chosen = coco["images"][:n]
-    drawn = [draw_ground_truth(Path(image_dir) / im["file_name"], anns[im["id"]], class_map) for im in chosen]
+    renderer = Renderer(class_map, FIGURE_SIDE)
+    drawn = [draw_ground_truth(Path(image_dir) / im["file_name"], anns[im["id"]], class_map, renderer) for im in chosen]
     titles = [f"{im['file_name']} (id {im['id']}): {len(anns[im['id']])} objects" for im in chosen]
     return image_grid(drawn, titles, path, ncols=ncols)
 
@@ -171,10 +135,13 @@ def ground_truth_vs_prediction(
         anns[a["image_id"]].append(a)
     for d in selection.apply(predictions.detections):
         dets[d["image_id"]].append(d)
-    drawn, titles = [], []
+    drawn, titles, renderer = [], [], Renderer(class_map, FIGURE_SIDE)
     for im in gt["images"][:n]:
         file = files[im["id"]]
-        drawn += [draw_ground_truth(file, anns[im["id"]], class_map), draw_detections(file, dets[im["id"]], class_map)]
+        drawn += [
+            draw_ground_truth(file, anns[im["id"]], class_map, renderer),
+            draw_detections(file, dets[im["id"]], class_map, renderer=renderer),
+        ]
         titles += [
             f"ground truth: {len(anns[im['id']])} objects",
             f"prediction: {len(dets[im['id']])} (score >= {selection.threshold:g})",
@@ -220,16 +187,17 @@ def error_gallery(errors: dict[int, dict], image_paths: dict[int, Path], class_m
     """Left: images with the most missed objects (missed ones drawn). Right: the most confident false positives."""
     worst = sorted((i for i in errors if errors[i]["missed"]), key=lambda i: -len(errors[i]["missed"]))[:n]
     fps = sorted(((d, i) for i, e in errors.items() for d in e["false_positives"]), key=lambda x: -x[0]["score"])[:n]
+    renderer = Renderer(class_map, FIGURE_SIDE)
     missed_panels = [
         (
-            draw_ground_truth(image_paths[i], errors[i]["missed"], class_map),
+            draw_ground_truth(image_paths[i], errors[i]["missed"], class_map, renderer),
             f"image {i}: missed {len(errors[i]['missed'])} of {errors[i]['num_ground_truth']}",
         )
         for i in worst
     ]
     fp_panels = [
         (
-            draw_detections(image_paths[i], [d], class_map),
+            draw_detections(image_paths[i], [d], class_map, renderer=renderer),
             f"image {i}: false positive {class_map.name_of(d['category_id'])} {d['score']:.0%}",
         )
         for d, i in fps
