@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..core.atomic import write_bytes
 from ..core.errors import TinyVocError
+from ..core.gc_pause import paused_gc
 from ..core.rle import rle_problems
 from .trained_run import SplitImages
 
@@ -75,15 +76,16 @@ class Predictions:
 def write_cache(path: Path, predictions: Predictions) -> Predictions:
     """Check every mask string once, write header and detections atomically, return what a read returns."""
     detections = predictions.detections
-    bad = [p for p in rle_problems(*_rle_columns(detections)) if p]
-    if bad:  # masks come from pycocotools' encoder, so this is a bug, not a user error
-        raise TinyVocError(f"{len(bad)} of {len(detections)} encoded masks fail the submission check: {bad[0]}")
-    body = json.dumps(detections).encode()
-    checksum = hashlib.sha256(body).hexdigest()
-    header = {"format": CACHE_FORMAT, **predictions.header(), "num_detections": len(detections)}
-    header["detections_sha256"] = checksum
-    write_bytes(path, json.dumps(header).encode() + b"\n" + body)
-    return _predictions(header, json.loads(body), predictions.images)
+    with paused_gc():
+        bad = [p for p in rle_problems(*_rle_columns(detections)) if p]
+        if bad:  # masks come from pycocotools' encoder, so this is a bug, not a user error
+            raise TinyVocError(f"{len(bad)} of {len(detections)} encoded masks fail the submission check: {bad[0]}")
+        body = json.dumps(detections).encode()
+        checksum = hashlib.sha256(body).hexdigest()
+        header = {"format": CACHE_FORMAT, **predictions.header(), "num_detections": len(detections)}
+        header["detections_sha256"] = checksum
+        write_bytes(path, json.dumps(header).encode() + b"\n" + body)
+        return _predictions(header, json.loads(body), predictions.images)
 
 
 def read_cache(path: Path, images: SplitImages | None = None) -> Predictions | None:
@@ -97,7 +99,8 @@ def read_cache(path: Path, images: SplitImages | None = None) -> Predictions | N
         return None
     if hashlib.sha256(body).hexdigest() != header.get("detections_sha256"):
         return None
-    return _predictions(header, json.loads(body), images)
+    with paused_gc():
+        return _predictions(header, json.loads(body), images)
 
 
 def _rle_columns(detections: list[dict]) -> tuple[list[str], list[tuple[int, int]]]:
