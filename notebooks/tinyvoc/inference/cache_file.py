@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class Predictions:
     seconds: float | None = None
     gt_json: str | None = None  # the val split's json relative to the output folder, as stored in the header
     images: SplitImages | None = field(default=None, repr=False, compare=False)  # this runtime's split, when known
+    fusion: dict | None = None  # fused predictions (``fusion.py``): the members and the fusion's settings
     checked_rles: frozenset = field(default=frozenset(), repr=False, compare=False)
 
     @property
@@ -70,14 +72,21 @@ class Predictions:
             "gt_json": self.gt_json,
             "image_ids": self.image_ids,
             "seconds": self.seconds,
+            **({"fusion": self.fusion} if self.fusion else {}),
         }
 
 
-def write_cache(path: Path, predictions: Predictions) -> Predictions:
-    """Check every mask string once, write header and detections atomically, return what a read returns."""
+def write_cache(path: Path, predictions: Predictions, checked_rles: Collection = ()) -> Predictions:
+    """Check every mask string once, write header and detections atomically, return what a read returns.
+
+    ``checked_rles`` holds ``(height, width, counts)`` triples some cache already checked (a fusion
+    reuses its members' masks); only the other strings are parsed.
+    """
     detections = predictions.detections
     with paused_gc():
-        bad = [p for p in rle_problems(*_rle_columns(detections)) if p]
+        counts, sizes = _rle_columns(detections)
+        new = [(c, s) for c, s in zip(counts, sizes) if (s[0], s[1], c) not in checked_rles]
+        bad = [p for p in rle_problems([c for c, _ in new], [s for _, s in new]) if p]
         if bad:  # masks come from pycocotools' encoder, so this is a bug, not a user error
             raise TinyVocError(f"{len(bad)} of {len(detections)} encoded masks fail the submission check: {bad[0]}")
         body = json.dumps(detections).encode()
@@ -111,7 +120,7 @@ def _rle_columns(detections: list[dict]) -> tuple[list[str], list[tuple[int, int
 def _predictions(header: dict, detections: list[dict], images: SplitImages | None) -> Predictions:
     counts, sizes = _rle_columns(detections)
     checked = frozenset((h, w, c) for c, (h, w) in zip(counts, sizes))
-    fields = {k: header.get(k) for k in ("key", "checkpoint", "seconds", "gt_json")}
+    fields = {k: header.get(k) for k in ("key", "checkpoint", "seconds", "gt_json", "fusion")}
     return Predictions(
         split=header["split"],
         detections=detections,
