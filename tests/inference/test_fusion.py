@@ -247,3 +247,19 @@ def test_members_of_different_splits_or_images_are_refused():
         fusion.fuse([])
     with pytest.raises(TinyVocError, match="IoU threshold"):
         fusion.fuse([a], iou_threshold=0)
+
+
+def test_the_vote_on_run_length_codes_equals_the_vote_pixel_by_pixel():
+    """The two ways ``_voted_mask`` computes the vote (merging coalitions, decoding) give the same masks,
+    and both equal the rule written out on decoded arrays; equal weights make exact ties at one half."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = int(rng.integers(2, 6))
+        masks = [rect(int(rng.integers(0, 10)), int(rng.integers(0, 10)), 12, 14) for _ in range(n)]
+        weights = [float(w) for w in (np.full(n, 0.4) if rng.random() < 0.3 else rng.uniform(0.05, 1.0, n))]
+        segmentations = [encode_mask(m) for m in masks]
+        expected = (2 * np.tensordot(weights, np.stack(masks), axes=1) >= sum(weights) - 1e-12).astype(np.uint8)
+        merged = decode_mask(fusion._voted_mask(segmentations, weights))
+        decoded = decode_mask(fusion._vote_by_decoding(segmentations, weights))
+        np.testing.assert_array_equal(merged, expected)
+        np.testing.assert_array_equal(decoded, expected)

@@ -38,6 +38,8 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,7 @@ from .cache_file import Predictions, read_cache, write_cache
 FUSION_FORMAT = 1  # part of the key: a change of the rule above never reads an older fused cache
 DEFAULT_IOU = 0.5
 _TIE = 1e-9  # relative tolerance on "at least half": float sums of the same scores in another order
+_MERGE_MEMBERS = 6  # groups up to this many members vote on run-length codes, larger ones on decoded masks
 
 
 def fuse(
@@ -103,7 +106,7 @@ def fuse(
     if path is None:
         counts = ((d["segmentation"]["size"], d["segmentation"]["counts"]) for d in detections)
         kept = frozenset(t for t in ((s[0], s[1], c) for s, c in counts) if t in checked)
-        return _with_checked(fused, kept)
+        return replace(fused, checked_rles=kept)
     return write_cache(path, fused, checked_rles=checked)
 
 
@@ -183,7 +186,7 @@ def _group(rows: list[dict], member_of: list[int], order: np.ndarray, iou_thresh
             f"image {rows[0]['image_id']}: the runs' masks have different sizes {sorted(sizes)}; "
             "fuse predictions of the same images only"
         )
-    ious = np.asarray(mask_util.iou(rles, rles, [0] * len(rles)))
+    ious = _cross_member_ious(rles, np.asarray(member_of))
     leaders: list[int] = []  # position (in ``order``) of each group's first row
     groups: list[list[int]] = []
     members_in: list[set[int]] = []
@@ -220,16 +223,62 @@ def _fused_row(image_id: int, category_id: int, rows: list[dict], num_members: i
     return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": box, "segmentation": segmentation}
 
 
+def _cross_member_ious(rles: list[dict], member_of: np.ndarray) -> np.ndarray:
+    """Mask IoU between rows of different members (0 within a member: a row never joins its own member's group)."""
+    ious = np.zeros((len(rles), len(rles)))
+    present = np.unique(member_of)
+    for i, first in enumerate(present):
+        for second in present[i + 1 :]:
+            a, b = np.flatnonzero(member_of == first), np.flatnonzero(member_of == second)
+            block = np.asarray(mask_util.iou([rles[k] for k in a], [rles[k] for k in b], [0] * len(b)))
+            ious[np.ix_(a, b)] = block
+            ious[np.ix_(b, a)] = block.T
+    return ious
+
+
 def _voted_mask(segmentations: list[dict], weights: list[float]) -> dict:
-    """The score-weighted pixel vote: on where the covering weights reach half the total (module docstring)."""
+    """The score-weighted pixel vote: on where the covering weights reach half the total (module docstring).
+
+    A pixel is on exactly when the members covering it include a minimal winning coalition (a set of
+    members whose weights reach half the total, none of them superfluous), so the mask is the union of
+    those coalitions' intersections, computed on the run-length codes with pycocotools' ``merge``: no
+    mask is decoded. Groups of more than ``_MERGE_MEMBERS`` members (many coalitions) are decoded and
+    voted pixel by pixel instead, which gives the same mask.
+    """
     first = segmentations[0]
     if all(s["counts"] == first["counts"] for s in segmentations):
         return {"size": list(first["size"]), "counts": first["counts"]}
-    total = sum(weights)
-    alone = [k for k, w in enumerate(weights) if 2 * w > total * (1 + _TIE)]  # a weight no others can outvote
-    if alone:
-        chosen = segmentations[alone[0]]
+    if len(segmentations) > _MERGE_MEMBERS:
+        return _vote_by_decoding(segmentations, weights)
+    coalitions = _minimal_winning(weights)
+    if len(coalitions) == 1 and len(coalitions[0]) == 1:  # one member outweighs all others together
+        chosen = segmentations[coalitions[0][0]]
         return {"size": list(chosen["size"]), "counts": chosen["counts"]}
+    rles = [to_pycocotools(s) for s in segmentations]
+    parts = [mask_util.merge([rles[k] for k in c], intersect=True) if len(c) > 1 else rles[c[0]] for c in coalitions]
+    voted = mask_util.merge(parts, intersect=False) if len(parts) > 1 else parts[0]
+    return {"size": list(first["size"]), "counts": voted["counts"].decode("ascii")}
+
+
+def _wins(weights: list[float], total: float, coalition: tuple[int, ...]) -> bool:
+    """Whether these members' weights reach half the total (the tolerance absorbs float summation order)."""
+    return 2 * sum(weights[k] for k in coalition) >= total * (1 - _TIE)
+
+
+def _minimal_winning(weights: list[float]) -> list[tuple[int, ...]]:
+    """The member sets that reach half the total weight and have no smaller such set inside, smallest first."""
+    total = sum(weights)
+    found: list[tuple[int, ...]] = []
+    for size in range(1, len(weights) + 1):
+        for coalition in combinations(range(len(weights)), size):
+            if not any(set(c) <= set(coalition) for c in found) and _wins(weights, total, coalition):
+                found.append(coalition)
+    return found
+
+
+def _vote_by_decoding(segmentations: list[dict], weights: list[float]) -> dict:
+    """The same vote pixel by pixel, on the masks decoded within their joint box."""
+    first = segmentations[0]
     rles = [to_pycocotools(s) for s in segmentations]
     x0, y0, w, h = np.asarray(mask_util.toBbox(rles)).T
     left, top = int(x0.min()), int(y0.min())
@@ -237,7 +286,7 @@ def _voted_mask(segmentations: list[dict], weights: list[float]) -> dict:
     masks = mask_util.decode(rles)[top:bottom, left:right]  # H x W x members, only where any mask is
     vote = masks @ np.asarray(weights, dtype=float)
     full = np.zeros(tuple(first["size"]), dtype=np.uint8, order="F")
-    full[top:bottom, left:right] = 2 * vote >= total * (1 - _TIE)
+    full[top:bottom, left:right] = 2 * vote >= sum(weights) * (1 - _TIE)
     encoded = mask_util.encode(full)
     return {"size": list(first["size"]), "counts": encoded["counts"].decode("ascii")}
 
@@ -267,9 +316,3 @@ def _name(predictions: Predictions) -> str:
 def _digest(predictions: Predictions) -> str:
     """A content hash for predictions without a cache key (made in memory), and to order equal keys."""
     return hashlib.sha256(json.dumps(predictions.detections, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _with_checked(predictions: Predictions, checked: frozenset) -> Predictions:
-    from dataclasses import replace
-
-    return replace(predictions, checked_rles=checked)
