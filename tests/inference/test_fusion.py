@@ -108,6 +108,8 @@ def test_a_run_fused_with_itself_is_that_run(val_json):
     rows = random_run(0, n=80)
     # near copies of the ground truth scored high, so the AP compared below is not zero
     rows += [det(a["image_id"], a["category_id"], 0.95, rect(a["bbox"][1], a["bbox"][0] + 1, 8, 6)) for a in anns]
+    # empty masks (a barely trained model makes them): pycocotools gives two empty masks IoU 0, fusion 1
+    rows += [det(8, 2, score, np.zeros(SHAPE, np.uint8), bbox=[1.0, 2.0, 3.0, 4.0]) for score in (0.5, 0.2)]
     member = predictions(rows, "r1", split="val", images=images)
     fused = fusion.fuse([member, member])
     assert canonical(fused.detections) == canonical(rows)  # same masks, same scores, same boxes

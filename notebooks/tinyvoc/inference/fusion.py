@@ -187,15 +187,18 @@ def _group(rows: list[dict], member_of: list[int], order: np.ndarray, iou_thresh
             "fuse predictions of the same images only"
         )
     ious = _cross_member_ious(rles, np.asarray(member_of))
+    can_join = (ious >= iou_threshold).any(axis=1)
     leaders: list[int] = []  # position (in ``order``) of each group's first row
     groups: list[list[int]] = []
     members_in: list[set[int]] = []
     for k, member in enumerate(member_of):
         best, best_iou = -1, iou_threshold
-        for g, leader in enumerate(leaders):
-            overlap = ious[k, leader]
-            if overlap >= best_iou and member not in members_in[g] and (best < 0 or overlap > best_iou):
-                best, best_iou = g, overlap
+        if can_join[k]:
+            row = ious[k].tolist()
+            for g, leader in enumerate(leaders):
+                overlap = row[leader]
+                if overlap >= best_iou and member not in members_in[g] and (best < 0 or overlap > best_iou):
+                    best, best_iou = g, overlap  # the highest IoU; ties: the earliest group
         if best < 0:
             leaders.append(k)
             groups.append([int(order[k])])
@@ -204,6 +207,31 @@ def _group(rows: list[dict], member_of: list[int], order: np.ndarray, iou_thresh
             groups[best].append(int(order[k]))
             members_in[best].add(member)
     return groups
+
+
+def _cross_member_ious(rles: list[dict], member_of: np.ndarray) -> np.ndarray:
+    """Mask IoU between rows of different members; 0 within a member (a row never joins its own member's group).
+
+    Identical masks have IoU 1, two empty ones too (pycocotools says 0 for those), so a run fused with
+    itself keeps its empty masks as they were. One pycocotools call per pair of members.
+    """
+    ious = np.zeros((len(rles), len(rles)))
+    present = np.unique(member_of)
+    for i, first in enumerate(present):
+        for second in present[i + 1 :]:
+            a, b = np.flatnonzero(member_of == first), np.flatnonzero(member_of == second)
+            block = np.asarray(mask_util.iou([rles[k] for k in a], [rles[k] for k in b], [0] * len(b)))
+            ious[np.ix_(a, b)] = block
+            ious[np.ix_(b, a)] = block.T
+    alike: dict[bytes, list[int]] = defaultdict(list)
+    for k, rle in enumerate(rles):
+        alike[rle["counts"]].append(k)
+    for rows in alike.values():
+        for i, a in enumerate(rows):
+            for b in rows[i + 1 :]:
+                if member_of[a] != member_of[b]:
+                    ious[a, b] = ious[b, a] = 1.0
+    return ious
 
 
 def _fused_row(image_id: int, category_id: int, rows: list[dict], num_members: int) -> dict:
@@ -221,19 +249,6 @@ def _fused_row(image_id: int, category_id: int, rows: list[dict], num_members: i
         mean = np.asarray(weights) @ np.asarray(boxes, dtype=float) / sum(weights)
         box = [round(float(v), 2) for v in mean]
     return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": box, "segmentation": segmentation}
-
-
-def _cross_member_ious(rles: list[dict], member_of: np.ndarray) -> np.ndarray:
-    """Mask IoU between rows of different members (0 within a member: a row never joins its own member's group)."""
-    ious = np.zeros((len(rles), len(rles)))
-    present = np.unique(member_of)
-    for i, first in enumerate(present):
-        for second in present[i + 1 :]:
-            a, b = np.flatnonzero(member_of == first), np.flatnonzero(member_of == second)
-            block = np.asarray(mask_util.iou([rles[k] for k in a], [rles[k] for k in b], [0] * len(b)))
-            ious[np.ix_(a, b)] = block
-            ious[np.ix_(b, a)] = block.T
-    return ious
 
 
 def _voted_mask(segmentations: list[dict], weights: list[float]) -> dict:
