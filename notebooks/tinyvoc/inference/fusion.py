@@ -12,6 +12,7 @@ The rule, image by image and class by class (masks of different images or classe
   group whose first (best-scored) detection its mask overlaps most, at mask IoU >= ``iou_threshold``,
   among the groups that hold nothing yet from its own member; else it starts a group. So a group has at
   most one detection per member, and a member's own duplicates stay separate, as that member made them.
+  Identical masks have IoU 1, two empty ones too (pycocotools would say 0).
 - **Score.** The mean of the members' scores over ALL members, a member that did not find the object
   counting 0: what every member agrees on keeps its score, what only some found is lowered (found by one
   of two at 0.8: 0.4). A run fused with itself keeps its scores exactly.
@@ -235,7 +236,7 @@ def _cross_member_ious(rles: list[dict], member_of: np.ndarray) -> np.ndarray:
 
 
 def _fused_row(image_id: int, category_id: int, rows: list[dict], num_members: int) -> dict:
-    """One fused detection from a group's rows (at most one per member, in canonical member order)."""
+    """One fused detection from a group's rows (at most one per member, best score first)."""
     scores = [float(row["score"]) for row in rows]
     score = sum(scores) / num_members  # exact for a run fused with itself: (s + s) / 2 == s
     weights = scores if sum(scores) > 0 else [1.0] * len(rows)
