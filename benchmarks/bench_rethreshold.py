@@ -19,7 +19,9 @@ input:
    without its flip + two-scale TTA, timed on the first ``--x101-images`` test images and scaled to
    100 (it takes minutes per image on two CPU cores, so the whole set is not run here).
 
-Timings are the median of ``REPEATS`` runs in this process.
+Timings are the median of ``REPEATS`` runs in this process. Parts 1 and 2 also time the same export
+with Python's garbage collector running through it, as it did before ``core/gc_pause.py``, the two
+alternating run by run, so both see the same load.
 
     .venv/bin/python benchmarks/bench_rethreshold.py [--x101-images N] [--device cpu|cuda]
 """
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from _common import real_files, smoke_model_outputs, strong_model_detections, validation_split
 
+from tinyvoc.core import gc_pause
 from tinyvoc.inference import cached_predictions, evaluate
 from tinyvoc.inference.cache_file import Predictions, read_cache, write_cache
 from tinyvoc.inference.model_runner import instances_to_detections
@@ -53,6 +56,26 @@ def timed(fn, repeats: int = REPEATS) -> tuple[float, object]:
         result = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), result
+
+
+def with_and_without_pause(fn, repeats: int = REPEATS) -> tuple[float, float, object]:
+    """Median seconds of ``fn`` with the collector paused (as shipped) and running (as before), alternating."""
+    paused, running = [], []
+    for _ in range(repeats):
+        for times, pause in ((running, False), (paused, True)):
+            gc_pause.PAUSE = pause
+            try:
+                start = time.perf_counter()
+                result = fn()
+                times.append(time.perf_counter() - start)
+            finally:
+                gc_pause.PAUSE = True
+    return statistics.median(paused), statistics.median(running), result
+
+
+def pause_line(paused: float, running: float) -> str:
+    before = "the same, garbage collector running through it (before core/gc_pause.py):"
+    return f"   {before} {running:.3f} s, {running / paused:.2f}x"
 
 
 def count(path: Path) -> int:
@@ -77,7 +100,7 @@ def model_part(root: Path) -> float:
         cached = cached_predictions.predict_split(TrainedRun.load(outputs, "final"), "test", score_floor=0.0)
         return export.export_submission(cached, cached.images.coco, root / "cached.json", Selection(0.0))
 
-    seconds, report = timed(from_cache)
+    seconds, running, report = with_and_without_pause(from_cache)
     fresh_n, cached_n = count(root / "fresh.json"), count(root / "cached.json")
     assert fresh_n == cached_n == report.num_instances == cached_detections == 100 * PER_IMAGE, (fresh_n, cached_n)
     same = (root / "fresh.json").read_bytes() == (root / "cached.json").read_bytes()
@@ -87,6 +110,7 @@ def model_part(root: Path) -> float:
     print(f"   identical files ({cached_n} instances each): {same}")
     print(f"   re-run inference + export: {infer:8.2f} s")
     print(f"   export from the cache:     {seconds:8.3f} s (load the cache, filter, write, check the written file)")
+    print(pause_line(seconds, running))
     print(f"   ratio: {infer / seconds:.0f}x")
     return infer
 
@@ -104,13 +128,14 @@ def realistic_part(root: Path, infer: float) -> float:
         cached = read_cache(cache_file)
         return export.export_submission(cached, files.test_json, root / "realistic.json", Selection(threshold))
 
-    seconds, report = timed(from_cache)
+    seconds, running, report = with_and_without_pause(from_cache)
     chars = sum(len(d["segmentation"]["counts"]) for d in detections) / len(detections)
     exported = count(root / "realistic.json")
     assert exported == report.num_instances == len(detections) == 100 * PER_IMAGE, exported
     print(f"2. realistic cache: {len(detections)} detections on the 100 test images' sizes, {chars:.0f} RLE chars each")
     print(f"   exported at threshold {threshold} (the lowest score): {exported} instances")
     print(f"   export from the cache:     {seconds:8.3f} s; part 1's inference + export is {infer / seconds:.0f}x that")
+    print(pause_line(seconds, running))
     return seconds
 
 

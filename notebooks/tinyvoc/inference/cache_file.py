@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.atomic import write_bytes
 from ..core.errors import TinyVocError
+from ..core.gc_pause import paused_gc
 from ..core.rle import rle_problems
 from .trained_run import SplitImages
 
@@ -45,6 +47,7 @@ class Predictions:
     seconds: float | None = None
     gt_json: str | None = None  # the val split's json relative to the output folder, as stored in the header
     images: SplitImages | None = field(default=None, repr=False, compare=False)  # this runtime's split, when known
+    fusion: dict | None = None  # fused predictions (``fusion.py``): the members and the fusion's settings
     checked_rles: frozenset = field(default=frozenset(), repr=False, compare=False)
 
     @property
@@ -69,21 +72,29 @@ class Predictions:
             "gt_json": self.gt_json,
             "image_ids": self.image_ids,
             "seconds": self.seconds,
+            **({"fusion": self.fusion} if self.fusion else {}),
         }
 
 
-def write_cache(path: Path, predictions: Predictions) -> Predictions:
-    """Check every mask string once, write header and detections atomically, return what a read returns."""
+def write_cache(path: Path, predictions: Predictions, checked_rles: Collection = ()) -> Predictions:
+    """Check every mask string once, write header and detections atomically, return what a read returns.
+
+    ``checked_rles`` holds ``(height, width, counts)`` triples some cache already checked (a fusion
+    reuses its members' masks); only the other strings are parsed.
+    """
     detections = predictions.detections
-    bad = [p for p in rle_problems(*_rle_columns(detections)) if p]
-    if bad:  # masks come from pycocotools' encoder, so this is a bug, not a user error
-        raise TinyVocError(f"{len(bad)} of {len(detections)} encoded masks fail the submission check: {bad[0]}")
-    body = json.dumps(detections).encode()
-    checksum = hashlib.sha256(body).hexdigest()
-    header = {"format": CACHE_FORMAT, **predictions.header(), "num_detections": len(detections)}
-    header["detections_sha256"] = checksum
-    write_bytes(path, json.dumps(header).encode() + b"\n" + body)
-    return _predictions(header, json.loads(body), predictions.images)
+    with paused_gc():
+        counts, sizes = _rle_columns(detections)
+        new = [(c, s) for c, s in zip(counts, sizes) if (s[0], s[1], c) not in checked_rles]
+        bad = [p for p in rle_problems([c for c, _ in new], [s for _, s in new]) if p]
+        if bad:  # masks come from pycocotools' encoder, so this is a bug, not a user error
+            raise TinyVocError(f"{len(bad)} of {len(detections)} encoded masks fail the submission check: {bad[0]}")
+        body = json.dumps(detections).encode()
+        checksum = hashlib.sha256(body).hexdigest()
+        header = {"format": CACHE_FORMAT, **predictions.header(), "num_detections": len(detections)}
+        header["detections_sha256"] = checksum
+        write_bytes(path, json.dumps(header).encode() + b"\n" + body)
+        return _predictions(header, json.loads(body), predictions.images)
 
 
 def read_cache(path: Path, images: SplitImages | None = None) -> Predictions | None:
@@ -97,7 +108,8 @@ def read_cache(path: Path, images: SplitImages | None = None) -> Predictions | N
         return None
     if hashlib.sha256(body).hexdigest() != header.get("detections_sha256"):
         return None
-    return _predictions(header, json.loads(body), images)
+    with paused_gc():
+        return _predictions(header, json.loads(body), images)
 
 
 def _rle_columns(detections: list[dict]) -> tuple[list[str], list[tuple[int, int]]]:
@@ -108,7 +120,7 @@ def _rle_columns(detections: list[dict]) -> tuple[list[str], list[tuple[int, int
 def _predictions(header: dict, detections: list[dict], images: SplitImages | None) -> Predictions:
     counts, sizes = _rle_columns(detections)
     checked = frozenset((h, w, c) for c, (h, w) in zip(counts, sizes))
-    fields = {k: header.get(k) for k in ("key", "checkpoint", "seconds", "gt_json")}
+    fields = {k: header.get(k) for k in ("key", "checkpoint", "seconds", "gt_json", "fusion")}
     return Predictions(
         split=header["split"],
         detections=detections,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..core.coco_json import describe_ids, describe_json_error, is_int, load_coco
 from ..core.errors import TinyVocError
+from ..core.gc_pause import paused_gc
 from ..core.rle import rle_problems
 
 # the four keys of a submission entry; export.py writes exactly these
@@ -144,15 +145,17 @@ def validate_submission(
     submission's fault. A missing submission file raises too, since there is nothing to report on.
     """
     test = _load_test_set(test_json)
-    entries, label, load_error = _load_submission(submission)
-    report = SubmissionReport(path=label, num_test_images=len(test.sizes), category_names=dict(test.names))
-    if load_error is not None:
-        report.errors.append(load_error)
-    elif not isinstance(entries, list):
-        report.errors.append(_top_level_error(label, entries))
-    else:
-        report.num_entries = len(entries)
-        _check_entries(entries, test, report, checked_rles)
+    with paused_gc():  # tens of thousands of parsed objects, no cycles among them (core/gc_pause.py)
+        entries, label, load_error = _load_submission(submission)
+        report = SubmissionReport(path=label, num_test_images=len(test.sizes), category_names=dict(test.names))
+        if load_error is not None:
+            report.errors.append(load_error)
+        elif not isinstance(entries, list):
+            report.errors.append(_top_level_error(label, entries))
+        else:
+            report.num_entries = len(entries)
+            _check_entries(entries, test, report, checked_rles)
+        del entries
     report.images_without_detections = sorted(i for i in test.sizes if i not in report.per_image)
     return report
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..core.atomic import atomic_path
 from ..core.errors import TinyVocError
+from ..core.gc_pause import paused_gc
 from ..inference.cache_file import Predictions
 from ..inference.selection import Selection
 from .check import SUBMISSION_KEYS, validate_submission
@@ -33,13 +34,15 @@ def export_submission(predictions: Predictions, test_json: str | Path | dict, ta
             f"score threshold {selection.lowest} is below the cache's floor {predictions.score_floor}; "
             f"choose {predictions.score_floor} or more"
         )
-    rows = selection.apply(predictions.detections, keys=SUBMISSION_KEYS)
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(rows))
-        report = validate_submission(tmp, test_json, predictions.checked_rles)
-        report.path = str(target)
-        if not report.ok:
-            raise TinyVocError(f"refusing to write an invalid submission to {target}:\n{report.summary()}")
+    with paused_gc():  # 10,000 rows made, written, read back and checked: see core/gc_pause.py
+        rows = selection.apply(predictions.detections, keys=SUBMISSION_KEYS)
+        with atomic_path(target) as tmp:
+            tmp.write_text(json.dumps(rows))
+            del rows  # freed here, by reference counting, while the collector is paused
+            report = validate_submission(tmp, test_json, predictions.checked_rles)
+            report.path = str(target)
+            if not report.ok:
+                raise TinyVocError(f"refusing to write an invalid submission to {target}:\n{report.summary()}")
     return report
 
 

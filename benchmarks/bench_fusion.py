@@ -1,0 +1,176 @@
+"""Fusing runs' cached predictions vs predicting again, at the real load.
+
+The real load: two runs (members), each with 100 detections on every one of the 100 test images and
+on a 135-image validation split of the test images' sizes (the density of ``bench_rethreshold.py``
+part 3): 23,500 detections per member. Member A's masks are shaped like Mask R-CNN's
+(``_common.mask_head_like``); member B is another model's view of the same images: most of A's
+objects again, each box moved by a few percent and its mask redrawn, rescored, the rest replaced by
+detections of its own, so fusion has groups to vote on. A third member, made like B, times the
+three-member vote.
+
+Printed, each measured in this run:
+
+1. Fusing A and B, test and validation: computed and written to the cache, then read from it;
+   the instances in and out and how many groups had two members.
+2. Three members (A, B, C) the same way.
+3. Validation mask AP50 / AP of A, B and their fusions on the synthetic split: only a check that the
+   fused predictions go through the evaluation as a run's do. B and C are degraded copies of A (moved
+   masks, a third of the objects replaced by random guesses), so the fusions are expected below A;
+   this says nothing about fusing real models.
+4. What predicting again would cost instead: the smoke profile's R18-FPN Mask R-CNN (trained two
+   iterations on the real files, score floor 0, so it fills its 100 detections per image) timed on
+   the first ``--images`` real test images on this CPU, scaled to the images of both members' two splits.
+
+    .venv/bin/python benchmarks/bench_fusion.py [--images N]
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import statistics
+import tempfile
+import time
+from contextlib import redirect_stdout
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from _common import detection, random_box, real_files, smoke_model_outputs, strong_model_detections, validation_split
+
+from tinyvoc.inference import evaluate, fusion
+from tinyvoc.inference.cache_file import Predictions, write_cache
+from tinyvoc.inference.selection import Selection
+from tinyvoc.inference.trained_run import read_split
+
+PER_IMAGE = 100
+VAL_IMAGES = 135
+
+
+def another_model(rows: list[dict], images: dict[int, dict], category_ids: list[int], seed: int) -> list[dict]:
+    """Another model's detections of the same images: 70% of ``rows`` moved and rescored, the rest its own."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for row in rows:
+        image = images[row["image_id"]]
+        height, width = image["height"], image["width"]
+        x, y, w, h = row["bbox"]
+        if rng.random() < 0.7 and w >= 2 and h >= 2:
+            jitter = rng.normal(scale=0.04, size=4) * [w, h, w, h]
+            x0, y0 = np.clip([x + jitter[0], y + jitter[1]], 0, [width - 2, height - 2])
+            x1, y1 = np.clip([x + w + jitter[2], y + h + jitter[3]], [x0 + 2, y0 + 2], [width, height])
+            score = float(np.clip(row["score"] * rng.uniform(0.6, 1.4), 0.01, 1.0))
+            out.append(detection(rng, image, row["category_id"], score, (x0, y0, x1, y1)))
+        else:
+            score = float(np.clip(rng.beta(0.4, 2.0), 0.01, 1.0))
+            category = int(rng.choice(category_ids))
+            out.append(detection(rng, image, category, score, random_box(rng, height, width)))
+    return out
+
+
+def members(root: Path) -> tuple[list[Predictions], list[Predictions]]:
+    """Three members' test and val predictions, written to caches as predict_split writes them."""
+    test = json.loads(real_files().test_json.read_text())
+    category_ids = [c["id"] for c in test["categories"]]
+    gt, val_a = validation_split(test, num_images=VAL_IMAGES, per_image=PER_IMAGE)
+    gt_path = root / "val.json"
+    root.mkdir(parents=True, exist_ok=True)
+    gt_path.write_text(json.dumps(gt))
+    val_images = read_split("val", gt_path, root, check_files=False)
+    test_a = strong_model_detections(test["images"], category_ids, PER_IMAGE)
+    by_id = {i["id"]: i for i in test["images"] + gt["images"]}
+    tests, vals = [], []
+    for name, seed in (("A", 0), ("B", 1), ("C", 2)):
+        test_rows = test_a if name == "A" else another_model(test_a, by_id, category_ids, seed)
+        val_rows = val_a if name == "A" else another_model(val_a, by_id, category_ids, 100 + seed)
+        for split, rows, ids, out in (
+            ("test", test_rows, [i["id"] for i in test["images"]], tests),
+            ("val", val_rows, [i["id"] for i in gt["images"]], vals),
+        ):
+            made = Predictions(split, rows, 0.01, image_ids=ids, key=f"{name}-{split}", checkpoint=f"{name}.pth")
+            out.append(write_cache(root / "predictions" / f"{split}-{name}.jsonl", made))
+    vals = [replace(v, images=val_images) for v in vals]
+    return tests, vals
+
+
+def fuse_both(tests, vals, cache: Path) -> tuple[float, float, list[Predictions]]:
+    """Seconds to fuse test and val (computed and cached), seconds to read both back, the fused pair."""
+    started = time.perf_counter()
+    fused = [fusion.fuse(tests, cache_dir=cache, refresh=True), fusion.fuse(vals, cache_dir=cache, refresh=True)]
+    computed = time.perf_counter() - started
+    reads = []
+    for _ in range(3):
+        started = time.perf_counter()
+        again = [fusion.fuse(tests, cache_dir=cache), fusion.fuse(vals, cache_dir=cache)]
+        reads.append(time.perf_counter() - started)
+    assert [a.detections for a in again] == [f.detections for f in fused]
+    return computed, statistics.median(reads), fused
+
+
+def predict_seconds(root: Path, num_images: int) -> tuple[float, int]:
+    """Median seconds per real test image for the smoke model (read, predict, encode the masks), and detections."""
+    from tinyvoc.inference.model_runner import BatchPredictor, instances_to_detections
+    from tinyvoc.inference.trained_run import TrainedRun
+
+    with redirect_stdout(io.StringIO()):
+        run = TrainedRun.load(smoke_model_outputs(root), "final")
+    predictor = BatchPredictor(run.inference_config(0.0), run.checkpoint)
+    times, found = [], 0
+    for item in run.split("test").items[:num_images]:
+        started = time.perf_counter()
+        instances = predictor([predictor.read(item)], [(item.height, item.width)])[0]
+        found += len(instances_to_detections(instances, item.image_id, run.record.class_map))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), found
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=3, help="real test images to time the smoke model on")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        tests, vals = members(root / "members")
+        total = sum(len(p.detections) for p in tests[:2] + vals[:2])
+        print(f"members built in {time.perf_counter() - started:.0f} s (not part of any timing below)")
+
+        with redirect_stdout(io.StringIO()):
+            computed, read, (test_ab, val_ab) = fuse_both(tests[:2], vals[:2], root / "fused")
+        pairs = sum(len(p.detections) for p in tests[:2]) - len(test_ab.detections)
+        pairs += sum(len(p.detections) for p in vals[:2]) - len(val_ab.detections)
+        print(
+            f"1. two members: {len(tests[0].detections)} + {len(tests[1].detections)} test detections "
+            f"({len(tests[0].image_ids)} images), {len(vals[0].detections)} + {len(vals[1].detections)} val "
+            f"({len(vals[0].image_ids)} images): {total} in, {len(test_ab.detections) + len(val_ab.detections)} out, "
+            f"{pairs} groups of two"
+        )
+        print(f"   fuse test + val, computed and cached: {computed:6.2f} s")
+        print(f"   the same from the fused caches:       {read:6.2f} s")
+
+        with redirect_stdout(io.StringIO()):
+            computed3, read3, (test_abc, val_abc) = fuse_both(tests, vals, root / "fused")
+        total3 = sum(len(p.detections) for p in tests + vals)
+        print(f"2. three members: {total3} in, {len(test_abc.detections) + len(val_abc.detections)} out")
+        print(f"   fuse test + val, computed and cached: {computed3:6.2f} s")
+        print(f"   the same from the fused caches:       {read3:6.2f} s")
+
+        print("3. validation (synthetic split; checks the fused predictions evaluate like a run's)")
+        for name, predictions in (("A", vals[0]), ("B", vals[1]), ("A+B fused", val_ab), ("A+B+C fused", val_abc)):
+            scored = evaluate.Matching(predictions).scores(Selection(0.01))
+            print(f"   {name:12s} mask AP50 {scored['AP50']:.3f}  AP {scored['AP']:.3f}  ({scored['instances']} kept)")
+
+        print("4. predicting again instead (smoke profile, this CPU)")
+        per_image, found = predict_seconds(root / "model", args.images)
+        images = 2 * (len(tests[0].image_ids) + len(vals[0].image_ids))
+        print(f"   smoke model: {found} detections on {args.images} real test images, {per_image:.2f} s per image")
+        print(f"   two members' test + val ({images} images): ~{per_image * images:.0f} s")
+        print(
+            f"   vs fusing them: {computed:.2f} s ({per_image * images / computed:.0f}x), from the cache {read:.2f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Pause Python's cyclic garbage collector while tens of thousands of JSON rows are made and dropped.
+
+Reading a prediction cache, selecting, writing and checking a submission each create and free
+about 40,000 dicts and lists (10,000 detections). Each such burst makes CPython run its cyclic
+collector, including full passes over every object the process holds, and a notebook kernel that
+imported torch and detectron2 and trained a model holds hundreds of thousands. None of that work
+finds anything: rows parsed from JSON or built from them hold no reference cycles, so reference
+counting frees them anyway. Measured on ``benchmarks/bench_rethreshold.py`` part 1 (10,000
+instances), these passes were about half of the export's time; the benchmark prints the export with
+and without the pause side by side.
+
+The pause is short (well under a second) and nests; the collector is back on when the outermost
+pause ends, even on an error, and is left off if the caller had turned it off.
+"""
+
+from __future__ import annotations
+
+import gc
+from contextlib import contextmanager
+
+PAUSE = True  # benchmarks set this False to time the same code with the collector running
+
+
+@contextmanager
+def paused_gc():
+    """Run the block with the cyclic collector off (see the module docstring); reference counting still frees."""
+    if not PAUSE or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

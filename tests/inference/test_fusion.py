@@ -1,0 +1,267 @@
+"""Fusing runs' cached predictions: a run with itself is that run, order never matters, images and classes never
+mix, a hand-made case gives the masks and scores the rule says, the fused file validates, and the cache is reused."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tinyvoc.core.errors import TinyVocError
+from tinyvoc.core.rle import decode_mask, encode_mask
+from tinyvoc.inference import evaluate, fusion
+from tinyvoc.inference.cache_file import Predictions, read_cache
+from tinyvoc.inference.selection import Selection
+from tinyvoc.inference.trained_run import read_split
+from tinyvoc.submission.export import export_submission
+
+SHAPE = (40, 50)
+IMAGES = [{"id": i, "file_name": f"{i}.jpg", "height": SHAPE[0], "width": SHAPE[1]} for i in (3, 8, 11)]
+CATEGORIES = [{"id": c, "name": f"class{c}"} for c in (1, 2, 4)]
+
+
+def rect(top, left, height, width, shape=SHAPE):
+    mask = np.zeros(shape, np.uint8)
+    mask[top : top + height, left : left + width] = 1
+    return mask
+
+
+def det(image_id, category_id, score, mask, bbox=None):
+    ys, xs = np.nonzero(mask)
+    box = bbox or [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+    return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": box} | {
+        "segmentation": encode_mask(mask)
+    }
+
+
+def random_run(seed, n=60, like=None):
+    """Many detections on three images and classes: overlapping same-class duplicates, ties, tiny masks.
+
+    With ``like``, another model's view of run ``like``'s objects: each mask moved by up to a pixel,
+    rescored, a fifth of them missed, and a few objects of its own.
+    """
+    rng = np.random.default_rng(seed if like is None else like)
+    found = []
+    for _ in range(n):
+        image, category = int(rng.choice([3, 8, 11])), int(rng.choice([1, 2, 4]))
+        box = [int(rng.integers(0, 30)), int(rng.integers(0, 40)), int(rng.integers(1, 12)), int(rng.integers(1, 12))]
+        found.append((image, category, box, round(float(rng.uniform(0.05, 1.0)), 1)))  # rounded: some scores tie
+    if like is not None:
+        rng = np.random.default_rng(seed)
+        moved = []
+        for image, category, (top, left, h, w), _ in found:
+            if rng.random() < 0.8:
+                top, left = max(0, top + int(rng.integers(-1, 2))), max(0, left + int(rng.integers(-1, 2)))
+                moved.append((image, category, [top, left, h + 2, w + 2], round(float(rng.uniform(0.05, 1.0)), 1)))
+        found = moved
+        for _ in range(n // 5):
+            image, category = int(rng.choice([3, 8, 11])), int(rng.choice([1, 2, 4]))
+            box = [
+                int(rng.integers(0, 30)),
+                int(rng.integers(0, 40)),
+                int(rng.integers(1, 12)),
+                int(rng.integers(1, 12)),
+            ]
+            found.append((image, category, box, round(float(rng.uniform(0.05, 1.0)), 1)))
+    return [det(image, category, score, rect(*box)) for image, category, box, score in found]
+
+
+def predictions(rows, key, split="test", floor=0.01, images=None):
+    return Predictions(
+        split, rows, floor, image_ids=[i["id"] for i in IMAGES], key=key, checkpoint=f"{key}.pth", images=images
+    )
+
+
+def canonical(rows):
+    return sorted(
+        ((d["image_id"], d["category_id"], d["score"], d["segmentation"]["counts"], tuple(d["bbox"])) for d in rows),
+    )
+
+
+@pytest.fixture()
+def val_json(tmp_path):
+    """Ground truth for the three images: a few rectangles of each class."""
+    rng = np.random.default_rng(7)
+    anns = []
+    for image in IMAGES:
+        for category in (1, 2, 4):
+            top, left = int(rng.integers(0, 30)), int(rng.integers(0, 40))
+            h, w = int(rng.integers(4, 10)), int(rng.integers(4, 10))
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image["id"],
+                    "category_id": category,
+                    "segmentation": [[left, top, left + w, top, left + w, top + h, left, top + h]],
+                    "area": w * h,
+                    "bbox": [left, top, w, h],
+                    "iscrowd": 0,
+                }
+            )
+    path = tmp_path / "val.json"
+    path.write_text(json.dumps({"images": IMAGES, "annotations": anns, "categories": CATEGORIES}))
+    return path, anns
+
+
+def test_a_run_fused_with_itself_is_that_run(val_json):
+    path, anns = val_json
+    images = read_split("val", path, path.parent, check_files=False)
+    rows = random_run(0, n=80)
+    # near copies of the ground truth scored high, so the AP compared below is not zero
+    rows += [det(a["image_id"], a["category_id"], 0.95, rect(a["bbox"][1], a["bbox"][0] + 1, 8, 6)) for a in anns]
+    # empty masks (a barely trained model makes them): pycocotools gives two empty masks IoU 0, fusion 1
+    rows += [det(8, 2, score, np.zeros(SHAPE, np.uint8), bbox=[1.0, 2.0, 3.0, 4.0]) for score in (0.5, 0.2)]
+    member = predictions(rows, "r1", split="val", images=images)
+    fused = fusion.fuse([member, member])
+    assert canonical(fused.detections) == canonical(rows)  # same masks, same scores, same boxes
+    selection = Selection(0.0)
+    ours, theirs = evaluate.evaluate_cached(fused, selection), evaluate.evaluate_cached(member, selection)
+    assert ours["segm"]["AP50"] > 0.1
+    assert (ours["segm"], ours["bbox"]) == (theirs["segm"], theirs["bbox"])
+    assert evaluate.Matching(fused).scores(selection) == evaluate.Matching(member).scores(selection)
+
+
+def test_fusion_is_deterministic_and_independent_of_member_order(tmp_path):
+    a, b, c = (predictions(random_run(seed, like=1), key) for seed, key in ((1, "k1"), (2, "k2"), (3, "k3")))
+    ab, ba = fusion.fuse([a, b]), fusion.fuse([b, a])
+    assert ab.detections == ba.detections and ab.key == ba.key and ab.fusion == ba.fusion
+    assert fusion.fuse([a, b]).detections == ab.detections
+    assert fusion.fuse([c, a, b]).detections == fusion.fuse([b, c, a]).detections
+    assert ab.key != fusion.fuse([a, c]).key != fusion.fuse([a, b], iou_threshold=0.7).key
+    merged = len(a.detections) + len(b.detections) - len(ab.detections)
+    assert merged > 20  # the two runs really share objects, so the grouping was exercised
+    with_cache = fusion.fuse([b, a], cache_dir=tmp_path)
+    assert with_cache.detections == ab.detections  # also as written to and read from the cache
+
+
+def test_different_images_or_classes_never_merge():
+    mask = rect(5, 5, 10, 10)
+    a = predictions([det(3, 1, 0.8, mask), det(8, 2, 0.6, mask)], "a")
+    b = predictions([det(3, 2, 0.8, mask), det(11, 1, 0.6, mask)], "b")
+    fused = fusion.fuse([a, b])
+    assert sorted((d["image_id"], d["category_id"], d["score"]) for d in fused.detections) == [
+        (3, 1, 0.4),
+        (3, 2, 0.4),
+        (8, 2, 0.3),
+        (11, 1, 0.3),
+    ]
+
+
+def test_hand_made_overlaps_give_the_voted_masks_and_mean_scores():
+    """Three members; see each case's comment for the arithmetic."""
+    a = predictions(
+        [
+            det(3, 1, 0.9, rect(0, 0, 10, 10)),  # group 1, with b's and c's
+            det(3, 2, 0.4, rect(20, 0, 8, 8)),  # group 2, with c's
+            det(3, 2, 0.3, rect(20, 1, 8, 8)),  # a's own duplicate of group 2: never in the same group
+            det(3, 4, 0.9, rect(0, 26, 10, 10)),  # IoU with c's class-4 mask 60/140 = 0.43: two groups
+        ],
+        "a",
+    )
+    b = predictions(
+        [
+            det(3, 1, 0.6, rect(0, 1, 10, 10)),  # IoU with a's 90/110 = 0.82
+            det(8, 4, 0.5, rect(30, 20, 5, 10)),  # only b found it
+        ],
+        "b",
+    )
+    c = predictions(
+        [
+            det(3, 1, 0.6, rect(0, 2, 10, 10)),  # IoU with a's (the group's first) 80/120 = 0.67
+            det(3, 2, 0.4, rect(20, 2, 8, 8)),  # IoU with a's first 48/80 = 0.6, equal score
+            det(3, 4, 0.3, rect(0, 30, 10, 10)),
+        ],
+        "c",
+    )
+    fused = {(d["image_id"], d["category_id"], round(d["score"], 9)): d for d in fusion.fuse([c, a, b]).detections}
+    assert sorted(fused) == sorted(
+        [
+            (3, 1, 0.7),  # (0.9 + 0.6 + 0.6) / 3
+            (3, 2, round(0.8 / 3, 9)),  # (0.4 + 0 + 0.4) / 3
+            (3, 2, 0.1),  # a's duplicate alone: 0.3 / 3
+            (3, 4, 0.3),  # a's alone
+            (3, 4, 0.1),  # c's alone
+            (8, 4, round(0.5 / 3, 9)),  # b's alone, mask unchanged
+        ]
+    )
+    # group 1, weights 0.9, 0.6, 0.6 (half the total: 1.05): column 0 has a's 0.9 only (off), columns 1-9
+    # at least a + b = 1.5 (on), column 10 b + c = 1.2 (on), column 11 c's 0.6 only (off)
+    np.testing.assert_array_equal(decode_mask(fused[(3, 1, 0.7)]["segmentation"]), rect(0, 1, 10, 10))
+    # two equal votes reach exactly half everywhere either covers: the union
+    np.testing.assert_array_equal(decode_mask(fused[(3, 2, round(0.8 / 3, 9))]["segmentation"]), rect(20, 0, 8, 10))
+    np.testing.assert_array_equal(decode_mask(fused[(3, 2, 0.1)]["segmentation"]), rect(20, 1, 8, 8))
+    np.testing.assert_array_equal(decode_mask(fused[(8, 4, round(0.5 / 3, 9))]["segmentation"]), rect(30, 20, 5, 10))
+    # the box: the score-weighted mean of the members' boxes, x from 0, 1, 2 with weights 0.9, 0.6, 0.6
+    assert fused[(3, 1, 0.7)]["bbox"] == [round((0.6 * 1 + 0.6 * 2) / 2.1, 2), 0.0, 10.0, 10.0]
+    # a stricter threshold keeps a and b apart (IoU 0.82 < 0.9), and c (0.67 with a, 0.82 with b) too
+    strict = fusion.fuse([a, b, c], iou_threshold=0.9).detections
+    assert sorted(round(d["score"], 9) for d in strict if (d["image_id"], d["category_id"]) == (3, 1)) == [
+        0.2,
+        0.2,
+        0.3,
+    ]
+
+
+def test_two_members_the_better_scored_mask_wins():
+    a = predictions([det(3, 1, 0.7, rect(0, 0, 10, 10))], "a")
+    b = predictions([det(3, 1, 0.5, rect(0, 2, 10, 10))], "b")
+    (only,) = fusion.fuse([a, b]).detections
+    assert only["score"] == pytest.approx(0.6)
+    np.testing.assert_array_equal(decode_mask(only["segmentation"]), rect(0, 0, 10, 10))
+
+
+def test_fused_submission_validates_and_records_its_members(tmp_path):
+    a, b = predictions(random_run(4), "k4"), predictions(random_run(5), "k5")
+    fused = fusion.fuse([a, b], cache_dir=tmp_path)
+    test_json = {"images": IMAGES, "categories": CATEGORIES}
+    report = export_submission(fused, test_json, tmp_path / "submission.json", Selection(fused.score_floor))
+    assert report.ok and report.num_instances == len(json.loads((tmp_path / "submission.json").read_text()))
+    assert report.num_instances == len([d for d in fused.detections if d["score"] >= fused.score_floor]) > 0
+    header = json.loads((tmp_path / f"fused-test-{fused.key}.jsonl").read_text().splitlines()[0])
+    assert [m["key"] for m in header["fusion"]["members"]] == ["k4", "k5"]
+    assert [m["checkpoint"] for m in header["fusion"]["members"]] == ["k4.pth", "k5.pth"]
+    assert header["fusion"]["iou_threshold"] == 0.5 and header["checkpoint"] == "k4.pth + k5.pth"
+
+
+def test_cache_hit_does_not_recompute(tmp_path, monkeypatch, capsys):
+    a, b = predictions(random_run(6), "k6"), predictions(random_run(7), "k7")
+    first = fusion.fuse([a, b], cache_dir=tmp_path)
+    assert "Fused 2 runs' test predictions" in capsys.readouterr().out
+    monkeypatch.setattr(fusion, "fuse_detections", lambda *args: pytest.fail("fused again"))
+    again = fusion.fuse([b, a], cache_dir=tmp_path)
+    assert "Using cached fusion" in capsys.readouterr().out
+    assert again == first and again == read_cache(tmp_path / f"fused-test-{first.key}.jsonl")
+    assert again.checked_rles == first.checked_rles  # the export will not parse its masks again
+    monkeypatch.undo()
+    path = tmp_path / f"fused-test-{first.key}.jsonl"
+    path.write_bytes(path.read_bytes().replace(b'"score": ', b'"score": 1', 1))  # damaged: fused again
+    assert fusion.fuse([a, b], cache_dir=tmp_path).detections == first.detections
+    assert "damaged" in capsys.readouterr().out
+
+
+def test_members_of_different_splits_or_images_are_refused():
+    a = predictions(random_run(8), "a")
+    with pytest.raises(TinyVocError, match="different splits"):
+        fusion.fuse([a, predictions(random_run(9), "b", split="val")])
+    other = Predictions("test", random_run(9), 0.01, image_ids=[3, 8], key="b")
+    with pytest.raises(TinyVocError, match="different images"):
+        fusion.fuse([a, other])
+    with pytest.raises(TinyVocError, match="nothing to fuse"):
+        fusion.fuse([])
+    with pytest.raises(TinyVocError, match="IoU threshold"):
+        fusion.fuse([a], iou_threshold=0)
+
+
+def test_the_vote_on_run_length_codes_equals_the_vote_pixel_by_pixel():
+    """The two ways ``_voted_mask`` computes the vote (merging coalitions, decoding) give the same masks,
+    and both equal the rule written out on decoded arrays; equal weights make exact ties at one half."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = int(rng.integers(2, 6))
+        masks = [rect(int(rng.integers(0, 10)), int(rng.integers(0, 10)), 12, 14) for _ in range(n)]
+        weights = [float(w) for w in (np.full(n, 0.4) if rng.random() < 0.3 else rng.uniform(0.05, 1.0, n))]
+        segmentations = [encode_mask(m) for m in masks]
+        expected = (2 * np.tensordot(weights, np.stack(masks), axes=1) >= sum(weights) - 1e-12).astype(np.uint8)
+        merged = decode_mask(fusion._voted_mask(segmentations, weights))
+        decoded = decode_mask(fusion._vote_by_decoding(segmentations, weights))
+        np.testing.assert_array_equal(merged, expected)
+        np.testing.assert_array_equal(decoded, expected)
