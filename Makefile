@@ -20,8 +20,10 @@ $(VENV)/.ready: requirements.txt pyproject.toml notebooks/tinyvoc/runtime/detect
 submission: $(VENV)/.ready
 	$(TINYVOC) run-all --profile smoke --dataset sample --val-fraction 0.2
 
+# Ends with the 25 slowest steps (setup, call and teardown listed apart: a shared fixture shows as the setup of the
+# first test that uses it).
 test: $(VENV)/.ready
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 lint: $(VENV)/.ready
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(VENV)/bin/lint-imports

@@ -6,12 +6,23 @@ here. ``tests/`` mirrors the package's stages (``core``, ``runtime``, ``dataset`
 the real files, interruptions and odd files across stages) sit at the top.
 """
 
+import importlib.metadata as md
 import importlib.util
+import os
 import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+
+# Threads under load (benchmarks/bench_threads.py, results in benchmarks/results/threads.txt): on 2 cores this run
+# shares the machine with its own training workers, notebook kernels and simulated runtimes, and often with another
+# job. OpenMP threads that spin while they wait hold a core another process needs; passive waiting costs nothing
+# alone and keeps a neighbour's step near its quiet time. Set before torch loads here, inherited by every process
+# the tests start; a value already set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "tinyvoc"  # the course's real files, beside the repo (../shared/tinyvoc)
@@ -103,3 +114,88 @@ def trained_sample(tmp_path_factory):
     prepare_dataset(DataFiles.in_folder(sample), outputs, "sample", val_fraction=0.2, seed=0)
     train(outputs, "smoke", max_iter=40, overrides=["TEST.EVAL_PERIOD", 0])
     return outputs
+
+
+# --- made once per session, shared by the simulations and the packaging tests (each only reads them) ----------
+
+KAGGLE_LACKS = {"tinyvoc", "detectron2", "fvcore", "iopath", "yacs", "hydra-core", "black", "portalocker"}
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+@pytest.fixture(scope="session")
+def repo_snapshot(tmp_path_factory) -> tuple[str, str]:
+    """This working tree (committed or not) as a git repository standing for GitHub: its ``file://`` URL and
+    commit, the ``REPO_URL``/``REPO_REF`` the simulated Colab and Kaggle runtimes pip-install the package from."""
+    from tinyvoc.core.paths import checkout
+
+    repo, target = checkout(), tmp_path_factory.mktemp("github")
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo, capture_output=True, check=True
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        if (repo / rel).is_file():
+            (target / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo / rel, target / rel)
+    git = ["git", "-C", str(target), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], check=True)
+    ref = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    return f"file://{target}", ref
+
+
+@pytest.fixture(scope="session")
+def pip_cache(tmp_path_factory) -> Path:
+    """pip's cache for every simulated runtime: stands for Colab's and Kaggle's fast network (downloads, and the
+    package's wheel built once for the snapshot's commit), never for a preinstalled package."""
+    return tmp_path_factory.mktemp("pip-cache")
+
+
+@pytest.fixture(scope="session")
+def kaggle_like_image(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """Links to this venv's distributions that Kaggle's image has (its published list, ``kaggle_image.txt``), with
+    what they need as installed here (this venv's torch wants its own CUDA wheels, not Kaggle's), less what
+    Kaggle lacks: a folder for a venv's ``.pth`` and the versions (the wheelhouse leaves those out)."""
+    from tinyvoc.runtime import wheelhouse
+
+    target = tmp_path_factory.mktemp("kaggle-image")
+    site = Path(md.distribution("torch")._path).parent  # noqa: SLF001 - the venv's site-packages
+    installed = {_norm(d.metadata["Name"]): d for d in md.distributions() if Path(d._path).parent == site}  # noqa: SLF001
+    wanted = [(name, frozenset()) for name in installed if name in wheelhouse.kaggle_image()]
+    chosen, seen = {}, set()
+    while wanted:
+        name, extras = wanted.pop()
+        if (name, extras) in seen or name in KAGGLE_LACKS:
+            continue
+        seen.add((name, extras))
+        chosen[name] = installed[name]
+        for requirement in map(Requirement, installed[name].requires or []):
+            marker = requirement.marker
+            if _norm(requirement.name) in installed and (
+                marker is None or any(marker.evaluate({"extra": e}) for e in ("", *extras))
+            ):
+                wanted.append((_norm(requirement.name), frozenset(requirement.extras)))
+    for dist in chosen.values():
+        tops = {Path(dist._path).name}  # noqa: SLF001
+        for file in dist.files or []:
+            first = file.parts[0]
+            if first not in ("..", "__pycache__") and not first.endswith(".pth"):
+                tops.add(first)
+        for top in tops:
+            if (site / top).exists() and not (target / top).exists():
+                (target / top).symlink_to(site / top)
+    return target, {name: dist.version.split("+", 1)[0] for name, dist in chosen.items()}
+
+
+@pytest.fixture(scope="session")
+def offline_wheelhouse(tmp_path_factory, kaggle_like_image):
+    """``tinyvoc wheelhouse`` for this Python against the Kaggle-like image, built once: its folder and entries.
+    Read by the wheelhouse tests, the built-package test and the Kaggle simulation's offline session."""
+    from tinyvoc.runtime import wheelhouse
+
+    house = tmp_path_factory.mktemp("wheelhouse") / "house"
+    entries = wheelhouse.build_wheelhouse(house, wheelhouse.current_python(), kaggle_like_image[1])
+    return house, entries

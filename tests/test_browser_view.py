@@ -25,6 +25,8 @@ import pytest
 
 from tinyvoc.core.paths import notebooks_dir
 
+from ._processes import start, stop_tree
+
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 NOTEBOOK = "04_export_submission.ipynb"
 SCREENSHOT_ENV = "TINYVOC_VIEW_SCREENSHOT"  # where to keep a picture of the view (the README's)
@@ -105,7 +107,8 @@ def _id(element: dict) -> str:
 
 
 def _start(cmd: list[str], log: Path, env=None) -> subprocess.Popen:
-    return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    with log.open("wb") as out:  # the child holds its own copy of the descriptor
+        return start(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 @pytest.fixture
@@ -133,29 +136,29 @@ def lab_with_04(trained_sample, tmp_path):
     news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false"}))  # no "get notified about news?" toast over the view
-    lab = _start(
-        [
-            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
-            f"--ServerApp.root_dir={served}", "--IdentityProvider.token=", "--ServerApp.password=",
-            "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True",
-        ],
-        tmp_path / "lab.log", env,
-    )  # fmt: skip
-    driver_port = _free_port()
-    driver = _start([str(CHROMEDRIVER), f"--port={driver_port}"], tmp_path / "chromedriver.log")
+    started = []  # stopped in the teardown whatever happens: a missing chromedriver, a timeout, a failed check
     try:
+        started.append(
+            _start(
+                [
+                    sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
+                    "--ip=127.0.0.1", f"--ServerApp.root_dir={served}", "--IdentityProvider.token=",
+                    "--ServerApp.password=", "--LabApp.expose_app_in_browser=True",
+                    "--ServerApp.disable_check_xsrf=True",
+                ],
+                tmp_path / "lab.log", env,
+            )
+        )  # fmt: skip
+        driver_port = _free_port()
+        started.append(_start([str(CHROMEDRIVER), f"--port={driver_port}"], tmp_path / "chromedriver.log"))
         url = f"http://127.0.0.1:{port}"
         _wait_for("JupyterLab to answer", lambda: _answers(f"{url}/api/status"), 180)
         driver_url = f"http://127.0.0.1:{driver_port}"
         _wait_for("chromedriver", lambda: _answers(f"{driver_url}/status"), 30)
         yield url, driver_url, project, tmp_path
     finally:
-        for process in (driver, lab):
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for process in reversed(started):  # chromedriver (and its Chromium), then JupyterLab and its kernel
+            stop_tree(process)
 
 
 def _answers(url: str) -> bool:

@@ -35,14 +35,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tinyvoc.core.paths import NOTEBOOKS, checkout, notebooks_dir
+from tinyvoc.core.paths import NOTEBOOKS, notebooks_dir
 from tinyvoc.dataset.sample import make_sample_dataset
 from tinyvoc.submission.check import validate_submission
+
+from ._processes import start, stop_tree
 
 DOUBLE = Path(__file__).parent / "colab_double"
 # what Colab's image lacks among this project's requirements (its pip freeze has everything else we use)
 COLAB_LACKS = {"tinyvoc", "detectron2", "fvcore", "iopath", "yacs", "hydra-core", "black", "portalocker", "papermill"}
-MAX_ITER = 120  # the smoke profile checkpoints every 100 iterations: interrupted after 100, resumed to 120
+# 02's run: a checkpoint every 20 iterations (the smoke profile's is 100), interrupted after the first, resumed to 40.
+# 40 iterations: as trained_sample, enough for detections above the profile's test threshold in 03 and 04.
+MAX_ITER, CHECKPOINT = 40, 20
+TRAIN = {"MAX_ITER": MAX_ITER, "OPTS": ["SOLVER.CHECKPOINT_PERIOD", str(CHECKPOINT)]}
 
 
 def _norm(name: str) -> str:
@@ -69,36 +74,18 @@ def colab_image(target: Path) -> Path:
     return target
 
 
-def local_repo(target: Path) -> tuple[str, str]:
-    """A git repository holding this working tree (committed or not), standing for GitHub."""
-    repo = checkout()
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo, capture_output=True, check=True
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        if (repo / rel).is_file():
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / rel, target / rel)
-    git = ["git", "-C", str(target), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], check=True)
-    ref = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    return f"file://{target}", ref
-
-
 class Colab:
     """Starts runtimes: a fresh folder, venv and kernel each, all mounting the same fake Drive."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, repo: tuple[str, str], pip_cache: Path):
         self.root = root
         self.image = colab_image(root / "colab-image")
         self.drive = root / "drive"
         (self.drive / "MyDrive").mkdir(parents=True)
-        self.repo_url, self.repo_ref = local_repo(root / "github")
+        self.repo_url, self.repo_ref = repo  # this working tree as a git repository, standing for GitHub
         self.executed = root / "executed"
         self.executed.mkdir()
-        self.pip_cache = root / "pip-cache"  # stands for Colab's fast network, not for a preinstalled package
+        self.pip_cache = pip_cache  # stands for Colab's fast network, not for a preinstalled package
         self.count = 0
         self.runtimes: list[Path] = []
 
@@ -141,10 +128,8 @@ class Colab:
         cmd += ["--cwd", str(runtime / "content"), "--no-progress-bar", "-y", json.dumps(params)]
         env = {**os.environ, "JUPYTER_PATH": str(self.root / "jupyter")}
         started = time.perf_counter()
+        proc = start(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            proc = subprocess.Popen(
-                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-            )
             if interrupt_when is None:
                 log = proc.communicate(timeout=1200)[0].decode()
                 assert proc.returncode == 0, f"{name} failed in {runtime.name}:\n{log[-4000:]}"
@@ -162,10 +147,9 @@ class Colab:
 
     @staticmethod
     def _stop(proc: subprocess.Popen, runtime: Path) -> None:
-        """Kill papermill and this runtime's kernel (found by its interpreter), as a disconnect does."""
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        """Kill papermill, its kernel and the kernel's workers at once, as a disconnect does; then anything else
+        running this runtime's interpreter."""
+        stop_tree(proc, grace=0)
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -184,8 +168,8 @@ def text_of(book) -> str:
 
 
 @pytest.fixture(scope="module")
-def colab_series(tmp_path_factory):
-    colab = Colab(tmp_path_factory.mktemp("colab"))
+def colab_series(tmp_path_factory, repo_snapshot, pip_cache):
+    colab = Colab(tmp_path_factory.mktemp("colab"), repo_snapshot, pip_cache)
     sample = make_sample_dataset(colab.root / "made")
     data = colab.drive / "MyDrive" / "tinyvoc" / "data"  # the user's data, only on Drive
     data.mkdir(parents=True)
@@ -199,10 +183,8 @@ def colab_series(tmp_path_factory):
     books = {
         "00": colab.run(NOTEBOOKS[0], {}),
         "01": colab.run(NOTEBOOKS[1], {}),
-        "02-interrupted": colab.run(
-            NOTEBOOKS[2], {"MAX_ITER": MAX_ITER}, interrupt_when=output / "train" / "last_checkpoint"
-        ),
-        "02": colab.run(NOTEBOOKS[2], {"MAX_ITER": MAX_ITER}, env={"TINYVOC_FAKE_DRIVE_DROP_AT": "model_final.pth"}),
+        "02-interrupted": colab.run(NOTEBOOKS[2], TRAIN, interrupt_when=output / "train" / "last_checkpoint"),
+        "02": colab.run(NOTEBOOKS[2], TRAIN, env={"TINYVOC_FAKE_DRIVE_DROP_AT": "model_final.pth"}),
         "03": colab.run(NOTEBOOKS[3], {}),
         "04": colab.run(NOTEBOOKS[4], {}),
     }
@@ -241,7 +223,7 @@ def test_each_runtime_really_installs_the_package_detectron2_and_the_missing_pac
 def test_interrupted_training_resumes_in_a_new_runtime(colab_series):
     _, output, books = colab_series
     assert books["02-interrupted"] is None
-    assert "Resuming from iteration 100" in text_of(books["02"])
+    assert f"Resuming from iteration {CHECKPOINT}" in text_of(books["02"])
     run = json.loads((output / "train" / "run.json").read_text())
     assert run["finished"] and run["iteration"] == MAX_ITER
 

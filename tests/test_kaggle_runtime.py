@@ -21,7 +21,6 @@ What it cannot reproduce (see README): the GPUs and NCCL, the read-only mount it
 """
 
 import hashlib
-import importlib.metadata as md
 import json
 import os
 import shutil
@@ -33,69 +32,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from packaging.requirements import Requirement
 
-from tinyvoc.core.paths import NOTEBOOKS, checkout, notebooks_dir
+from tinyvoc.core.paths import NOTEBOOKS, notebooks_dir
 from tinyvoc.dataset.sample import make_sample_dataset
-from tinyvoc.runtime import wheelhouse
 from tinyvoc.submission.check import validate_submission
 
-MAX_ITER = 40
-LACKING = {"tinyvoc", "detectron2", "fvcore", "iopath", "yacs", "hydra-core", "black", "portalocker"}
+from ._processes import run
 
-
-def _norm(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
-
-
-def kaggle_image(target: Path) -> dict[str, str]:
-    """Links to this venv's distributions that Kaggle's image has, with what they need as installed here; returns
-    them with their versions (the wheelhouse leaves those out)."""
-    site = Path(md.distribution("torch")._path).parent  # noqa: SLF001 - the venv's site-packages
-    installed = {_norm(d.metadata["Name"]): d for d in md.distributions() if Path(d._path).parent == site}  # noqa: SLF001
-    wanted = [(name, frozenset()) for name in installed if name in wheelhouse.kaggle_image()]
-    chosen, seen = {}, set()
-    while wanted:
-        name, extras = wanted.pop()
-        if (name, extras) in seen or name in LACKING:
-            continue
-        seen.add((name, extras))
-        chosen[name] = installed[name]
-        for requirement in map(Requirement, installed[name].requires or []):
-            marker = requirement.marker
-            if _norm(requirement.name) in installed and (
-                marker is None or any(marker.evaluate({"extra": e}) for e in ("", *extras))
-            ):
-                wanted.append((_norm(requirement.name), frozenset(requirement.extras)))
-    target.mkdir(parents=True)
-    for dist in chosen.values():
-        tops = {Path(dist._path).name}  # noqa: SLF001
-        for file in dist.files or []:
-            first = file.parts[0]
-            if first not in ("..", "__pycache__") and not first.endswith(".pth"):
-                tops.add(first)
-        for top in tops:
-            if (site / top).exists() and not (target / top).exists():
-                (target / top).symlink_to(site / top)
-    return {name: dist.version.split("+", 1)[0] for name, dist in chosen.items()}
-
-
-def local_repo(target: Path) -> tuple[str, str]:
-    """A git repository holding this working tree (committed or not), standing for GitHub."""
-    repo = checkout()
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo, capture_output=True, check=True
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        if (repo / rel).is_file():
-            (target / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(repo / rel, target / rel)
-    git = ["git", "-C", str(target), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], check=True)
-    ref = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    return f"file://{target}", ref
+MAX_ITER = 40  # 02 session by session: as trained_sample, enough for detections above the profile's threshold
+# the batch session checks what only one session running `tinyvoc run-all` can break (the install in its cell, the
+# command, the five notebooks in one folder, nothing brought in), not the training again: a few iterations
+BATCH_MAX_ITER = 4
 
 
 def tree_hash(root: Path) -> str:
@@ -110,15 +57,15 @@ def tree_hash(root: Path) -> str:
 class Kaggle:
     """Starts sessions: a fresh folder, venv and kernel each; saved outputs and datasets attached as inputs."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, image: Path, repo: tuple[str, str], pip_cache: Path):
         self.root = root
-        self.image_versions = kaggle_image(root / "kaggle-image")
-        self.repo_url, self.repo_ref = local_repo(root / "github")
+        self.image = image  # what Kaggle's image has (conftest's kaggle_like_image)
+        self.repo_url, self.repo_ref = repo  # this working tree as a git repository, standing for GitHub
         self.saved = root / "saved"  # datasets and notebook outputs, as Kaggle stores them
         self.saved.mkdir()
         self.executed = root / "executed"
         self.executed.mkdir()
-        self.pip_cache = root / "pip-cache"  # stands for Kaggle's network, not for a preinstalled package
+        self.pip_cache = pip_cache  # stands for Kaggle's network, not for a preinstalled package
         self.count = 0
         self.sessions: list[Path] = []
         self.hashes: dict[str, str] = {}
@@ -139,7 +86,7 @@ class Kaggle:
             (session / "kaggle" / "input" / name).symlink_to(self.saved / name, target_is_directory=True)
         subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(session / "venv")], check=True)  # noqa: SLF001
         site = next((session / "venv" / "lib").glob("python3*/site-packages"))
-        (site / "kaggle_image.pth").write_text(f"{self.root / 'kaggle-image'}\n")
+        (site / "kaggle_image.pth").write_text(f"{self.image}\n")
         env = {
             "HOME": str(session / "root"),
             "TMPDIR": str(session / "tmp"),
@@ -182,8 +129,8 @@ class Kaggle:
         proc_env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
         proc_env["JUPYTER_PATH"] = str(self.root / "jupyter")
         started = time.perf_counter()
-        proc = subprocess.run(cmd, env=proc_env, capture_output=True, text=True, timeout=900)
         try:
+            proc = run(cmd, timeout=900, env=proc_env)
             assert (proc.returncode == 0) == ok, f"{name} in {session.name}:\n{(proc.stdout + proc.stderr)[-4000:]}"
             print(f"{name} in {session.name}: {time.perf_counter() - started:.0f} s")
             self.save(save_as or f"{name[:2]}-output", session / "kaggle" / "working")
@@ -197,14 +144,14 @@ class Kaggle:
         python = session / "venv" / "bin" / "python"
         script = (
             f'"{python}" -m pip install -q "git+{self.repo_url}@{self.repo_ref}" && '
-            f"tinyvoc run-all --max-iter {MAX_ITER}"  # only shorter than the default run
+            f"tinyvoc run-all --max-iter {BATCH_MAX_ITER}"  # only shorter than the default run
         )
         started = time.perf_counter()
-        proc = subprocess.run(
-            ["bash", "-c", script], cwd=session / "kaggle" / "working", capture_output=True, text=True, timeout=1500,
-            env={**{k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV"))}, **env},
-        )  # fmt: skip
         try:
+            proc = run(
+                ["bash", "-c", script], cwd=session / "kaggle" / "working", timeout=1500,
+                env={**{k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV"))}, **env},
+            )  # fmt: skip
             assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
             print(f"batch run-all in {session.name}: {time.perf_counter() - started:.0f} s")
             return proc.stdout, self.save("batch-output", session / "kaggle" / "working")
@@ -234,8 +181,8 @@ def text_of(book) -> str:
 
 
 @pytest.fixture(scope="module")
-def kaggle(tmp_path_factory):
-    kaggle = Kaggle(tmp_path_factory.mktemp("kaggle"))
+def kaggle(tmp_path_factory, kaggle_like_image, repo_snapshot, pip_cache):
+    kaggle = Kaggle(tmp_path_factory.mktemp("kaggle"), kaggle_like_image[0], repo_snapshot, pip_cache)
     sample = make_sample_dataset(kaggle.root / "made")
     upload = kaggle.root / "upload"  # the course files as Kaggle shows an uploaded dataset
     upload.mkdir()
@@ -307,13 +254,11 @@ def test_a_batch_session_runs_the_whole_series_with_run_all(kaggle):
     assert "brought in" not in log  # one session: nothing to bring in
 
 
-def test_internet_off_says_how_and_installs_from_an_attached_wheelhouse(kaggle, tmp_path):
+def test_internet_off_says_how_and_installs_from_an_attached_wheelhouse(kaggle, offline_wheelhouse):
     unreachable = {"REPO_URL": "https://github.invalid/x.git"}
     book = kaggle.run(NOTEBOOKS[0], unreachable, [], offline=True, ok=False, save_as="offline-00")
     assert "Internet" in text_of(book) and "tinyvoc wheelhouse" in text_of(book)
-    house = tmp_path / "house"
-    wheelhouse.build_wheelhouse(house, wheelhouse.current_python(), kaggle.image_versions)
-    kaggle.save("tinyvoc-wheelhouse", house)
+    kaggle.save("tinyvoc-wheelhouse", offline_wheelhouse[0])  # `tinyvoc wheelhouse` for this Python (conftest)
     book = kaggle.run(
         NOTEBOOKS[1], unreachable, ["tinyvoc-wheelhouse", "tinyvoc-course"], offline=True, save_as="offline-01"
     )

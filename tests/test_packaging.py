@@ -73,37 +73,16 @@ def test_a_package_from_another_ref_stops_start(monkeypatch):
     project.require_ref("main")
 
 
-def test_the_profiles_yaml_files_ship_in_the_built_package(tmp_path):
-    """Colab pip-installs the package from git: a wheel without the YAML files would have no profiles."""
-    import shutil
-    import subprocess
-    import sys
+def test_the_profiles_yaml_files_ship_in_the_built_package(offline_wheelhouse):
+    """Colab pip-installs the package from git: a wheel without the YAML files would have no profiles. The wheel
+    is the one ``tinyvoc wheelhouse`` built from a clean copy of this checkout (``pip wheel``, as pip does for a git
+    URL), made once per session (conftest)."""
     import zipfile
 
     from tinyvoc.training.profiles import CONFIGS, PROFILES
 
-    source = tmp_path / "source"  # a copy of what the build reads: setuptools leaves build/ in its source folder
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(REPO / name, source / name)
-    package = REPO / "notebooks" / "tinyvoc"
-    shutil.copytree(package, source / "notebooks" / "tinyvoc", ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(source),
-        ],
-        check=True,
-    )
-    (wheel,) = tmp_path.glob("tinyvoc-*.whl")
+    house, entries = offline_wheelhouse
+    wheel = house / next(e.file for e in entries if e.name == "tinyvoc")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     assert {f"tinyvoc/training/configs/{name}.yaml" for name in PROFILES} <= shipped
     assert sorted(p.stem for p in CONFIGS.glob("*.yaml")) == sorted(PROFILES)  # no profile the code does not name

@@ -90,21 +90,6 @@ def test_the_model_learned_the_sample(main_job):
     assert metrics["segm"]["AP50"] >= AP50_FLOOR
 
 
-def test_rerunning_register_and_export_gives_the_same_files(main_job):
-    """Users re-run notebooks: same record and split, same submission, predictions from the cache."""
-    outputs, executed = main_job
-    params = {"PROJECT_DIR": str(outputs.root.parent), "DATASET": "sample", "VAL_FRACTION": 0.2}
-    before = {p: p.read_bytes() for p in (outputs.dataset_record, outputs.split_dir / "val.json", outputs.submission)}
-    cache = {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.jsonl")}
-    assert cache  # not a comparison of two empty dicts
-    run_all(params, outputs, names=("01_register_dataset.ipynb", "04_export_submission.ipynb"))
-    assert {p: p.read_bytes() for p in before} == before
-    assert {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.jsonl")} == cache
-    book = nbformat.read(outputs.executed_notebooks / "04_export_submission.ipynb", as_version=4)
-    text = "".join(o.get("text", "") for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "Using cached predictions" in text
-
-
 def test_training_cell_shows_compact_progress(main_job):
     """Colab cells choke on thousands of log lines: 02 prints ~one progress line per 20 iterations."""
     outputs, executed = main_job
@@ -135,8 +120,10 @@ sys.addaudithook(_count)
 """
 
 
-def test_a_default_export_reads_each_record_once(main_job, tmp_path, monkeypatch):
-    """Notebook 04 loads one trained run: dataset.json, config.yaml, each split and test.json opened at most once."""
+@pytest.fixture(scope="module")
+def rerun(main_job, tmp_path_factory):
+    """Users re-run notebooks: 01, then a default 04 (only PROJECT_DIR) whose kernel logs every open of the records
+    it reads. One re-run of 04 serves both tests below (it was run once for each before)."""
     outputs, _ = main_job
     record = DatasetRecord.load(outputs)
     watched = {
@@ -146,15 +133,40 @@ def test_a_default_export_reads_each_record_once(main_job, tmp_path, monkeypatch
         "val split": outputs.split_dir / "val.json",
         "test.json": record.data_files.test_json,
     }
-    startup = tmp_path / "ipython" / "profile_default" / "startup"
+    before = {p: p.read_bytes() for p in (outputs.dataset_record, outputs.split_dir / "val.json", outputs.submission)}
+    cache = {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.jsonl")}
+    project = str(outputs.root.parent)
+    register = {"PROJECT_DIR": project, "DATASET": "sample", "VAL_FRACTION": 0.2}
+    run_notebook("01_register_dataset.ipynb", register, outputs)
+    home = tmp_path_factory.mktemp("count-opens")
+    startup = home / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-count-opens.py").write_text(COUNT_OPENS)
-    log = tmp_path / "opens.log"
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("TINYVOC_OPEN_LOG", str(log))
-    monkeypatch.setenv("TINYVOC_WATCHED", ":".join(str(p.resolve()) for p in watched.values()))
-    run_notebook("04_export_submission.ipynb", {"PROJECT_DIR": str(outputs.root.parent)}, outputs)
+    log = home / "opens.log"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IPYTHONDIR", str(home / "ipython"))
+        mp.setenv("TINYVOC_OPEN_LOG", str(log))
+        mp.setenv("TINYVOC_WATCHED", ":".join(str(p.resolve()) for p in watched.values()))
+        run_notebook("04_export_submission.ipynb", {"PROJECT_DIR": project}, outputs)
     opened = log.read_text().splitlines()
     counts = {name: opened.count(str(path.resolve())) for name, path in watched.items()}
+    return before, cache, counts
+
+
+def test_rerunning_register_and_export_gives_the_same_files(main_job, rerun):
+    """Same record and split, same submission, predictions from the cache."""
+    outputs, _ = main_job
+    before, cache, _ = rerun
+    assert cache  # not a comparison of two empty dicts
+    assert {p: p.read_bytes() for p in before} == before
+    assert {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.jsonl")} == cache
+    book = nbformat.read(outputs.executed_notebooks / "04_export_submission.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "Using cached predictions" in text
+
+
+def test_a_default_export_reads_each_record_once(rerun):
+    """Notebook 04 loads one trained run: dataset.json, config.yaml, each split and test.json opened at most once."""
+    *_, counts = rerun
     print(f"opens during notebook 04: {counts}")
     assert counts == {"dataset.json": 1, "config.yaml": 1, "train split": 0, "val split": 1, "test.json": 1}

@@ -103,12 +103,14 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     assert run.finished and run.iteration == 15
 
 
-def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one(tmp_path, monkeypatch, capsys):
-    """After a disconnect Drive may hold only part of the file ``last_checkpoint`` names."""
+@pytest.fixture(scope="module")
+def interrupted_at_17(tmp_path_factory):
+    """A run of 20 (a checkpoint every 5) cut at iteration 17, as a disconnect leaves it: made once, each test below
+    resumes a copy of it (it was trained once for each before)."""
     from detectron2.engine import SimpleTrainer
 
-    outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
-    files = outputs.train
+    root = tmp_path_factory.mktemp("interrupted")
+    outputs = _outputs(make_sample_dataset(root / "sample"), root / "out")
     original = SimpleTrainer.run_step
 
     def crash_at_17(self):
@@ -116,12 +118,24 @@ def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one(tmp_path, m
             raise KeyboardInterrupt("disconnect")
         return original(self)
 
-    monkeypatch.setattr(SimpleTrainer, "run_step", crash_at_17)
-    with pytest.raises(KeyboardInterrupt):
-        training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
-    monkeypatch.setattr(SimpleTrainer, "run_step", original)
-    assert files.last_checkpoint.read_text() == "model_0000014.pth"
-    assert [p.name for p in files.periodic()] == ["model_0000009.pth", "model_0000014.pth"]  # 0000004 pruned
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SimpleTrainer, "run_step", crash_at_17)
+        with pytest.raises(KeyboardInterrupt):
+            training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
+    assert outputs.train.last_checkpoint.read_text() == "model_0000014.pth"
+    assert [p.name for p in outputs.train.periodic()] == ["model_0000009.pth", "model_0000014.pth"]  # 0000004 pruned
+    return outputs
+
+
+def _copy(outputs, path):
+    shutil.copytree(outputs.root, path)
+    return Outputs.at(path)
+
+
+def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one(interrupted_at_17, tmp_path, capsys):
+    """After a disconnect Drive may hold only part of the file ``last_checkpoint`` names."""
+    outputs = _copy(interrupted_at_17, tmp_path / "out")
+    files = outputs.train
     newest = files.dir / "model_0000014.pth"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])
     leftover = files.dir / ".model_0000019.pth.k2j4x9.tmp"  # atomic_path's name for a save that was killed
@@ -404,24 +418,10 @@ def _trained_cfg(outputs):
     return cfg
 
 
-def test_uploads_that_never_finished_are_reported_by_the_next_runtime(tmp_path, monkeypatch, capsys):
+def test_uploads_that_never_finished_are_reported_by_the_next_runtime(interrupted_at_17, tmp_path, capsys):
     """What a full Drive or a disconnect mid-upload leaves: 02 resumes from what did arrive, and says so."""
-    from detectron2.engine import SimpleTrainer
-
-    outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
+    outputs = _copy(interrupted_at_17, tmp_path / "out")
     files = outputs.train
-    original = SimpleTrainer.run_step
-
-    def disconnect_at_17(self):
-        if self.iter == 17:
-            raise KeyboardInterrupt("disconnect")
-        return original(self)
-
-    monkeypatch.setattr(SimpleTrainer, "run_step", disconnect_at_17)
-    with pytest.raises(KeyboardInterrupt):
-        training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
-    monkeypatch.setattr(SimpleTrainer, "run_step", original)
-    assert files.last_checkpoint.read_text() == "model_0000014.pth"
     (files.dir / "model_0000014.pth").unlink()  # never arrived
     older = files.dir / "model_0000009.pth"
     older.write_bytes(older.read_bytes()[:1000])  # and the one before arrived in part

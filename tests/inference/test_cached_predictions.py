@@ -40,7 +40,7 @@ def test_changed_setting_or_checkpoint_invalidates_the_cache(trained_sample, cap
     assert moved.key != base.key and "Using cached" not in capsys.readouterr().out
 
     items = run.split("test").items
-    ckpt = trained_sample.train.dir / "model_final.pth"
+    ckpt = other  # a copy: retraining the shared model in place would make every later test predict again
     key = cached_predictions.cache_key(ckpt, "cfg", items, False, 0.01)
     assert cached_predictions.cache_key(ckpt, "cfg", items, True, 0.01) != key  # TTA
     assert cached_predictions.cache_key(ckpt, "cfg2", items, False, 0.01) != key  # config

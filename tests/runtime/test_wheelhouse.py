@@ -1,4 +1,5 @@
-"""The wheelhouse for Kaggle with Internet off, and the wheel carrying the notebooks: built once, installed offline.
+"""The wheelhouse for Kaggle with Internet off, and the wheel carrying the notebooks: built once per test session
+(conftest's ``offline_wheelhouse``, also read by the Kaggle simulation and test_packaging), installed offline.
 
 The wheelhouse is built for this interpreter's Python against "this venv's packages that Kaggle's image
 has" (Kaggle's list, ``kaggle_image.txt``, with this venv's versions); a fresh environment holding exactly
@@ -7,7 +8,6 @@ wheelhouse forgot would make that install fail. The installed package finds its 
 checkout, runs its command, builds a Mask R-CNN, and writes its own wheel back out.
 """
 
-import importlib.metadata as md
 import json
 import os
 import re
@@ -30,50 +30,18 @@ def _norm(name: str) -> str:
     return wheelhouse._norm(name)  # noqa: SLF001 - the same normalization as the module's
 
 
-def kaggle_like_image(target: Path) -> dict[str, str]:
-    """Links to this venv's distributions that Kaggle's image has, with what they need as installed here (this
-    venv's torch wants its own CUDA wheels, not Kaggle's); returns them with this venv's versions."""
-    site = Path(md.distribution("torch")._path).parent  # noqa: SLF001 - the venv's site-packages
-    installed = {_norm(d.metadata["Name"]): d for d in md.distributions() if Path(d._path).parent == site}  # noqa: SLF001
-    wanted = [(name, frozenset()) for name in installed if name in wheelhouse.kaggle_image()]
-    chosen, seen = {}, set()
-    while wanted:
-        name, extras = wanted.pop()
-        if (name, extras) in seen:
-            continue
-        seen.add((name, extras))
-        chosen[name] = installed[name]
-        for requirement in map(Requirement, installed[name].requires or []):
-            marker = requirement.marker
-            if _norm(requirement.name) in installed and (
-                marker is None or any(marker.evaluate({"extra": e}) for e in ("", *extras))
-            ):
-                wanted.append((_norm(requirement.name), frozenset(requirement.extras)))
-    target.mkdir(parents=True)
-    for dist in chosen.values():
-        tops = {Path(dist._path).name}  # noqa: SLF001
-        for file in dist.files or []:
-            first = file.parts[0]
-            if first not in ("..", "__pycache__") and not first.endswith(".pth"):
-                tops.add(first)
-        for top in tops:
-            if (site / top).exists() and not (target / top).exists():
-                (target / top).symlink_to(site / top)
-    return {name: dist.version.split("+", 1)[0] for name, dist in chosen.items()}
-
-
 @pytest.fixture(scope="session")
-def built(tmp_path_factory):
-    """A wheelhouse for this Python and a fresh venv (the Kaggle-like image only) that installed from it offline."""
-    root = tmp_path_factory.mktemp("wheelhouse")
-    image = kaggle_like_image(root / "image")
-    assert not image.keys() & LACKING, "the image must lack what the wheelhouse is to bring"
-    house = root / "house"
-    entries = wheelhouse.build_wheelhouse(house, wheelhouse.current_python(), image)
+def built(tmp_path_factory, kaggle_like_image, offline_wheelhouse):
+    """The session's wheelhouse for this Python (conftest: built once against the Kaggle-like image) and a fresh
+    venv (that image only) that installed from it offline."""
+    root = tmp_path_factory.mktemp("offline-install")
+    image, versions = kaggle_like_image
+    assert not versions.keys() & LACKING, "the image must lack what the wheelhouse is to bring"
+    house, entries = offline_wheelhouse
     venv = root / "venv"
     subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)  # noqa: SLF001
     site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "kaggle_image.pth").write_text(f"{root / 'image'}\n")
+    (site / "kaggle_image.pth").write_text(f"{image}\n")
     offline = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PIP_")},
         "PIP_CONFIG_FILE": os.devnull,

@@ -33,6 +33,8 @@ from tinyvoc.training import train as training
 from tinyvoc.training.budget import Plan
 from tinyvoc.training.distributed import WorkerFailed, World
 
+from .._processes import start, stop_tree
+
 ITERS = 60
 # a 10-iteration warmup (the profile's is 50) so that 60 iterations learn enough for AP to compare: with 50, AP at
 # iteration 60 is on the curve's steepest part and spread 0.26-0.56 over seeds and worker counts
@@ -296,7 +298,7 @@ def test_two_machines_meet_at_the_url(sample, tmp_path, monkeypatch):
     outputs = _outputs(sample, project / "output")
     port = _free_port()
     flags = ["--max-iter", "20", "--num-gpus", "1", "--num-machines", "2", "--dist-url", _url(port)]
-    machine_0 = subprocess.Popen(
+    machine_0 = start(
         [sys.executable, "-m", "tinyvoc", "train", "--project-dir", str(project), "--profile", "smoke", *flags]
         + ["--machine-rank", "0"],
         stdout=subprocess.PIPE,
@@ -309,7 +311,7 @@ def test_two_machines_meet_at_the_url(sample, tmp_path, monkeypatch):
         )
         out, _ = machine_0.communicate(timeout=300)
     finally:
-        machine_0.kill()
+        stop_tree(machine_0)  # the command, notebook 02's kernel and its worker, whatever happened
     assert machine_0.returncode == 0, out
     assert run.finished and run.iteration == 20 and run.world_size == 2  # rank 0's record, read on machine 1
     assert _worker_pids(outputs.train.dir).keys() == {0, 1}
@@ -353,15 +355,20 @@ def test_the_workers_see_different_images_and_every_image_once_an_epoch(sample, 
     train_ids = {im["id"] for im in json.loads(Path(outputs.split_dir / "train.json").read_text())["images"]}
     epoch_iters = len(train_ids) // 4  # the smoke profile's batch of 4: 2 images per worker
     url = _url(_free_port())
-    probes = [
-        subprocess.Popen(
-            [sys.executable, "-c", PROBE, str(outputs.root), url, str(rank), str(epoch_iters)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for rank in (0, 1)
-    ]
-    seen = [json.loads(p.communicate(timeout=240)[0].splitlines()[-1]) for p in probes]
+    probes = []
+    try:
+        for rank in (0, 1):
+            probes.append(
+                start(
+                    [sys.executable, "-c", PROBE, str(outputs.root), url, str(rank), str(epoch_iters)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        seen = [json.loads(p.communicate(timeout=240)[0].splitlines()[-1]) for p in probes]
+    finally:
+        for probe in probes:  # one that failed leaves the other waiting for its peer
+            stop_tree(probe, grace=0)
     assert [p.returncode for p in probes] == [0, 0]
     assert [s["seed"] for s in seen] == [42, 43]  # every worker seeded, each its own augmentations
     ranks = [s["batches"] for s in seen]
