@@ -200,7 +200,9 @@ def colab_series(tmp_path_factory):
         "00": colab.run(NOTEBOOKS[0], {}),
         "01": colab.run(NOTEBOOKS[1], {}),
         "02-interrupted": colab.run(
-            NOTEBOOKS[2], {"MAX_ITER": MAX_ITER}, interrupt_when=output / "train" / "last_checkpoint"
+            NOTEBOOKS[2],
+            {"MAX_ITER": MAX_ITER},
+            interrupt_when=output / "runs" / f"smoke+MAX_ITER={MAX_ITER}" / "last_checkpoint",
         ),
         "02": colab.run(NOTEBOOKS[2], {"MAX_ITER": MAX_ITER}, env={"TINYVOC_FAKE_DRIVE_DROP_AT": "model_final.pth"}),
         "03": colab.run(NOTEBOOKS[3], {}),
@@ -242,7 +244,7 @@ def test_interrupted_training_resumes_in_a_new_runtime(colab_series):
     _, output, books = colab_series
     assert books["02-interrupted"] is None
     assert "Resuming from iteration 100" in text_of(books["02"])
-    run = json.loads((output / "train" / "run.json").read_text())
+    run = json.loads((output / "runs" / f"smoke+MAX_ITER={MAX_ITER}" / "run.json").read_text())
     assert run["finished"] and run["iteration"] == MAX_ITER
 
 
@@ -253,5 +255,6 @@ def test_a_drive_that_drops_mid_run_is_remounted_and_the_run_finishes(colab_seri
     assert "[Errno 107] Transport endpoint is not connected" in text and "retrying for up to 5 min, remounting" in text
     assert text.count("Mounted at") == 2 and "The project folder answers again after" in text
     assert "Uploads that never finished" not in text  # the interrupted runtime's checkpoint had arrived whole
-    assert (output / "train" / "last_checkpoint").read_text() == "model_final.pth"
-    assert (output / "train" / "model_final.pth").stat().st_size > 0 and not list(output.rglob("*.tmp"))
+    run = output / "runs" / f"smoke+MAX_ITER={MAX_ITER}"  # the run named after the recipe (RUN = "auto")
+    assert (run / "last_checkpoint").read_text() == "model_final.pth"
+    assert (run / "model_final.pth").stat().st_size > 0 and not list(output.rglob("*.tmp"))
