@@ -137,9 +137,9 @@ class TrainedRun:
 
         runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
         kaggle.bring_in_trained_run(outputs, checkpoint, run)  # Kaggle: 02's runs (and 03's caches), attached
+        record = record or DatasetRecord.load(outputs)  # first: a project without 01's record is told to run 01
         name, why = runs.pick(outputs, run)
         files = outputs.run(name)
-        record = record or DatasetRecord.load(outputs)
         text = require(files.config, "02_train.ipynb", "The training config").read_text()
         cfg = get_cfg()
         cfg.merge_from_other_cfg(cfg.load_cfg(text))
