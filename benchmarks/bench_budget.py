@@ -100,7 +100,7 @@ def run_smoke(minutes: float, resume_check: bool) -> None:
         started = time.perf_counter()
         run = training.train(outputs, "smoke", time_budget_h=hours)
         actual = time.perf_counter() - started
-        plan = Plan.load(outputs.train.plan)
+        plan = Plan.load(outputs.run(run.name).plan)
         print(
             f"\nsmoke, {minutes:g}-minute budget: planned {plan.planned_seconds:.0f} s, actual {actual:.0f} s "
             f"({actual / (hours * 3600) - 1:+.1%} of the budget); {plan.max_iter} iterations, measured "
@@ -121,12 +121,13 @@ def run_smoke(minutes: float, resume_check: bool) -> None:
             pass
         finally:
             DefaultTrainer.run_step = original
-        first = Plan.load(outputs.train.plan)
+        (name,) = [p.name for p in outputs.runs_dir.iterdir()]  # the one run: stopped, so no record yet
+        first = Plan.load(outputs.run(name).plan)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             run = training.train(outputs, "smoke", time_budget_h=hours)
         actual = time.perf_counter() - started
-        same = Plan.load(outputs.train.plan) == first and "Continuing the saved plan" in printed.getvalue()
+        same = Plan.load(outputs.run(name).plan) == first and "Continuing the saved plan" in printed.getvalue()
         print(
             f"interrupted at iteration {first.max_iter // 2} and resumed: same plan {same}, finished {run.finished} "
             f"at {run.iteration}/{first.max_iter}; both sessions {actual:.0f} s"

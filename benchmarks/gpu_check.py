@@ -98,12 +98,13 @@ def _random_init_outputs(workdir: Path, shared: Path, profile: str):
         shared / "pascal_train_first10.json", shared / "train_images", shared / "test.json", shared / "test_images"
     )
     record = prepare_dataset(files, outputs, "tinyvoc", val_fraction=0.0, seed=0)
-    cfg = build_config(profile, len(record.class_names), str(outputs.train.dir), pretrained=False)
-    outputs.train.dir.mkdir(parents=True, exist_ok=True)
-    outputs.train.config.write_text(cfg.dump())
+    files = outputs.run("random-init")
+    cfg = build_config(profile, len(record.class_names), str(files.dir), pretrained=False)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    files.config.write_text(cfg.dump())
     torch.manual_seed(0)
     model = build_model(cfg)
-    torch.save({"model": model.state_dict()}, outputs.train.dir / "model_final.pth")
+    torch.save({"model": model.state_dict()}, files.final)
     return outputs
 
 
@@ -163,8 +164,8 @@ def stage_e2e(profile: str, budget_h: float, timeout: float) -> dict:
         seconds = time.perf_counter() - started
         out = Path(tmp) / "output"
         result = {"exit": proc.returncode, "seconds": round(seconds, 1), "weights": RANDOM_INIT}
-        if (out / "train" / "run.json").exists():
-            result["run"] = json.loads((out / "train" / "run.json").read_text())
+        for record in sorted((out / "runs").glob("*/run.json")):  # the one run run-all trained
+            result["run"] = json.loads(record.read_text())
         if (out / "val_metrics.json").exists():
             result["val_metrics"] = json.loads((out / "val_metrics.json").read_text())
         if (out / "submission.json").exists():

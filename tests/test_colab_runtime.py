@@ -38,6 +38,7 @@ import pytest
 from tinyvoc.core.paths import NOTEBOOKS, notebooks_dir
 from tinyvoc.dataset.sample import make_sample_dataset
 from tinyvoc.submission.check import validate_submission
+from tinyvoc.training import runs
 
 from ._processes import start, stop_tree
 
@@ -48,6 +49,7 @@ COLAB_LACKS = {"tinyvoc", "detectron2", "fvcore", "iopath", "yacs", "hydra-core"
 # 40 iterations: as trained_sample, enough for detections above the profile's test threshold in 03 and 04.
 MAX_ITER, CHECKPOINT = 40, 20
 TRAIN = {"MAX_ITER": MAX_ITER, "OPTS": ["SOLVER.CHECKPOINT_PERIOD", str(CHECKPOINT)]}
+RUN = runs.Recipe("smoke", tuple(TRAIN["OPTS"]), MAX_ITER).auto_name()  # the run RUN = "auto" trains into
 
 
 def _norm(name: str) -> str:
@@ -183,7 +185,7 @@ def colab_series(tmp_path_factory, repo_snapshot, pip_cache):
     books = {
         "00": colab.run(NOTEBOOKS[0], {}),
         "01": colab.run(NOTEBOOKS[1], {}),
-        "02-interrupted": colab.run(NOTEBOOKS[2], TRAIN, interrupt_when=output / "train" / "last_checkpoint"),
+        "02-interrupted": colab.run(NOTEBOOKS[2], TRAIN, interrupt_when=output / "runs" / RUN / "last_checkpoint"),
         "02": colab.run(NOTEBOOKS[2], TRAIN, env={"TINYVOC_FAKE_DRIVE_DROP_AT": "model_final.pth"}),
         "03": colab.run(NOTEBOOKS[3], {}),
         "04": colab.run(NOTEBOOKS[4], {}),
@@ -224,7 +226,7 @@ def test_interrupted_training_resumes_in_a_new_runtime(colab_series):
     _, output, books = colab_series
     assert books["02-interrupted"] is None
     assert f"Resuming from iteration {CHECKPOINT}" in text_of(books["02"])
-    run = json.loads((output / "train" / "run.json").read_text())
+    run = json.loads((output / "runs" / RUN / "run.json").read_text())
     assert run["finished"] and run["iteration"] == MAX_ITER
 
 
@@ -235,5 +237,6 @@ def test_a_drive_that_drops_mid_run_is_remounted_and_the_run_finishes(colab_seri
     assert "[Errno 107] Transport endpoint is not connected" in text and "retrying for up to 5 min, remounting" in text
     assert text.count("Mounted at") == 2 and "The project folder answers again after" in text
     assert "Uploads that never finished" not in text  # the interrupted runtime's checkpoint had arrived whole
-    assert (output / "train" / "last_checkpoint").read_text() == "model_final.pth"
-    assert (output / "train" / "model_final.pth").stat().st_size > 0 and not list(output.rglob("*.tmp"))
+    run = output / "runs" / RUN  # the run named after the recipe (RUN = "auto")
+    assert (run / "last_checkpoint").read_text() == "model_final.pth"
+    assert (run / "model_final.pth").stat().st_size > 0 and not list(output.rglob("*.tmp"))

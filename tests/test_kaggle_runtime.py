@@ -217,12 +217,15 @@ def test_session_by_session_ends_with_a_valid_submission(kaggle, series):
 def test_each_session_brings_in_only_what_it_needs_and_says_from_where(kaggle, series):
     assert "brought in dataset record and splits: from input '01-output'" in text_of(series["02"])
     assert "2 CPU (gloo) workers" in text_of(series["02"])
-    assert "brought in training run (best model): from input '02-output'" in text_of(series["03"])
-    assert "brought in training run (best model): from input '02-output'" in text_of(series["04"])  # the original
-    assert "prediction cache file(s): from input '03-output'" in text_of(series["04"])
+    assert f"brought in run smoke+MAX_ITER={MAX_ITER} (best model): from input '02-output'" in text_of(series["03"])
+    assert f"brought in run smoke+MAX_ITER={MAX_ITER} (best model): from input '02-output'" in text_of(series["04"])
+    assert "prediction cache file(s) of run smoke+MAX_ITER=" in text_of(series["04"])
+    assert "from input '03-output'" in text_of(series["04"])
     assert "Using cached predictions" in text_of(series["04"])  # 03's cache, made in another session
-    train = kaggle.saved / "03-output" / "output" / "train"
-    assert sorted(p.name for p in train.iterdir()) == ["config.yaml", "metrics.jsonl", "model_best.pth", "run.json"]
+    train = kaggle.saved / "03-output" / "output" / "runs" / f"smoke+MAX_ITER={MAX_ITER}"
+    assert sorted(p.name for p in train.iterdir()) == [
+        "config.yaml", "metrics.jsonl", "model_best.pth", "recipe.json", "run.json"
+    ]  # fmt: skip
     for key in ("01", "02", "03", "04"):
         assert "train_images/train_images (read in place)" in text_of(series[key]), key
         assert "data ready" in text_of(series[key]) and "(Kaggle, Interactive)" in text_of(series[key]), key
@@ -250,7 +253,7 @@ def test_a_batch_session_runs_the_whole_series_with_run_all(kaggle):
     assert sorted(p.name for p in (output / "notebooks").iterdir()) == sorted(NOTEBOOKS)
     assert validate_submission(output / "submission.json", kaggle.saved / "tinyvoc-course" / "test.json").ok
     assert any((output / "figures").glob("*.png"))
-    assert (output / "train" / "model_best.pth").exists() or (output / "train" / "model_final.pth").exists()
+    assert list((output / "runs").glob("*/model_best.pth")) or list((output / "runs").glob("*/model_final.pth"))
     assert "brought in" not in log  # one session: nothing to bring in
 
 

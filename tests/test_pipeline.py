@@ -14,10 +14,17 @@ from tinyvoc.core.paths import NOTEBOOKS, Outputs
 from tinyvoc.dataset.record import DatasetRecord
 from tinyvoc.runner import run_all, run_notebook
 from tinyvoc.submission.check import validate_submission
+from tinyvoc.training import runs
 from tinyvoc.visualize.inspector import SESSION_ENV
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 AP50_FLOOR = 0.6  # measured: the smoke profile reaches ~0.94 at 200 iterations, ~0.99 at 400; random is ~0
+
+
+def the_run(outputs):
+    """The files of the project's one training run (``output/runs/<name>/``)."""
+    (name,) = runs.names(outputs)
+    return outputs.run(name)
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +48,23 @@ def test_every_artifact_is_written(main_job):
         outputs.dataset_record,
         outputs.split_dir / "train.json",
         outputs.split_dir / "val.json",
-        outputs.train.config,
-        outputs.train.metrics,
-        outputs.train.record,
-        outputs.train.dir / "model_final.pth",
-        outputs.train.dir / "model_best.pth",
+        the_run(outputs).config,
+        the_run(outputs).metrics,
+        the_run(outputs).record,
+        the_run(outputs).dir / "model_final.pth",
+        the_run(outputs).dir / "model_best.pth",
         outputs.submission,
+        outputs.submission_source,
         outputs.root / "val_metrics.json",
     ):
         assert path.exists(), path
-    assert len(list(outputs.predictions_dir.glob("test-*.jsonl"))) == 1
+    assert len(list(outputs.predictions_for(the_run(outputs).name).glob("test-*.jsonl"))) == 1
     figures = {p.name for p in outputs.figures_dir.glob("*.png")}
-    assert {"train_ground_truth.png", "training_curves.png", "test_predictions.png", "val_gt_vs_pred.png"} <= figures
+    assert {"train_ground_truth.png", "training_curves.png", "test_predictions.png", "val_gt_vs_pred.png",
+            "runs_ap50.png"} <= figures  # fmt: skip
+    made_by = json.loads(outputs.submission_source.read_text())
+    assert made_by["run"] == the_run(outputs).name == "smoke" and made_by["checkpoint"] == "model_best.pth"
+    assert made_by["why"].startswith('RUN = "best"') and made_by["selection"].startswith("score >= 0.05")
 
 
 def test_executed_notebooks_show_pictures_inline(main_job):
@@ -84,7 +96,7 @@ def test_submission_is_valid_and_covers_the_test_images(main_job):
 def test_the_model_learned_the_sample(main_job):
     outputs, _ = main_job
     metrics = json.loads((outputs.root / "val_metrics.json").read_text())
-    run = json.loads(outputs.train.record.read_text())
+    run = json.loads(the_run(outputs).record.read_text())
     print(f"smoke profile: val segm AP50 {metrics['segm']['AP50']:.3f}, AP {metrics['segm']['AP']:.3f}")
     assert run["finished"] and run["iteration"] == run["max_iter"] == 300
     assert metrics["segm"]["AP50"] >= AP50_FLOOR
@@ -99,8 +111,8 @@ def test_training_cell_shows_compact_progress(main_job):
     # every 20 iterations, and once more after the final validation
     assert 15 <= len(progress) <= 16 and progress[-1].startswith("iter 300/300") and "val AP50" in progress[-1]
     assert len(text.splitlines()) < 80, text[-3000:]
-    assert "Starting training from iteration" in (outputs.train.dir / "log.txt").read_text()
-    assert list(outputs.train.dir.glob("events.out.tfevents.*"))
+    assert "Starting training from iteration" in (the_run(outputs).dir / "log.txt").read_text()
+    assert list(the_run(outputs).dir.glob("events.out.tfevents.*"))
 
 
 # Installed in the notebook's kernel by IPython's startup folder: every open of a watched file is logged,
@@ -128,13 +140,13 @@ def rerun(main_job, tmp_path_factory):
     record = DatasetRecord.load(outputs)
     watched = {
         "dataset.json": outputs.dataset_record,
-        "config.yaml": outputs.train.config,
+        "config.yaml": the_run(outputs).config,
         "train split": outputs.split_dir / "train.json",
         "val split": outputs.split_dir / "val.json",
         "test.json": record.data_files.test_json,
     }
     before = {p: p.read_bytes() for p in (outputs.dataset_record, outputs.split_dir / "val.json", outputs.submission)}
-    cache = {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.jsonl")}
+    cache = {p.name: p.stat().st_mtime_ns for p in outputs.predictions_for(the_run(outputs).name).glob("*.jsonl")}
     project = str(outputs.root.parent)
     register = {"PROJECT_DIR": project, "DATASET": "sample", "VAL_FRACTION": 0.2}
     run_notebook("01_register_dataset.ipynb", register, outputs)
@@ -159,7 +171,8 @@ def test_rerunning_register_and_export_gives_the_same_files(main_job, rerun):
     before, cache, _ = rerun
     assert cache  # not a comparison of two empty dicts
     assert {p: p.read_bytes() for p in before} == before
-    assert {p.name: p.stat().st_mtime_ns for p in outputs.predictions_dir.glob("*.jsonl")} == cache
+    caches = outputs.predictions_for(the_run(outputs).name)
+    assert {p.name: p.stat().st_mtime_ns for p in caches.glob("*.jsonl")} == cache
     book = nbformat.read(outputs.executed_notebooks / "04_export_submission.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in book.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "Using cached predictions" in text

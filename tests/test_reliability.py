@@ -28,7 +28,7 @@ from tinyvoc.inference.trained_run import TrainedRun, load_checkpoint_state
 from tinyvoc.runner import run_notebook
 from tinyvoc.submission import export
 from tinyvoc.submission.check import validate_submission
-from tinyvoc.training import metrics
+from tinyvoc.training import metrics, runs
 from tinyvoc.training import train as training
 
 
@@ -56,7 +56,7 @@ def test_export_before_training_names_notebook_02(tmp_path):
 
 
 def test_truncated_or_foreign_checkpoints_are_named(trained_sample, tmp_path):
-    good = trained_sample.train.dir / "model_final.pth"
+    good = the_run(trained_sample).dir / "model_final.pth"
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(TinyVocError, match="truncated.pth cannot be read as a checkpoint.*truncated"):
@@ -69,6 +69,17 @@ def test_truncated_or_foreign_checkpoints_are_named(trained_sample, tmp_path):
         load_checkpoint_state(not_ours, 3)
     with pytest.raises(TinyVocError, match="cannot be read as a checkpoint"):
         cached_predictions.predict_split(TrainedRun.load(trained_sample, str(truncated)), "test")
+
+
+def the_run(outputs):
+    """The files of the project's one training run (``output/runs/<name>/``)."""
+    (name,) = runs.names(outputs)
+    return outputs.run(name)
+
+
+def run_of(outputs, opts, max_iter):
+    """The files of the smoke run these settings train (``RUN = "auto"`` names it after them)."""
+    return outputs.run(runs.Recipe("smoke", tuple(opts), max_iter).auto_name())
 
 
 def _outputs(sample, path):
@@ -95,9 +106,9 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(tmp_path, monkeypatc
     monkeypatch.setattr(torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
         training.train(outputs, "smoke", max_iter=15, overrides=SHORT)
-    assert (outputs.train.dir / "last_checkpoint").read_text() == "model_0000004.pth"
-    assert not (outputs.train.dir / "model_0000009.pth").exists()
-    assert not list(outputs.train.dir.glob("*.tmp"))
+    assert (the_run(outputs).dir / "last_checkpoint").read_text() == "model_0000004.pth"
+    assert not (the_run(outputs).dir / "model_0000009.pth").exists()
+    assert not list(the_run(outputs).dir.glob("*.tmp"))
     monkeypatch.setattr(torch, "save", real_save)
     run = training.train(outputs, "smoke", max_iter=15, overrides=SHORT)
     assert run.finished and run.iteration == 15
@@ -111,6 +122,7 @@ def interrupted_at_17(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("interrupted")
     outputs = _outputs(make_sample_dataset(root / "sample"), root / "out")
+    files = run_of(outputs, SHORT, 20)
     original = SimpleTrainer.run_step
 
     def crash_at_17(self):
@@ -122,8 +134,8 @@ def interrupted_at_17(tmp_path_factory):
         mp.setattr(SimpleTrainer, "run_step", crash_at_17)
         with pytest.raises(KeyboardInterrupt):
             training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
-    assert outputs.train.last_checkpoint.read_text() == "model_0000014.pth"
-    assert [p.name for p in outputs.train.periodic()] == ["model_0000009.pth", "model_0000014.pth"]  # 0000004 pruned
+    assert files.last_checkpoint.read_text() == "model_0000014.pth"
+    assert [p.name for p in files.periodic()] == ["model_0000009.pth", "model_0000014.pth"]  # 0000004 pruned
     return outputs
 
 
@@ -135,7 +147,7 @@ def _copy(outputs, path):
 def test_a_truncated_newest_checkpoint_resumes_from_the_previous_one(interrupted_at_17, tmp_path, capsys):
     """After a disconnect Drive may hold only part of the file ``last_checkpoint`` names."""
     outputs = _copy(interrupted_at_17, tmp_path / "out")
-    files = outputs.train
+    files = run_of(outputs, SHORT, 20)
     newest = files.dir / "model_0000014.pth"
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 3])
     leftover = files.dir / ".model_0000019.pth.k2j4x9.tmp"  # atomic_path's name for a save that was killed
@@ -193,17 +205,17 @@ def test_fault_injection_random_interruptions_end_consistent(tmp_path, monkeypat
     monkeypatch.setattr(SimpleTrainer, "run_step", original)
     run = training.train(outputs, "smoke", max_iter=25, overrides=SHORT)
     assert run.finished and run.iteration == 25
-    last = (outputs.train.dir / "last_checkpoint").read_text()
+    last = (the_run(outputs).dir / "last_checkpoint").read_text()
     assert last == "model_final.pth"
-    final = torch.load(outputs.train.dir / last, map_location="cpu", weights_only=False)
+    final = torch.load(the_run(outputs).dir / last, map_location="cpu", weights_only=False)
     assert final["iteration"] == 24
-    rows = metrics.read_metrics(outputs.train.metrics)
+    rows = metrics.read_metrics(the_run(outputs).metrics)
     assert max(r["iteration"] for r in rows if "total_loss" in r) == 24
     evals = [(r["segm/AP50"], r["iteration"]) for r in rows if "segm/AP50" in r]
     assert {it for _, it in evals} == {9, 19, 25}  # every 10 iterations, and the final one after training
-    best = torch.load(outputs.train.dir / "model_best.pth", map_location="cpu", weights_only=False)
+    best = torch.load(the_run(outputs).dir / "model_best.pth", map_location="cpu", weights_only=False)
     assert best["iteration"] == max(evals, key=lambda e: (e[0], -e[1]))[1]
-    assert json.loads(outputs.train.record.read_text())["best_iter"] == best["iteration"]
+    assert json.loads(the_run(outputs).record.read_text())["best_iter"] == best["iteration"]
 
 
 def _odd_images(folder, rotated=False):
@@ -312,7 +324,7 @@ class StorageFault:
 
 
 def assert_nothing_half_written(outputs):
-    files = outputs.train
+    files = the_run(outputs)
     assert not list(outputs.root.rglob("*.tmp")), "a temporary file was left behind"
     lines = files.metrics.read_text().splitlines() if files.metrics.exists() else []
     for line in lines:
@@ -336,7 +348,7 @@ def test_a_drive_that_drops_and_comes_back_costs_no_iteration(tmp_path, monkeypa
     assert fault.failures and "end of training: EvalHook: [Errno 107] Transport endpoint is not connected" in out
     assert "retrying for up to 60 s" in out and "The project folder answers again after" in out
     assert "Resuming" not in out and run.finished and run.iteration == 20
-    assert {r["iteration"] for r in metrics.read_metrics(outputs.train.metrics) if "segm/AP50" in r} == {9, 20}
+    assert {r["iteration"] for r in metrics.read_metrics(the_run(outputs).metrics) if "segm/AP50" in r} == {9, 20}
     assert_nothing_half_written(outputs)
 
 
@@ -344,12 +356,13 @@ def test_a_drive_that_does_not_come_back_stops_with_what_is_safe_and_resumes_lat
     outputs = _outputs(make_sample_dataset(tmp_path / "sample"), tmp_path / "out")
     monkeypatch.setenv(faults.RETRY_ENV, "3")
     fault = StorageFault(monkeypatch, outputs.root, trigger="model_0000014")
+    stopped = run_of(outputs, FAST_RUN, 20)
     with pytest.raises(TinyVocError) as stop:
         training.train(outputs, "smoke", max_iter=20, overrides=FAST_RUN)
     lines = str(stop.value).splitlines()
     assert lines[0] == (
         "Training at iteration 15 of 20 stopped: the project folder stopped answering ([Errno 107] Transport endpoint "
-        f"is not connected: '{fault.folder}/train/" + lines[0].split("/train/")[1]
+        f"is not connected: '{stopped.dir}/" + lines[0].split(f"{stopped.name}/")[1]
     )
     assert re.search(r"did not come back within [3-9] s of retries\.$", lines[0])
     assert lines[1] == (
@@ -397,31 +410,46 @@ def test_a_drive_too_small_for_the_run_stops_before_the_first_iteration(tmp_path
     assert re.search(
         r"Not enough space for this run's checkpoints \(2 periodic of \d+ MiB, best and final of \d+ MiB\)", message
     )
-    assert re.search(r"it needs \d+ MiB in .*/train, and 10 MiB is free there\. Nothing was written", message)
+    files = run_of(outputs, FAST_RUN, 10)
+    assert re.search(rf"it needs \d+ MiB in {re.escape(str(files.dir))}, and 10 MiB is free there\. Nothing", message)
     assert "empty the bin too, deleted files still count" in message and "another PROJECT_DIR" in message
-    assert not list(outputs.train.dir.glob("*.pth")) and not outputs.train.config.exists()
+    assert not list(files.dir.glob("*.pth")) and not files.config.exists()
     monkeypatch.setattr(space.os, "statvfs", real_statvfs)
+    from detectron2.engine import SimpleTrainer
+
+    original = SimpleTrainer.run_step
+
+    def stop_at_7(self):
+        if self.iter == 7:
+            raise KeyboardInterrupt("stopped")
+        return original(self)
+
+    monkeypatch.setattr(SimpleTrainer, "run_step", stop_at_7)  # stopped: a periodic checkpoint to measure
+    with pytest.raises(KeyboardInterrupt):
+        training.train(outputs, "smoke", max_iter=10, overrides=FAST_RUN)
+    monkeypatch.setattr(SimpleTrainer, "run_step", original)
+    periodic_size = files.periodic()[-1].stat().st_size
     run = training.train(outputs, "smoke", max_iter=10, overrides=FAST_RUN)
     assert run.finished
     # the computed sizes are the files' (pickling adds a few KiB)
-    cfg = _trained_cfg(outputs)
+    cfg = _trained_cfg(files)
     periodic, weights = checkpoint_sizes(cfg)
-    assert abs(outputs.train.final.stat().st_size - weights) < 0.01 * weights
-    assert abs(outputs.train.periodic()[-1].stat().st_size - periodic) < 0.01 * periodic
+    assert abs(files.final.stat().st_size - weights) < 0.01 * weights
+    assert abs(periodic_size - periodic) < 0.01 * periodic
 
 
-def _trained_cfg(outputs):
+def _trained_cfg(files):
     from detectron2.config import get_cfg
 
     cfg = get_cfg()
-    cfg.merge_from_other_cfg(cfg.load_cfg(outputs.train.config.read_text()))
+    cfg.merge_from_other_cfg(cfg.load_cfg(files.config.read_text()))
     return cfg
 
 
 def test_uploads_that_never_finished_are_reported_by_the_next_runtime(interrupted_at_17, tmp_path, capsys):
     """What a full Drive or a disconnect mid-upload leaves: 02 resumes from what did arrive, and says so."""
     outputs = _copy(interrupted_at_17, tmp_path / "out")
-    files = outputs.train
+    files = run_of(outputs, SHORT, 20)
     (files.dir / "model_0000014.pth").unlink()  # never arrived
     older = files.dir / "model_0000009.pth"
     older.write_bytes(older.read_bytes()[:1000])  # and the one before arrived in part
@@ -437,7 +465,7 @@ def test_uploads_that_never_finished_are_reported_by_the_next_runtime(interrupte
 def test_notebooks_03_and_04_report_a_final_checkpoint_that_never_arrived(trained_sample, tmp_path, capsys):
     outputs = Outputs.at(tmp_path / "out")
     shutil.copytree(trained_sample.root, outputs.root)
-    files = outputs.train
+    files = the_run(outputs)
     shutil.copy(files.final, files.best)  # as if validation had kept one
     files.final.write_bytes(files.final.read_bytes()[:5000])  # cut short: the upload never finished
     run = TrainedRun.load(outputs, "best")

@@ -11,6 +11,7 @@ package installs (``python -m tinyvoc`` is the same), and works from any folder:
     tinyvoc train --opts SOLVER.BASE_LR 0.01 INPUT.MIN_SIZE_TRAIN "(512, 640)"   # any config key
     tinyvoc train --profile /path/to/my_recipe.yaml   # your own YAML file, e.g. with _BASE_: strong.yaml
     tinyvoc export --score-thresh 0.3
+    tinyvoc runs                                # every training run compared (--json; --remove NAME)
     tinyvoc validate output/submission.json --test-json data/test.json
     tinyvoc wheelhouse tinyvoc-wheelhouse       # for Kaggle with Internet off: upload it once as a dataset
 """
@@ -18,6 +19,7 @@ package installs (``python -m tinyvoc`` is the same), and works from any folder:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -137,6 +139,35 @@ def validate(args: argparse.Namespace) -> int:
     return 1
 
 
+def _add_runs(verbs) -> None:
+    runs = verbs.add_parser(
+        "runs",
+        help="every training run compared: runs [--json] [--remove NAME]",
+        description="The training runs in output/runs/, sorted by best validation mask AP50, the best marked.",
+    )
+    runs.add_argument(
+        "--json", action="store_true", help="a json list: name, dir, best_ap50, best_iteration, state, ..."
+    )
+    runs.add_argument("--remove", metavar="NAME", help="delete run NAME (its checkpoints and prediction caches)")
+    runs.add_argument("--project-dir", dest="PROJECT_DIR", default="", help="the project folder (default: this repo)")
+
+
+def list_runs(args: argparse.Namespace) -> int:
+    """Print the runs table (or its json); ``--remove NAME`` deletes that run first (asked for: nothing else does)."""
+    from .training import runs
+
+    root = project_root(os.path.abspath(args.PROJECT_DIR) if args.PROJECT_DIR else "", on_colab=False)
+    outputs = Outputs.at(root / "output")
+    runs.adopt_legacy(outputs)
+    if args.remove:
+        runs.remove(outputs, args.remove)
+    if args.json:
+        print(json.dumps([r.to_json() for r in runs.list_runs(outputs)], indent=2))
+    else:
+        print(repr(runs.table(outputs)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinyvoc", description="Tiny VOC instance segmentation with detectron2.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -145,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(verbs.add_parser("run-all", help="the main job: notebooks 00-04 in order"), NOTEBOOKS)
     _add_check_dataset(verbs)
     _add_validate(verbs)
+    _add_runs(verbs)
     d2 = verbs.add_parser(
         "install-detectron2", help="only detectron2, no notebook (make setup): install-detectron2 [wheel|git]"
     )
@@ -181,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             return check_dataset(args)
         if args.verb == "validate":
             return validate(args)
+        if args.verb == "runs":
+            return list_runs(args)
         if args.verb == "install-detectron2":
             from .runtime.detectron2_install import ensure_detectron2
 
@@ -212,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  submission:         {outputs.submission}")
             print(f"  executed notebooks: {executed[0].parent}")
             print(f"  figures:            {outputs.figures_dir}")
-            print(f"  training run:       {outputs.train.dir}")
+            print(f"  training runs:      {outputs.runs_dir} (compared: tinyvoc runs)")
         else:
             run_notebook(NOTEBOOK_VERBS[args.verb][0], params, outputs)
     except TinyVocError as exc:

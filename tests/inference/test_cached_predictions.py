@@ -23,7 +23,7 @@ def test_second_call_is_served_from_the_cache_and_equals_fresh_inference(trained
     export.export_submission(first, test_json, tmp_path / "a.json", Selection(0.05))
     export.export_submission(fresh, test_json, tmp_path / "b.json", Selection(0.05))
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
-    assert len(list(trained_sample.predictions_dir.glob("test-*.jsonl"))) == 1
+    assert len(list(run.predictions_dir.glob("test-*.jsonl"))) == 1
 
 
 def test_changed_setting_or_checkpoint_invalidates_the_cache(trained_sample, capsys, tmp_path):
@@ -35,7 +35,7 @@ def test_changed_setting_or_checkpoint_invalidates_the_cache(trained_sample, cap
     assert all(d["score"] >= 0.2 for d in floor.detections)
 
     other = tmp_path / "other.pth"
-    shutil.copy(trained_sample.train.dir / "model_final.pth", other)
+    shutil.copy(run.files.final, other)
     moved = cached_predictions.predict_split(TrainedRun.load(trained_sample, str(other)), "test")
     assert moved.key != base.key and "Using cached" not in capsys.readouterr().out
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tinyvoc.core.errors import TinyVocError
-from tinyvoc.core.paths import DataFiles, Outputs
+from tinyvoc.core.paths import DataFiles, Outputs, TrainFiles
 from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
 from tinyvoc.runtime import kaggle, local_data
 
@@ -113,14 +113,18 @@ def test_no_course_files_or_json_without_images(kaggle_root, sample):
     assert found.train_images == kaggle_root / "input" / "zz-images" / "train_images"
 
 
-def fake_output(folder: Path, sample: Path, *, train: dict | None = None, checkpoints=(), predictions=()) -> Outputs:
-    """An ``output/`` folder as a notebook saves it: 01's record and splits; 02's run when ``train`` is given."""
+def fake_output(
+    folder: Path, sample: Path, *, train: dict | None = None, checkpoints=(), predictions=(), run="smoke", legacy=False
+) -> Outputs:
+    """An ``output/`` folder as a notebook saves it: 01's record and splits; 02's run ``run`` when ``train`` is given
+    (``legacy``: in ``output/train/``, as a version from before runs had names saved it). ``predictions``: cache
+    files of that run."""
     outputs = Outputs.at(folder / "output", sample)
     prepare_dataset(DataFiles.in_folder(sample), outputs, "sample", val_fraction=0.2, seed=0)
     if train is not None:
-        files = outputs.train
+        files = TrainFiles(outputs.legacy_train_dir) if legacy else outputs.run(run)
         files.dir.mkdir(parents=True)
-        files.record.write_text(json.dumps(train))
+        files.record.write_text(json.dumps({"profile": "smoke", **train}))
         for path in (files.metrics, files.config, files.plan):
             path.write_text(f"{path.name} of {folder.name}\n")
         for name in checkpoints:
@@ -128,9 +132,10 @@ def fake_output(folder: Path, sample: Path, *, train: dict | None = None, checkp
         periodic = [c for c in checkpoints if c.startswith("model_0")]
         if periodic:
             files.last_checkpoint.write_text(periodic[-1])
+    caches = outputs.predictions_dir if legacy else outputs.predictions_for(run)
     for name in predictions:
-        (outputs.predictions_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (outputs.predictions_dir / name).write_text(f"cache from {folder.name}\n")
+        caches.mkdir(parents=True, exist_ok=True)
+        (caches / name).write_text(f"cache from {folder.name}\n")
     return outputs
 
 
@@ -141,24 +146,35 @@ def test_02_brings_in_the_dataset_and_only_what_a_resume_needs(kaggle_root, samp
         inputs / "tinyvoc-02", sample, train={"iteration": 200, "finished": False},
         checkpoints=("model_0000099.pth", "model_0000199.pth", "model_best.pth"),
     )  # fmt: skip
+    fake_output(inputs / "tinyvoc-02-other", sample, train={"iteration": 50}, checkpoints=("model_0000049.pth",),
+                run="smoke+BASE_LR=0.01")  # fmt: skip  # another recipe's run: not this one's to resume
     before = tree_hash(inputs)
     outputs = Outputs.at(kaggle.working_dir() / "output")
 
-    said = kaggle.bring_in_for_training(outputs)
-    assert [line.split(":")[0] for line in said] == ["dataset record and splits", "training to resume"]
+    said = kaggle.bring_in_for_training(outputs, wanted="smoke")
+    assert [line.split(":")[0] for line in said] == ["dataset record and splits", "run smoke to resume"]
     assert all("input 'tinyvoc-02'" in line for line in said)  # the record the training used, from its output
-    assert "brought in training to resume: from input 'tinyvoc-02'" in capsys.readouterr().out
-    copied = sorted(p.name for p in outputs.train.dir.iterdir())
+    assert "brought in run smoke to resume: from input 'tinyvoc-02'" in capsys.readouterr().out
+    copied = sorted(p.name for p in outputs.run("smoke").dir.iterdir())
     assert copied == sorted(["last_checkpoint", "model_0000199.pth", "model_best.pth", "metrics.jsonl", "config.yaml",
                              "plan.json", "run.json"])  # fmt: skip  # not the older periodic checkpoint
-    assert (outputs.train.dir / "model_0000199.pth").read_bytes() == (
-        earlier.train.dir / "model_0000199.pth"
+    assert (outputs.run("smoke").dir / "model_0000199.pth").read_bytes() == (
+        earlier.run("smoke").dir / "model_0000199.pth"
     ).read_bytes()
     assert (outputs.split_dir / "train.json").read_bytes() == (earlier.split_dir / "train.json").read_bytes()
-    assert not list(outputs.root.rglob(".*.tmp"))
+    assert not list(outputs.root.rglob(".*.tmp")) and [p.name for p in outputs.runs_dir.iterdir()] == ["smoke"]
 
-    assert kaggle.bring_in_for_training(outputs) == []  # what this session has is kept
+    assert kaggle.bring_in_for_training(outputs, wanted="smoke") == []  # what this session has is kept
     assert tree_hash(inputs) == before
+
+
+def test_02_resumes_an_older_versions_one_run_under_its_profiles_name(kaggle_root, sample):
+    fake_output(kaggle_root / "input" / "old-02", sample, train={"iteration": 20}, checkpoints=("model_0000019.pth",),
+                legacy=True)  # fmt: skip
+    outputs = Outputs.at(kaggle.working_dir() / "output")
+    said = kaggle.bring_in_for_training(outputs, wanted="smoke+MAX_ITER=40")
+    assert said[1].startswith("run smoke to resume: from input 'old-02'")
+    assert outputs.run("smoke").last_checkpoint.read_text() == "model_0000019.pth"
 
 
 def test_02_from_scratch_brings_only_the_dataset_and_off_kaggle_nothing(kaggle_root, sample, monkeypatch):
@@ -170,7 +186,7 @@ def test_02_from_scratch_brings_only_the_dataset_and_off_kaggle_nothing(kaggle_r
     assert kaggle.bring_in_for_training(outputs) == [] and not outputs.root.exists()
     monkeypatch.setenv(kaggle.RUN_TYPE_ENV, "Batch")
     said = kaggle.bring_in_for_training(outputs, resume=False)
-    assert [line.split(":")[0] for line in said] == ["dataset record and splits"] and not outputs.train.dir.exists()
+    assert [line.split(":")[0] for line in said] == ["dataset record and splits"] and not outputs.runs_dir.exists()
 
 
 def test_02_without_01s_output_names_it(kaggle_root):
@@ -186,8 +202,8 @@ def test_03_and_04_bring_in_the_run_the_chosen_checkpoint_and_prediction_caches(
         inputs / "b-02-old", sample, train={"iteration": 100, "finished": True}, checkpoints=("model_final.pth",)
     )
     fake_output(
-        inputs / "c-02", sample, train={"iteration": 300, "finished": True},
-        checkpoints=("model_0000299.pth", "model_best.pth", "model_final.pth"),
+        inputs / "c-02", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.4},
+        checkpoints=("model_best.pth", "model_final.pth"),
     )  # fmt: skip
     fake_output(inputs / "d-03", sample, predictions=("test-abc.jsonl",))
     before = tree_hash(inputs)
@@ -195,33 +211,58 @@ def test_03_and_04_bring_in_the_run_the_chosen_checkpoint_and_prediction_caches(
     outputs = Outputs.at(kaggle.working_dir() / "output")
     said = kaggle.bring_in_trained_run(outputs)
     assert said[0].startswith("dataset record and splits: from input 'c-02'")
-    assert said[1].startswith("training run (best model): from input 'c-02'")  # the further-trained run
-    assert said[2].startswith("1 prediction cache file(s): from input 'd-03'")
-    assert sorted(p.name for p in outputs.train.dir.iterdir()) == ["config.yaml", "metrics.jsonl", "model_best.pth",
-                                                                   "run.json"]  # fmt: skip
-    assert (outputs.predictions_dir / "test-abc.jsonl").read_text() == "cache from d-03\n"
-    original = inputs / "c-02" / "output" / "train" / "model_best.pth"  # the same time: caches keyed by it stay valid
-    assert (outputs.train.dir / "model_best.pth").stat().st_mtime_ns == original.stat().st_mtime_ns
+    assert said[1].startswith("run smoke (best model): from input 'c-02'")  # the one with a validation AP50
+    assert said[2].startswith("1 prediction cache file(s) of run smoke: from input 'd-03'")
+    assert sorted(p.name for p in outputs.run("smoke").dir.iterdir()) == ["config.yaml", "metrics.jsonl",
+                                                                          "model_best.pth", "run.json"]  # fmt: skip
+    assert (outputs.predictions_for("smoke") / "test-abc.jsonl").read_text() == "cache from d-03\n"
+    original = inputs / "c-02" / "output" / "runs" / "smoke" / "model_best.pth"  # the same time: caches stay valid
+    assert (outputs.run("smoke").best).stat().st_mtime_ns == original.stat().st_mtime_ns
 
     said = kaggle.bring_in_trained_run(outputs, "final")  # 04 in the same session, another checkpoint
     assert len(said) == 1
-    assert said[0].startswith("training run (final model): from input 'c-02'")
-    assert (outputs.train.dir / "model_final.pth").is_file()
+    assert said[0].startswith("run smoke (final model): from input 'c-02'")
+    assert outputs.run("smoke").final.is_file()
     assert kaggle.bring_in_trained_run(outputs, "final") == []
     assert tree_hash(inputs) == before
+
+
+def test_several_attached_runs_are_all_listed_and_run_chooses(kaggle_root, sample, capsys):
+    inputs = kaggle_root / "input"
+    fake_output(inputs / "v1", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.5},
+                checkpoints=("model_best.pth", "model_final.pth"))  # fmt: skip
+    fake_output(inputs / "v2", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.7},
+                checkpoints=("model_best.pth", "model_final.pth"), run="smoke+BASE_LR=0.01")  # fmt: skip
+    fake_output(inputs / "v3", sample, train={"iteration": 100, "finished": True, "best_ap50": 0.6},
+                checkpoints=("model_final.pth",), run="old", legacy=True)  # fmt: skip
+    outputs = Outputs.at(kaggle.working_dir() / "output")
+    said = kaggle.bring_in_trained_run(outputs)  # RUN = "best": the highest best validation AP50 among them
+    listed = capsys.readouterr().out
+    assert "run smoke from input 'v1' (finished, 300 iterations, best val AP50 0.500)" in listed
+    assert "run smoke+BASE_LR=0.01 from input 'v2' (finished, 300 iterations, best val AP50 0.700)" in listed
+    assert "run smoke from input 'v3' (finished, 100 iterations, best val AP50 0.600)" in listed  # output/train/
+    assert said[1].startswith("run smoke+BASE_LR=0.01 (best model): from input 'v2'")
+    assert [p.name for p in outputs.runs_dir.iterdir()] == ["smoke+BASE_LR=0.01"]
+
+    said = kaggle.bring_in_trained_run(outputs, run="smoke")  # a name: that run
+    assert said[0].startswith("run smoke (best model): from input 'v1'")
+    with pytest.raises(TinyVocError, match="holds run nope .*Add Input > Your Work"):
+        kaggle.bring_in_trained_run(outputs, run="nope")
 
 
 def test_a_checkpoint_path_is_used_where_it_is(kaggle_root, sample):
     fake_output(kaggle_root / "input" / "run", sample, train={"iteration": 5}, checkpoints=("model_final.pth",))
     outputs = Outputs.at(kaggle.working_dir() / "output")
-    kaggle.bring_in_trained_run(outputs, str(kaggle_root / "input" / "run" / "output" / "train" / "model_final.pth"))
-    assert sorted(p.name for p in outputs.train.dir.iterdir()) == ["config.yaml", "metrics.jsonl", "run.json"]
+    kaggle.bring_in_trained_run(
+        outputs, str(kaggle_root / "input" / "run" / "output" / "runs" / "smoke" / "model_final.pth")
+    )
+    assert sorted(p.name for p in outputs.run("smoke").dir.iterdir()) == ["config.yaml", "metrics.jsonl", "run.json"]
 
 
 def test_03_without_a_training_run_names_02s_output(kaggle_root, sample):
     fake_output(kaggle_root / "input" / "only-01", sample)
     outputs = Outputs.at(kaggle.working_dir() / "output")
-    with pytest.raises(TinyVocError, match="train/run.json with a best checkpoint.*Your Work > .*02_train"):
+    with pytest.raises(TinyVocError, match="holds a run .*run.json\\) with a best checkpoint.*Your Work > .*02_train"):
         kaggle.bring_in_trained_run(outputs)
 
 

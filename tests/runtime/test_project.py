@@ -37,7 +37,7 @@ def test_project_on_unmounted_drive_stops_off_colab(drive):
 def test_output_folder_on_unmounted_drive_stops_in_the_cli_and_outputs_write_nothing(drive, capsys):
     mount, _ = drive
     outputs = Outputs.at(mount / "MyDrive" / "out" / "output")  # a layout of paths: no folder, no Drive check
-    assert outputs.train.dir == mount / "MyDrive" / "out" / "output" / "train" and not mount.exists()
+    assert outputs.run("smoke").dir == mount / "MyDrive" / "out" / "output" / "runs" / "smoke" and not mount.exists()
     assert cli(["export", "--project-dir", str(mount / "MyDrive" / "out")]) == 1
     assert re.search(r"PROJECT_DIR .* is on Google Drive .* but Drive is not mounted", capsys.readouterr().err)
     assert not mount.exists()
@@ -115,7 +115,7 @@ def test_every_notebooks_parameters_cell_declares_the_settings_of_the_declaratio
         assert not missing and set(found) <= set(declared), (name, missing, set(found) - set(declared))
         for key, parameter in found.items():
             setting = declared[key]
-            assert ast.literal_eval(parameter["default"]) == setting.default, (name, key)
+            assert ast.literal_eval(parameter["default"]) == setting.default_in(name), (name, key)
             assert parameter["help"] == setting.help, (name, key)
 
 
@@ -158,7 +158,7 @@ def test_the_functions_the_cells_call_default_to_the_declaration():
     """A cell passes its parameters on; called without them, the functions behave as the notebook's defaults."""
     import inspect
 
-    from tinyvoc.core.settings import default
+    from tinyvoc.core.settings import BY_NAME, default
     from tinyvoc.dataset.record import prepare_dataset
     from tinyvoc.dataset.sources import dataset_files
     from tinyvoc.inference.trained_run import TrainedRun
@@ -168,17 +168,19 @@ def test_the_functions_the_cells_call_default_to_the_declaration():
         train: {"profile": "PROFILE", "max_iter": "MAX_ITER", "resume": "RESUME", "overrides": "OPTS",
                 "time_budget_h": "TIME_BUDGET_H", "pretrained": "PRETRAINED", "num_gpus": "NUM_GPUS",
                 "num_machines": "NUM_MACHINES", "machine_rank": "MACHINE_RANK", "dist_url": "DIST_URL",
-                "ims_per_batch": "IMS_PER_BATCH"},
+                "ims_per_batch": "IMS_PER_BATCH", "run": "RUN"},
         prepare_dataset: {"val_fraction": "VAL_FRACTION", "seed": "SEED"},
         dataset_files: {"dataset": "DATASET", "download": "DOWNLOAD_DATA"},
-        TrainedRun.load: {"checkpoint": "CHECKPOINT"},
+        TrainedRun.load: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},  # 03 and 04 take "best"
         project.start: {"project_dir": "PROJECT_DIR"},
     }  # fmt: skip
     for function, arguments in held.items():
         signature = inspect.signature(function).parameters
         for argument, setting in arguments.items():
             value = signature[argument].default
-            assert (list(value) if isinstance(value, tuple) else value) == default(setting), (function, argument)
+            setting, notebook = setting if isinstance(setting, tuple) else (setting, None)
+            declared = BY_NAME[setting].default_in(notebook) if notebook else default(setting)
+            assert (list(value) if isinstance(value, tuple) else value) == declared, (function, argument)
 
 
 def test_the_repository_is_declared_where_the_first_cell_reads_it():

@@ -28,7 +28,7 @@ import torch
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.paths import DataFiles, Outputs
 from tinyvoc.dataset.record import prepare_dataset
-from tinyvoc.training import metrics
+from tinyvoc.training import metrics, runs
 from tinyvoc.training import train as training
 from tinyvoc.training.budget import Plan
 from tinyvoc.training.distributed import WorkerFailed, World
@@ -46,6 +46,13 @@ def _outputs(sample, path):
     outputs = Outputs.at(path)
     prepare_dataset(DataFiles.in_folder(sample), outputs, "sample", val_fraction=0.2, seed=0)
     return outputs
+
+
+def the_run(outputs):
+    """The files of the project's one training run (``output/runs/<name>/``; a name not made yet before it starts)."""
+    found = runs.names(outputs)
+    assert len(found) <= 1, found
+    return outputs.run(found[0] if found else "not-started-yet")
 
 
 def _free_port() -> int:
@@ -101,7 +108,7 @@ def _when(condition, action, timeout=300):
 
 
 def _assert_nothing_left(outputs, port):
-    pids = _worker_pids(outputs.train.dir)
+    pids = _worker_pids(the_run(outputs).dir)
     assert pids and not [pid for pid in pids.values() if _running(pid)], pids
     assert multiprocessing.active_children() == []
     assert _port_is_free(port)
@@ -137,25 +144,25 @@ def test_two_workers_finish_and_write_what_one_writes_once(two_workers, one_work
     outputs, run, _, port = two_workers
     single, single_run, _ = one_worker
     assert run.finished and run.iteration == ITERS and run.world_size == 2 and single_run.world_size == 1
-    assert json.loads(outputs.train.record.read_text())["world_size"] == 2
+    assert json.loads(the_run(outputs).record.read_text())["world_size"] == 2
 
     def files(o):
-        return sorted(p.name for p in o.train.dir.iterdir() if not p.name.startswith("events.out"))
+        return sorted(p.name for p in the_run(o).dir.iterdir() if not p.name.startswith("events.out"))
 
     assert files(outputs) == sorted([*files(single), "log_rank1.txt"])  # one set of checkpoints, one per-rank log
-    assert [p.name for p in outputs.train.periodic()] == ["model_0000029.pth", "model_0000059.pth"]
-    assert len(list(outputs.train.dir.glob("events.out.tfevents.*"))) == 1
-    lines = [json.loads(line) for line in outputs.train.metrics.read_text().splitlines()]
+    assert the_run(outputs).periodic() == [] and the_run(single).periodic() == []  # finished: best and final stay
+    assert len(list(the_run(outputs).dir.glob("events.out.tfevents.*"))) == 1
+    lines = [json.loads(line) for line in the_run(outputs).metrics.read_text().splitlines()]
     iterations = [r["iteration"] for r in lines]
     assert len(iterations) == len(set(iterations))  # one row per logged iteration, not one per worker
-    assert iterations == [json.loads(line)["iteration"] for line in single.train.metrics.read_text().splitlines()]
-    evals = [r["iteration"] for r in metrics.read_metrics(outputs.train.metrics) if "segm/AP50" in r]
+    assert iterations == [json.loads(line)["iteration"] for line in the_run(single).metrics.read_text().splitlines()]
+    evals = [r["iteration"] for r in metrics.read_metrics(the_run(outputs).metrics) if "segm/AP50" in r]
     assert evals == [29, 60]
-    best = torch.load(outputs.train.best, map_location="cpu", weights_only=False)
+    best = torch.load(the_run(outputs).best, map_location="cpu", weights_only=False)
     assert (
         best["iteration"] == run.best_iter
         and run.best_ap50
-        == max(r["segm/AP50"] for r in metrics.read_metrics(outputs.train.metrics) if "segm/AP50" in r) / 100
+        == max(r["segm/AP50"] for r in metrics.read_metrics(the_run(outputs).metrics) if "segm/AP50" in r) / 100
     )
     assert _port_is_free(port) and multiprocessing.active_children() == []
 
@@ -175,7 +182,7 @@ def test_the_caller_sees_rank_0_speak_once(two_workers):
     for done in (20, 40, 60):
         assert f"iter {done}/{ITERS}" in printed
     assert "val AP50" in printed
-    logs = {p.name: p.read_text() for p in outputs.train.dir.glob("log*.txt")}
+    logs = {p.name: p.read_text() for p in the_run(outputs).dir.glob("log*.txt")}
     assert set(logs) == {"log.txt", "log_rank1.txt"}
     assert "training worker rank 0 of 2" in logs["log.txt"] and "training worker rank 1 of 2" in logs["log_rank1.txt"]
 
@@ -200,7 +207,7 @@ def test_a_batch_the_workers_cannot_share_stops_with_the_reason(sample, tmp_path
     with pytest.raises(TinyVocError, match="a batch of 4 images .* cannot be split evenly over 3 workers") as stopped:
         training.train(outputs, "smoke", max_iter=5, num_gpus=3)
     assert not isinstance(stopped.value, WorkerFailed)  # the workers' own message, as one process shows it
-    assert not outputs.train.config.exists()
+    assert runs.names(outputs) == []  # stopped before any run folder was made
 
 
 def test_killed_worker_stops_the_run_by_rank_and_a_plain_rerun_resumes(sample, tmp_path, capsys):
@@ -211,21 +218,21 @@ def test_killed_worker_stops_the_run_by_rank_and_a_plain_rerun_resumes(sample, t
 
     def kill_rank_1():
         killed["at"] = time.monotonic()
-        os.kill(_worker_pids(outputs.train.dir)[1], signal.SIGKILL)
+        os.kill(_worker_pids(the_run(outputs).dir)[1], signal.SIGKILL)
 
-    _when(lambda: (outputs.train.dir / "model_0000004.pth").exists(), kill_rank_1)
+    _when(lambda: (the_run(outputs).dir / "model_0000004.pth").exists(), kill_rank_1)
     with pytest.raises(WorkerFailed, match=r"training worker rank 1 \(pid \d+\) was killed by SIGKILL") as failed:
         training.train(outputs, "smoke", **args)
     assert failed.value.rank == 1 and time.monotonic() - killed["at"] < 60
     _assert_nothing_left(outputs, port)
-    resume_from = outputs.train.last_checkpoint.read_text()
+    resume_from = the_run(outputs).last_checkpoint.read_text()
     assert resume_from in ("model_0000004.pth", "model_0000009.pth", "model_0000014.pth")
     capsys.readouterr()
 
     run = training.train(outputs, "smoke", **args)
     assert f"Resuming from iteration {int(resume_from[6:13]) + 1} of 20" in capsys.readouterr().out
     assert run.finished and run.iteration == 20 and run.world_size == 2
-    assert torch.load(outputs.train.final, map_location="cpu", weights_only=False)["iteration"] == 19
+    assert torch.load(the_run(outputs).final, map_location="cpu", weights_only=False)["iteration"] == 19
 
 
 def test_interrupting_stops_every_worker_and_one_worker_continues_the_plan_all_measured(
@@ -238,17 +245,17 @@ def test_interrupting_stops_every_worker_and_one_worker_continues_the_plan_all_m
     outputs = _outputs(sample, tmp_path / "out")
     port = _free_port()
     budget = dict(time_budget_h=0.1, overrides=["SOLVER.CHECKPOINT_PERIOD", 5])  # 12 checkpoints: the first early
-    _when(lambda: outputs.train.periodic(), lambda: os.kill(os.getpid(), signal.SIGINT))
+    _when(lambda: runs.names(outputs) and the_run(outputs).periodic(), lambda: os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(KeyboardInterrupt):
         training.train(outputs, "smoke", **budget, num_gpus=2, dist_url=_url(port))
     printed = capsys.readouterr().out
     assert "Stopped 2 training worker(s)" in printed
     _assert_nothing_left(outputs, port)
-    assert not outputs.train.record.exists()
-    plan = Plan.load(outputs.train.plan)
+    assert not the_run(outputs).record.exists()
+    plan = Plan.load(the_run(outputs).plan)
     assert (plan.world_size, plan.ims_per_batch) == (2, 4) and f"Plan: {plan.describe()}" in printed
     assert plan.describe().startswith("2 x CPU workers, batch 4, ")
-    first = int(outputs.train.last_checkpoint.read_text()[6:13]) + 1
+    first = int(the_run(outputs).last_checkpoint.read_text()[6:13]) + 1
 
     original = SimpleTrainer.run_step
 
@@ -264,7 +271,7 @@ def test_interrupting_stops_every_worker_and_one_worker_continues_the_plan_all_m
     assert "Continuing the saved plan" in printed and "measured with 2 worker(s), now 1" in printed
     assert "Measuring speed" not in printed and "different config" not in printed
     assert f"Resuming from iteration {first} of {plan.max_iter}" in printed
-    assert Plan.load(outputs.train.plan) == plan
+    assert Plan.load(the_run(outputs).plan) == plan
 
 
 def test_a_run_started_on_one_worker_resumes_on_two(sample, tmp_path, monkeypatch, capsys):
@@ -282,7 +289,7 @@ def test_a_run_started_on_one_worker_resumes_on_two(sample, tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
     monkeypatch.setattr(SimpleTrainer, "run_step", original)
-    assert outputs.train.last_checkpoint.read_text() == "model_0000009.pth"
+    assert the_run(outputs).last_checkpoint.read_text() == "model_0000009.pth"
     capsys.readouterr()
 
     run = training.train(outputs, "smoke", max_iter=20, overrides=SHORT, num_gpus=2)
@@ -314,7 +321,7 @@ def test_two_machines_meet_at_the_url(sample, tmp_path, monkeypatch):
         stop_tree(machine_0)  # the command, notebook 02's kernel and its worker, whatever happened
     assert machine_0.returncode == 0, out
     assert run.finished and run.iteration == 20 and run.world_size == 2  # rank 0's record, read on machine 1
-    assert _worker_pids(outputs.train.dir).keys() == {0, 1}
+    assert _worker_pids(the_run(outputs).dir).keys() == {0, 1}
     executed = nbformat.read(outputs.executed_notebooks / "02_train.ipynb", as_version=4)
     shown = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "Training on 2 CPU (gloo) workers" in shown and "iter 20/20" in shown  # relayed into the notebook cell

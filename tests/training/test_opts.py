@@ -1,6 +1,6 @@
 """Any config key from the notebook (``OPTS``) or the command line (``--opts``), and a user's own YAML file:
-checked before anything runs, shown as a diff against the profile, saved in ``output/train/config.yaml``,
-and a resume with other opts refused as a different run."""
+checked before anything runs, shown as a diff against the profile, saved in the run's ``config.yaml``; other
+opts are another run (``RUN = "auto"``), and a run name holding other opts is refused."""
 
 import shutil
 
@@ -29,8 +29,8 @@ def project(tmp_path_factory):
     return root, outputs
 
 
-def saved_config(outputs) -> dict:
-    return yaml.safe_load(outputs.train.config.read_text())
+def saved_config(files) -> dict:
+    return yaml.safe_load(files.config.read_text())
 
 
 @pytest.mark.parametrize(
@@ -109,13 +109,16 @@ def test_a_users_smoke_file_and_opts_train_and_reach_config_yaml_and_other_opts_
     opts = ["SOLVER.WARMUP_ITERS", "10", *QUICK]
     run = training.train(outputs, str(mine), max_iter=4, overrides=opts)
     assert run.finished and run.iteration == 4 and run.profile == str(mine)
-    saved = saved_config(outputs)
+    saved = saved_config(outputs.run(run.name))
+    assert run.name == "my_recipe+WARMUP_ITERS=10+EVAL_PERIOD=0+TEST=_+MAX_ITER=4"  # named after the recipe
     assert saved["SOLVER"]["BASE_LR"] == 0.015 and saved["MODEL"]["ROI_HEADS"]["BATCH_SIZE_PER_IMAGE"] == 32
     assert saved["SOLVER"]["WARMUP_ITERS"] == 10 and saved["TEST"]["EVAL_PERIOD"] == 0
     assert saved["MODEL"]["RESNETS"]["DEPTH"] == 18  # smoke's, under the user's file
-    with pytest.raises(TinyVocError, match="holds a run with a different config .* Set RESUME=False"):
-        training.train(outputs, str(mine), max_iter=4, overrides=["SOLVER.WARMUP_ITERS", "5", *QUICK])
-    assert saved_config(outputs)["SOLVER"]["WARMUP_ITERS"] == 10  # the refused call wrote nothing
+    before = {p.name: p.read_bytes() for p in outputs.run(run.name).dir.iterdir() if p.is_file()}
+    other = training.train(outputs, str(mine), max_iter=4, overrides=["SOLVER.WARMUP_ITERS", "5", *QUICK])
+    assert other.name == "my_recipe+WARMUP_ITERS=5+EVAL_PERIOD=0+TEST=_+MAX_ITER=4" and other.finished
+    assert saved_config(outputs.run(other.name))["SOLVER"]["WARMUP_ITERS"] == 5
+    assert {p.name: p.read_bytes() for p in outputs.run(run.name).dir.iterdir() if p.is_file()} == before
 
 
 # --- the command line ---
@@ -148,15 +151,16 @@ def test_bad_opts_stop_the_command_with_exit_1_before_any_notebook_runs(verb, op
     assert not (tmp_path / "output").exists()  # stopped before papermill wrote the executed copies
 
 
-def test_other_opts_on_resume_exit_1_through_the_notebook_and_no_resume_trains_them_into_config_yaml(project, capsys):
+def test_other_opts_under_a_taken_run_name_exit_1_through_the_notebook_and_no_resume_replaces_that_run(project, capsys):
     """``tinyvoc train`` runs notebook 02 (papermill): the same checks and files as in the notebook."""
     root, outputs = project
-    training.train(outputs, "smoke", max_iter=4, resume=False, overrides=QUICK)
-    common = ["train", "--project-dir", str(root), "--profile", "smoke", "--max-iter", "4"]
+    training.train(outputs, "smoke", max_iter=4, resume=False, overrides=QUICK, run="mine")
+    common = ["train", "--project-dir", str(root), "--profile", "smoke", "--max-iter", "4", "--run", "mine"]
     assert cli.main([*common, "--opts", "SOLVER.BASE_LR", "0.01", *map(str, QUICK)]) == 1
-    assert "holds a run with a different config" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "run mine (" in err and "holds another recipe" in err and "RESUME = False" in err
     assert cli.main([*common, "--no-resume", "--opts", "SOLVER.BASE_LR", "0.01", *map(str, QUICK)]) == 0
-    assert saved_config(outputs)["SOLVER"]["BASE_LR"] == 0.01
+    assert saved_config(outputs.run("mine"))["SOLVER"]["BASE_LR"] == 0.01
     executed = (outputs.executed_notebooks / "02_train.ipynb").read_text()
     assert "SOLVER.BASE_LR: 0.02 -> 0.01" in executed  # the cell showed what this run changed
 

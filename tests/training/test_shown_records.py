@@ -19,8 +19,8 @@ def _run(**changes) -> RunRecord:
 
 
 def test_a_run_record_shows_a_short_table_not_a_dataclass():
-    text = repr(_run())
-    assert text.splitlines()[0] == "Training run (output/train/run.json)"
+    text = repr(_run(name="smoke"))
+    assert text.splitlines()[0] == "Training run (output/runs/smoke/run.json)"
     assert "RunRecord(" not in text and "0.9959350593444437" not in text
     rows = {line.split("  ", 2)[1].strip(): line.split("  ", 2)[2].strip() for line in text.splitlines()[1:]}
     assert rows["iterations"] == "300 of 300, finished"
@@ -43,7 +43,7 @@ def test_a_plan_shows_its_length_periods_and_budget(tmp_path):
     cfg = build_config("strong", 20, str(tmp_path), has_gpu=True)
     plan = plan_budget(2.4, 3.0, cfg, eval_seconds=300, checkpoint_seconds=20, device="T4", profile="strong")
     text = repr(plan)
-    assert text.splitlines()[0] == "Plan (output/train/plan.json)" and "Plan(" not in text
+    assert text.splitlines()[0] == "Plan (plan.json in the run's folder)" and "Plan(" not in text
     assert f"{plan.max_iter:,}" in text and "T4, 2.4 s/iter" in text and "budget 3 h 00 min" in text
     assert f"every {plan.eval_period:,} ({plan.evaluations} passes)" in text
     assert "<table>" in plan._repr_html_() and "base_config" not in text

@@ -26,11 +26,11 @@ def test_the_warm_up_times_the_trainers_own_steps_and_writes_nothing_in_the_run_
 
     monkeypatch.setattr(engine.TinyVocTrainer, "__init__", init)
     monkeypatch.setattr(engine.TinyVocTrainer, "run_step", run_step)
-    outputs.train.dir.mkdir(parents=True)
-    measured = speed.measure_speed(cfg, iterations=3, skip=1, eval_images=2, save_dir=str(outputs.train.dir))
+    outputs.run("smoke").dir.mkdir(parents=True)
+    measured = speed.measure_speed(cfg, iterations=3, skip=1, eval_images=2, save_dir=str(outputs.run("smoke").dir))
     assert steps == [0, 1, 2, 3]  # the trainer's run_step, skip + iterations times
     (config,) = built  # one trainer, on the run's config but for its scratch output folder
     assert config.SOLVER == cfg.SOLVER and config.MODEL == cfg.MODEL and config.OUTPUT_DIR != cfg.OUTPUT_DIR
     assert measured.seconds_per_iter > 0 and measured.eval_seconds > 0 and measured.checkpoint_seconds > 0
     assert measured.iterations == 4
-    assert list(outputs.train.dir.iterdir()) == []  # no metrics, events or checkpoint left in the run's folder
+    assert list(outputs.run("smoke").dir.iterdir()) == []  # no metrics, events or checkpoint left in the run's folder

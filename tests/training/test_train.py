@@ -1,7 +1,8 @@
-"""Smoke training: metrics and the best checkpoint, checkpoint retention, TensorBoard events,
-progress lines, resume after an interruption, the time-budget plan across a resume, determinism."""
+"""Smoke training: metrics and the best checkpoint, checkpoint retention (a finished run keeps best and final only),
+TensorBoard events, progress lines, resume after an interruption, the time-budget plan across a resume, determinism."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -10,10 +11,10 @@ from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.paths import DataFiles, Outputs
 from tinyvoc.dataset.record import prepare_dataset
 from tinyvoc.inference.trained_run import chosen_checkpoint
-from tinyvoc.training import metrics
+from tinyvoc.training import metrics, runs
 from tinyvoc.training import train as training
 
-SHORT = ["SOLVER.CHECKPOINT_PERIOD", 10, "TEST.EVAL_PERIOD", 10]
+SHORT = ["SOLVER.CHECKPOINT_PERIOD", 5, "TEST.EVAL_PERIOD", 10]
 FINISHED = ["SOLVER.CHECKPOINT_PERIOD", 5, "TEST.EVAL_PERIOD", 10]  # six periodic saves: two are kept
 
 
@@ -23,8 +24,15 @@ def _outputs(sample, path):
     return outputs
 
 
+def the_run(outputs):
+    """The files of the project's one run."""
+    (name,) = runs.names(outputs)
+    return outputs.run(name)
+
+
 def _losses(outputs):
-    return [(r["iteration"], r["total_loss"]) for r in metrics.read_metrics(outputs.train.metrics) if "total_loss" in r]
+    rows = metrics.read_metrics(the_run(outputs).metrics)
+    return [(r["iteration"], r["total_loss"]) for r in rows if "total_loss" in r]
 
 
 @pytest.fixture(scope="module")
@@ -37,30 +45,33 @@ def finished_run(sample, tmp_path_factory):
 def test_metrics_and_best_checkpoint_follow_validation_ap50(finished_run):
     outputs, run = finished_run
     assert run.finished and run.iteration == 30
-    evals = [(r["segm/AP50"], r["iteration"]) for r in metrics.read_metrics(outputs.train.metrics) if "segm/AP50" in r]
+    rows = metrics.read_metrics(the_run(outputs).metrics)
+    evals = [(r["segm/AP50"], r["iteration"]) for r in rows if "segm/AP50" in r]
     assert [it for _, it in evals] == [9, 19, 30]  # the final evaluation is logged after the last step
     best_ap, best_iter = max(evals, key=lambda e: (e[0], -e[1]))
     assert run.best_ap50 == pytest.approx(best_ap / 100)
-    saved = torch.load(outputs.train.dir / "model_best.pth", map_location="cpu", weights_only=False)
+    saved = torch.load(the_run(outputs).dir / "model_best.pth", map_location="cpu", weights_only=False)
     assert saved["iteration"] == best_iter
-    assert chosen_checkpoint(outputs) == outputs.train.dir / "model_best.pth"
-    assert (outputs.train.dir / "model_final.pth").exists()
-    assert json.loads(outputs.train.record.read_text())["best_iter"] == best_iter
+    assert chosen_checkpoint(the_run(outputs)) == the_run(outputs).dir / "model_best.pth"
+    assert (the_run(outputs).dir / "model_final.pth").exists()
+    assert json.loads(the_run(outputs).record.read_text())["best_iter"] == best_iter
 
 
 def test_rerun_after_finish_does_not_train_again(finished_run, capsys):
     outputs, run = finished_run
-    mtime = (outputs.train.dir / "model_final.pth").stat().st_mtime_ns
+    mtime = (the_run(outputs).dir / "model_final.pth").stat().st_mtime_ns
     again = training.train(outputs, "smoke", max_iter=30, overrides=FINISHED)
     assert again == run
     assert "already finished" in capsys.readouterr().out
-    assert (outputs.train.dir / "model_final.pth").stat().st_mtime_ns == mtime
+    assert (the_run(outputs).dir / "model_final.pth").stat().st_mtime_ns == mtime
 
 
-def test_changed_config_with_resume_is_refused(finished_run):
-    outputs, _ = finished_run
-    with pytest.raises(TinyVocError, match="different config"):
-        training.train(outputs, "smoke", max_iter=40, overrides=FINISHED)
+def test_another_recipe_under_a_taken_name_is_refused(finished_run):
+    outputs, run = finished_run
+    refusal = f"run {re.escape(run.name)} .* holds another recipe .*Choose a new name .*RESUME = False"
+    with pytest.raises(TinyVocError, match=refusal):
+        training.train(outputs, "smoke", max_iter=40, overrides=FINISHED, run=run.name)
+    assert runs.names(outputs) == [run.name]
 
 
 def test_interrupted_run_resumes_from_last_checkpoint(sample, tmp_path, monkeypatch, capsys):
@@ -77,44 +88,48 @@ def test_interrupted_run_resumes_from_last_checkpoint(sample, tmp_path, monkeypa
     monkeypatch.setattr(SimpleTrainer, "run_step", crash_at_15)
     with pytest.raises(KeyboardInterrupt):
         training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
-    assert (outputs.train.dir / "last_checkpoint").read_text().strip() == "model_0000009.pth"
-    assert not outputs.train.record.exists()
+    files = the_run(outputs)
+    assert files.last_checkpoint.read_text().strip() == "model_0000014.pth"
+    assert not files.record.exists()
+    # a stopped run keeps what resumes: the last two periodic checkpoints, with the optimizer's state
+    assert [p.name for p in files.periodic()] == ["model_0000009.pth", "model_0000014.pth"]
+    first = torch.load(files.periodic()[-1], map_location="cpu", weights_only=False)
+    assert "optimizer" in first["trainer"]["_trainer"]
+    periodic_size = files.periodic()[-1].stat().st_size
     monkeypatch.setattr(SimpleTrainer, "run_step", original)
 
     run = training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
-    assert "Resuming from iteration 10 of 20" in capsys.readouterr().out
-    assert run.finished and run.iteration == 20
-    final = torch.load(outputs.train.dir / "model_final.pth", map_location="cpu", weights_only=False)
-    first = torch.load(outputs.train.dir / "model_0000009.pth", map_location="cpu", weights_only=False)
+    assert "Resuming from iteration 15 of 20" in capsys.readouterr().out
+    assert run.finished and run.iteration == 20 and run.name == files.name
+    final = torch.load(files.final, map_location="cpu", weights_only=False)
     assert final["iteration"] == 19
     name = "backbone.bottom_up.stem.conv1.weight"
     assert not torch.equal(final["model"][name], first["model"][name])
+    # weights only: well under the periodic checkpoint, which also carries SGD momentum
+    assert files.final.stat().st_size < 0.7 * periodic_size
 
 
 def test_fixed_seed_gives_identical_losses(sample, tmp_path):
     """Two runs, ten iterations each: the logged loss (the last one, a median over every step) is bit-identical."""
-    runs = []
+    losses = []
     for k in range(2):
         outputs = _outputs(sample, tmp_path / f"det{k}")
         training.train(outputs, "smoke", max_iter=10, overrides=[*SHORT, "TEST.EVAL_PERIOD", 0])
-        runs.append(_losses(outputs))
-    assert runs[0] == runs[1] and len(runs[0]) >= 1
+        losses.append(_losses(outputs))
+    assert losses[0] == losses[1] and len(losses[0]) >= 1
 
 
 def _load(path):
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
-def test_only_the_last_two_periodic_checkpoints_are_kept_and_best_and_final_hold_weights_only(finished_run):
+def test_a_finished_run_keeps_best_and_final_alone_and_they_hold_weights_only(finished_run):
     outputs, _ = finished_run
-    files = outputs.train
-    assert [p.name for p in files.periodic()] == ["model_0000024.pth", "model_0000029.pth"]
-    periodic = _load(files.periodic()[-1])
-    assert "optimizer" in periodic["trainer"]["_trainer"]  # what a resume needs
-    for path in (outputs.train.best, outputs.train.final):
+    files = the_run(outputs)
+    assert files.periodic() == []  # nothing resumes a finished run: its periodic checkpoints went
+    assert sorted(p.name for p in files.dir.glob("*.pth")) == ["model_best.pth", "model_final.pth"]
+    for path in (files.best, files.final):
         assert set(_load(path)) == {"model", "iteration"}, path
-    # weights only: well under the periodic checkpoint, which also carries SGD momentum
-    assert outputs.train.final.stat().st_size < 0.7 * files.periodic()[-1].stat().st_size
     assert files.last_checkpoint.read_text() == "model_final.pth"
 
 
@@ -122,8 +137,8 @@ def test_tensorboard_events_hold_losses_lr_and_validation_ap(finished_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     outputs, _ = finished_run
-    assert list(outputs.train.dir.glob("events.out.tfevents.*"))
-    events = EventAccumulator(str(outputs.train.dir))
+    assert list(the_run(outputs).dir.glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(the_run(outputs).dir))
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"total_loss", "loss_mask", "lr", "segm/AP50", "bbox/AP50", "eval_seconds"} <= scalars
@@ -184,22 +199,23 @@ def test_a_budgeted_run_resumes_with_the_same_plan(sample, tmp_path, monkeypatch
     with pytest.raises(KeyboardInterrupt):
         training.train(outputs, "smoke", time_budget_h=hours, overrides=slow)
     assert measured == [300]  # measured once, with the profile's own config
-    plan = budget.Plan.load(outputs.train.plan)
+    plan = budget.Plan.load(the_run(outputs).plan)
     assert (plan.max_iter, plan.eval_period, plan.checkpoint_period, plan.warmup_iters) == (34, 12, 12, 17)
     assert "Plan: 10 s/iter -> 34 iterations" in capsys.readouterr().out
-    config = outputs.train.config.read_text()
+    config = the_run(outputs).config.read_text()
     assert "MAX_ITER: 34" in config and "WARMUP_ITERS: 17" in config
     monkeypatch.setattr(SimpleTrainer, "run_step", original)
 
-    with pytest.raises(TinyVocError, match="different config .*planned for 0.1 h.*TIME_BUDGET_H"):
-        training.train(outputs, "smoke", time_budget_h=2 * hours, overrides=slow)
+    name = the_run(outputs).name
+    with pytest.raises(TinyVocError, match=f"run {re.escape(name)} .* holds another recipe"):
+        training.train(outputs, "smoke", time_budget_h=2 * hours, overrides=slow, run=name)
     run = training.train(outputs, "smoke", time_budget_h=hours, overrides=slow)
     printed = capsys.readouterr().out
     assert "Continuing the saved plan" in printed and "Resuming from iteration 12 of 34" in printed
     assert measured == [300]  # not measured again
     assert run.finished and run.iteration == 34 and run.time_budget_h == hours
-    assert budget.Plan.load(outputs.train.plan) == plan and outputs.train.config.read_text() == config
-    evals = [r["iteration"] for r in metrics.read_metrics(outputs.train.metrics) if "segm/AP50" in r]
+    assert budget.Plan.load(the_run(outputs).plan) == plan and the_run(outputs).config.read_text() == config
+    evals = [r["iteration"] for r in metrics.read_metrics(the_run(outputs).metrics) if "segm/AP50" in r]
     assert evals == [11, 23, 34]
     assert "iter 34/34" in printed and "val AP50" in printed
 

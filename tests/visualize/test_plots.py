@@ -82,7 +82,7 @@ def test_ground_truth_grid_and_training_curves(drawn):
     plots.ground_truth_grid(
         train, record.data_files.train_images, record.class_map, outputs.figures_dir / "gt.png", n=4
     )
-    plots.training_curves(read_metrics(outputs.train.metrics), outputs.figures_dir / "curves.png")
+    plots.training_curves(read_metrics(run.files.metrics), outputs.figures_dir / "curves.png")
     _png(outputs.figures_dir / "gt.png")
     _png(outputs.figures_dir / "curves.png")
 

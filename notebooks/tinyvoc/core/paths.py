@@ -13,6 +13,7 @@ they write into (``core.atomic``).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,22 @@ TRAIN_IMAGES, TEST_IMAGES = "train_images", "test_images"
 USER_CACHE = Path.home() / ".cache" / "tinyvoc"
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
+UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._,=+-]")  # run names: safe in paths on Linux, macOS, Windows, Drive, shells
+
+
+def safe_name_part(text: object) -> str:
+    """``text`` as part of a run's folder name: no separators, spaces or characters unsafe somewhere."""
+    return UNSAFE_IN_NAMES.sub("", str(text).replace("/", "-").replace(" ", "")).lstrip(".") or "_"
+
+
+def legacy_run_name(record: dict | None) -> str:
+    """The name the one run of an older project (``output/train/``) takes among the runs: its profile's, from its
+    ``run.json`` (``strong``; a YAML file's stem), else ``train``. ``training.runs`` and the Kaggle bring-in agree."""
+    profile = str((record or {}).get("profile") or "")
+    if not profile:
+        return "train"
+    stem = Path(profile).stem if profile.lower().endswith((".yaml", ".yml")) else profile
+    return safe_name_part(stem)
 
 
 def checkout() -> Path | None:
@@ -109,15 +126,29 @@ class Outputs:
     def split_dir(self) -> Path:
         return self.root / "splits"
 
-    # written by 02_train
+    # written by 02_train: one folder per run (training.runs names them)
     @property
-    def train(self) -> TrainFiles:
-        return TrainFiles(self.root / "train")
+    def runs_dir(self) -> Path:
+        """``output/runs``: every training run in its own folder (TensorBoard's ``--logdir``: one line per run)."""
+        return self.root / "runs"
 
-    # written by 03/04 (shared prediction cache)
+    def run(self, name: str) -> TrainFiles:
+        """The files of the run called ``name`` (``output/runs/<name>/``)."""
+        return TrainFiles(self.runs_dir / name)
+
+    @property
+    def legacy_train_dir(self) -> Path:
+        """Where the one run of a project made before runs had names lives (``training.runs`` moves it)."""
+        return self.root / "train"
+
+    # written by 03/04: the prediction caches, one folder per run
     @property
     def predictions_dir(self) -> Path:
         return self.root / "predictions"
+
+    def predictions_for(self, run: str) -> Path:
+        """The prediction caches of one run: switching runs never predicts a run again."""
+        return self.predictions_dir / run
 
     @property
     def figures_dir(self) -> Path:
@@ -140,19 +171,34 @@ class Outputs:
         return self.root / "submission.json"
 
     @property
+    def submission_source(self) -> Path:
+        """Which run, checkpoint and selection made ``submission.json`` (it stays a plain list: other tools read it)."""
+        return self.root / "submission_source.json"
+
+    @property
     def executed_notebooks(self) -> Path:
         return self.root / "notebooks"
 
 
 @dataclass(frozen=True)
 class TrainFiles:
-    """The files in one training folder, by name.
+    """The files in one training run's folder (``output/runs/<name>/``), by name.
 
     The trainer is handed only ``cfg.OUTPUT_DIR`` (as detectron2's own tools are), so the names
     live here and both it and :class:`Outputs` derive their paths from this one place.
     """
 
     dir: Path
+
+    @property
+    def name(self) -> str:
+        """The run's name: its folder's."""
+        return self.dir.name
+
+    @property
+    def recipe(self) -> Path:
+        """The settings the run was asked for (profile, OPTS, MAX_ITER, ...): the runs table's recipe column."""
+        return self.dir / "recipe.json"
 
     @property
     def record(self) -> Path:

@@ -19,7 +19,8 @@ class Setting:
 
     A flag takes a value of ``kind`` (the default's type when not given); a True/False setting's flag
     takes none and sets the opposite of the default (``--no-resume``); ``kind="on/off"`` takes on or off;
-    ``kind=list`` takes one or more values (``--opts KEY VALUE ...``).
+    ``kind=list`` takes one or more values (``--opts KEY VALUE ...``). ``elsewhere``: ``(notebook prefix,
+    default)`` pairs where a notebook's default differs (``RUN``: 02 names its run, 03 and 04 take the best).
     """
 
     name: str
@@ -29,9 +30,14 @@ class Setting:
     flag: str | None = None
     kind: object = None
     choices: tuple = ()
+    elsewhere: tuple = ()
 
     def declared_in(self, notebook: str) -> bool:
         return notebook[:2] in self.notebooks
+
+    def default_in(self, notebook: str):
+        """The default in ``notebook``'s parameters cell (``default`` unless ``elsewhere`` says otherwise)."""
+        return dict(self.elsewhere).get(notebook[:2], self.default)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -53,7 +59,10 @@ SETTINGS: tuple[Setting, ...] = (
             "--max-iter"),
     Setting("TIME_BUDGET_H", None, "hours; None: 3 on a GPU profile, the profile's own length for smoke; 0: none",
             ("02",), "--time-budget-h", float),
-    Setting("RESUME", True, "False: start over, replacing the last run's checkpoints", ("02",), "--no-resume"),
+    Setting("RESUME", True, "False: start this recipe's run over, replacing its checkpoints (the other runs stay)",
+            ("02",), "--no-resume"),
+    Setting("RUN", "auto", '02: "auto" names the run after its recipe, or a name; 03/04: "best" (highest val AP50) '
+            "or a run's name", ("02", "03", "04"), "--run", str, (), (("03", "best"), ("04", "best"))),
     Setting("PRETRAINED", True, "False: random init, only for machines that cannot download "
             "weights", ("02",), "--random-init"),
     Setting("NUM_GPUS", "auto", "worker processes here; auto: every visible GPU, 1 on a CPU (N: N gloo processes)",

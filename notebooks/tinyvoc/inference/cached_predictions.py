@@ -1,7 +1,8 @@
 """Predict once, cache every detection, and serve notebooks 03 and 04 from the cache.
 
 The model (``model_runner.py``) runs on a split at a low score floor and every detection goes to
-``output/predictions/`` (``cache_file.py`` holds the file format). The cache file name is a hash of
+``output/predictions/<run>/`` (``cache_file.py`` holds the file format): one folder per run, so
+switching runs never predicts a run again. The cache file name is a hash of
 everything that changes the result (checkpoint file, config, TTA, score floor, image list), so a new
 checkpoint or setting is never answered from a stale cache, and a new export threshold costs no
 inference at all. Images are decoded in a thread pool ahead of the model.
@@ -52,7 +53,7 @@ def predict_split(
     tta = run.tta if tta is None else bool(tta)
     images = run.split(split)
     key = cache_key(run.checkpoint, cfg.dump(), images.items, tta, score_floor)
-    predictions_dir = run.outputs.predictions_dir
+    predictions_dir = run.predictions_dir
     cache_file = predictions_dir / f"{split}-{key}.jsonl"
     if cache_file.exists() and not refresh:
         cached = read_cache(cache_file, images)

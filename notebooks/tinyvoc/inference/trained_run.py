@@ -1,7 +1,8 @@
 """One trained run, read once: the dataset record, the frozen inference config, the checkpoint, the selection.
 
-Notebooks 03 and 04 (and the CLI's ``visualize``/``export``) start from :meth:`TrainedRun.load`: it reads
-``dataset.json`` and ``train/config.yaml`` once, picks the checkpoint, and serves each split's image list
+Notebooks 03 and 04 (and the CLI's ``visualize``/``export``) start from :meth:`TrainedRun.load`: it picks
+the run (``RUN``: ``"best"`` or a name, see ``training.runs.pick``) and says why, reads ``dataset.json``
+and the run's ``config.yaml`` once, picks the checkpoint, and serves each split's image list
 and ground truth from one read of its json. Prediction, evaluation, export and the plots take the run
 (or the :class:`~.predictions.Predictions` made from it) instead of re-reading those files. No
 detectron2 catalog is needed: class names and ids come from the dataset record.
@@ -18,9 +19,10 @@ from pathlib import Path
 
 from ..core.coco_json import load_coco
 from ..core.errors import TinyVocError
-from ..core.paths import Outputs, require
+from ..core.paths import Outputs, TrainFiles, require
 from ..dataset.record import DatasetRecord
 from ..runtime import kaggle
+from ..training import runs
 from ..training.storage import report_unfinished_uploads
 from .selection import Selection
 
@@ -69,9 +71,9 @@ class SplitImages:
         return {it.image_id: it.path for it in self.items}
 
 
-def chosen_checkpoint(outputs: Outputs, which: str = "best") -> Path:
-    """The checkpoint notebooks 03/04 use: ``best`` (falls back to final), ``final``, or a path."""
-    files = outputs.train
+def chosen_checkpoint(files: TrainFiles, which: str = "best") -> Path:
+    """The checkpoint of the run in ``files`` that notebooks 03/04 use: ``best`` (falls back to final), ``final``, or
+    a path."""
     if which not in ("best", "final"):
         path = Path(which)
         if not path.exists():
@@ -118,25 +120,50 @@ class TrainedRun:
 
     outputs: Outputs
     record: DatasetRecord
-    config_text: str  # train/config.yaml as saved: portable, and part of the prediction cache's key
+    config_text: str  # the run's config.yaml as saved: portable, and part of the prediction cache's key
     trained_cfg: object = field(repr=False)  # that config loaded and frozen
     checkpoint: Path
+    name: str  # the run's name (output/runs/<name>/)
+    why: str  # why this run was taken (RUN = "best": its AP50; or the name given)
     _splits: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def load(cls, outputs: Outputs, checkpoint: str = "best", record: DatasetRecord | None = None) -> TrainedRun:
-        """Read the dataset record and the training config, and choose ``checkpoint`` (best, final or a path)."""
+    def load(
+        cls, outputs: Outputs, checkpoint: str = "best", record: DatasetRecord | None = None, *, run: str = "best"
+    ) -> TrainedRun:
+        """Choose the run (``run``: ``"best"``, ``"auto"`` for the newest, or a name) and say which and why, read the
+        dataset record and the run's config, and choose ``checkpoint`` (best, final or a path)."""
         from detectron2.config import get_cfg
 
-        kaggle.bring_in_trained_run(outputs, checkpoint)  # Kaggle: 02's run (and 03's caches) from attached outputs
-        record = record or DatasetRecord.load(outputs)
-        text = require(outputs.train.config, "02_train.ipynb", "The training config").read_text()
+        runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
+        kaggle.bring_in_trained_run(outputs, checkpoint, run)  # Kaggle: 02's runs (and 03's caches), attached
+        record = record or DatasetRecord.load(outputs)  # first: a project without 01's record is told to run 01
+        name, why = runs.pick(outputs, run)
+        files = outputs.run(name)
+        text = require(files.config, "02_train.ipynb", "The training config").read_text()
         cfg = get_cfg()
         cfg.merge_from_other_cfg(cfg.load_cfg(text))
         cfg.freeze()
-        chosen = chosen_checkpoint(outputs, checkpoint)
-        report_unfinished_uploads(outputs.train, cfg.SOLVER.CHECKPOINT_PERIOD, chosen.name)  # the last runtime's
-        return cls(outputs, record, text, cfg, chosen)
+        chosen = chosen_checkpoint(files, checkpoint)
+        print(f"Run {name} ({why}), checkpoint {chosen.name}")
+        report_unfinished_uploads(files, cfg.SOLVER.CHECKPOINT_PERIOD, chosen.name)  # the last runtime's
+        return cls(outputs, record, text, cfg, chosen, name, why)
+
+    @property
+    def files(self) -> TrainFiles:
+        """The run's own files (metrics, config, checkpoints)."""
+        return self.outputs.run(self.name)
+
+    @property
+    def predictions_dir(self) -> Path:
+        """This run's prediction caches (``output/predictions/<name>/``)."""
+        return self.outputs.predictions_for(self.name)
+
+    def made_by(self) -> dict:
+        """What a submission records about what made it: the run, why it was taken, the checkpoint."""
+        inside = self.checkpoint.parent == self.files.dir
+        checkpoint = self.checkpoint.name if inside else str(self.checkpoint)
+        return {"run": self.name, "why": self.why, "checkpoint": checkpoint}
 
     @property
     def score_threshold(self) -> float:

@@ -10,12 +10,13 @@ notebook's saved output; datasets and other notebooks' outputs are attached read
   made on the session's scratch disk (``tempfile.gettempdir()``, outside ``/kaggle/working`` so it is
   never saved): images in folders are linked there and read in place, zips are unpacked there. Nothing is
   ever written into an input;
-* what an earlier notebook saved (01's ``output/dataset.json`` and splits for 02; 02's training run
-  for 03 and 04; 02's own earlier version for a resume) is found in whichever attached output holds
-  it, and only the files the notebook needs are copied into ``/kaggle/working/output`` (not every
-  checkpoint: the 20 GB are the session's). Each piece says where it came from; a missing one names
-  the output to attach. Records store paths relative to the output and data folders
-  (``core.paths``), so copied records are read correctly here.
+* what an earlier notebook saved (01's ``output/dataset.json`` and splits for 02; 02's training runs
+  for 03 and 04, every attached run listed and ``RUN`` choosing; 02's own earlier version of a run for
+  a resume) is found in whichever attached output holds it, and only the files the notebook needs are
+  copied into ``/kaggle/working/output`` (not every checkpoint: the 20 GB are the session's). An older
+  output's one run (``output/train/``) is brought in as a run named after its profile. Each piece
+  says where it came from; a missing one names the output to attach. Records store paths relative to
+  the output and data folders (``core.paths``), so copied records are read correctly here.
 
 The root is read from ``TINYVOC_KAGGLE_ROOT`` (default ``/kaggle``), which lets the tests stand a
 temporary folder in for Kaggle's.
@@ -27,13 +28,23 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.atomic import atomic_path
 from ..core.coco_json import load_coco
 from ..core.errors import TinyVocError
-from ..core.paths import NOTEBOOKS, TEST_IMAGES, TEST_JSON, TRAIN_IMAGES, TRAIN_JSON, DataFiles, Outputs
+from ..core.paths import (
+    NOTEBOOKS,
+    TEST_IMAGES,
+    TEST_JSON,
+    TRAIN_IMAGES,
+    TRAIN_JSON,
+    DataFiles,
+    Outputs,
+    TrainFiles,
+    legacy_run_name,
+)
 from . import local_data
 
 RUN_TYPE_ENV = "KAGGLE_KERNEL_RUN_TYPE"  # set by Kaggle: "Interactive" in the editor, "Batch" for a saved version
@@ -230,6 +241,44 @@ def _link_entries(source: Path, target: Path) -> None:
 
 
 @dataclass(frozen=True)
+class EarlierRun:
+    """One training run in an attached output: ``output/runs/<name>/``, or an older output's ``output/train/``."""
+
+    files: TrainFiles
+    name: str
+    caches: Path  # its prediction caches in that output
+    input: str
+
+    @property
+    def record(self) -> dict | None:
+        """The run record (``run.json``), or None when the run has none (killed before its first record)."""
+        try:
+            return json.loads(self.files.record.read_text())
+        except (OSError, ValueError):
+            return None
+
+    @property
+    def resumable(self) -> bool:
+        return self.files.last_checkpoint.is_file()
+
+    @property
+    def newest(self) -> float:
+        return max((p.stat().st_mtime for p in (self.files.record, self.files.config) if p.exists()), default=0.0)
+
+    def rank(self):
+        """The further-trained first: finished, then more iterations, then resumable (02's own), then the newer."""
+        run = self.record or {}
+        return (bool(run.get("finished")), int(run.get("iteration") or 0), self.resumable, self.newest)
+
+    def describe(self) -> str:
+        run = self.record or {}
+        ap50 = run.get("best_ap50")
+        state = "finished" if run.get("finished") else ("stopped, resumable" if self.resumable else "stopped")
+        best = f", best val AP50 {ap50:.3f}" if isinstance(ap50, (int, float)) else ""
+        return f"run {self.name} from input '{self.input}' ({state}, {run.get('iteration', '?')} iterations{best})"
+
+
+@dataclass(frozen=True)
 class EarlierOutput:
     """One ``output/`` folder found among the inputs (01's, 02's, or 02's own earlier version)."""
 
@@ -241,16 +290,25 @@ class EarlierOutput:
         return self.outputs.dataset_record.is_file() and self.outputs.split_dir.is_dir()
 
     @property
-    def training(self) -> dict | None:
-        """The training record (``train/run.json``), or None when this output holds no training."""
-        try:
-            return json.loads(self.outputs.train.record.read_text())
-        except (OSError, ValueError):
-            return None
+    def runs(self) -> list[EarlierRun]:
+        """Its training runs: every ``runs/<name>/`` with a config or record, and an older output's ``train/``."""
+        found = []
+        if self.outputs.runs_dir.is_dir():
+            for folder in sorted(p for p in self.outputs.runs_dir.iterdir() if p.is_dir()):
+                files = TrainFiles(folder)
+                if files.record.is_file() or files.config.is_file():
+                    found.append(EarlierRun(files, folder.name, self.outputs.predictions_for(folder.name), self.input))
+        legacy = TrainFiles(self.outputs.legacy_train_dir)
+        if legacy.record.is_file() or legacy.config.is_file():
+            run = EarlierRun(legacy, "", self.outputs.predictions_dir, self.input)
+            found.append(replace(run, name=legacy_run_name(run.record)))
+        return found
 
     @property
-    def resumable(self) -> bool:
-        return self.outputs.train.last_checkpoint.is_file()
+    def training(self) -> dict | None:
+        """The record of its further-trained run, or None when this output holds no training."""
+        runs = sorted(self.runs, key=EarlierRun.rank, reverse=True)
+        return (runs[0].record or {}) if runs else None
 
     def describe(self) -> str:
         return f"input '{self.input}' ({self.outputs.root})"
@@ -272,11 +330,16 @@ def find_outputs(inputs: Path | None = None) -> list[EarlierOutput]:
             found.append(earlier)
 
     def rank(e: EarlierOutput):
-        run = e.training or {}
-        newest = max(p.stat().st_mtime for p in (e.outputs.train.record, e.outputs.dataset_record) if p.exists())
-        return (run != {}, bool(run.get("finished")), int(run.get("iteration") or 0), e.resumable, newest)
+        runs = sorted(e.runs, key=EarlierRun.rank, reverse=True)
+        newest = e.outputs.dataset_record.stat().st_mtime if e.outputs.dataset_record.exists() else 0.0
+        return (bool(runs), *(runs[0].rank() if runs else (False, 0, False, newest)))
 
     return sorted(found, key=rank, reverse=True)
+
+
+def attached_runs(found: list[EarlierOutput]) -> list[EarlierRun]:
+    """Every run in the attached outputs, the further-trained first."""
+    return sorted((run for e in found for run in e.runs), key=EarlierRun.rank, reverse=True)
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -296,35 +359,47 @@ def _copy(source: Path, target: Path) -> None:
         os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def _bring(pieces: list[Path], earlier: EarlierOutput, outputs: Outputs, what: str) -> str:
+def _bring(pieces: list[Path], source: Path, target: Path, where: str, what: str) -> str:
+    """Copy ``pieces`` (under ``source``) to the same places under ``target``; say what came from ``where``."""
     for piece in pieces:
-        _copy(piece, outputs.root / piece.relative_to(earlier.outputs.root))
+        _copy(piece, target / piece.relative_to(source))
     size = sum(p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
                for p in pieces)  # fmt: skip
-    return f"{what}: from {earlier.describe()} ({size / 1e6:.1f} MB)"
+    return f"{what}: from {where} ({size / 1e6:.1f} MB)"
 
 
-def _dataset_pieces(earlier: EarlierOutput) -> list[Path]:
-    return [earlier.outputs.dataset_record, earlier.outputs.split_dir]
+def _bring_dataset(earlier: EarlierOutput, outputs: Outputs) -> str:
+    pieces = [earlier.outputs.dataset_record, earlier.outputs.split_dir]
+    return _bring(pieces, earlier.outputs.root, outputs.root, earlier.describe(), "dataset record and splits")
 
 
-def _resume_pieces(earlier: EarlierOutput) -> list[Path]:
+def _resume_pieces(run: EarlierRun) -> list[Path]:
     """What resuming 02 needs: the checkpoint ``last_checkpoint`` names, the record files, and the best so far."""
-    files = earlier.outputs.train
+    files = run.files
     named = files.dir / files.last_checkpoint.read_text().strip()
-    pieces = [files.last_checkpoint, named, files.best, files.metrics, files.config, files.plan, files.record]
+    pieces = [files.last_checkpoint, named, files.best, files.metrics, files.config, files.plan, files.record,
+              files.recipe]  # fmt: skip
     return [p for p in dict.fromkeys(pieces) if p.is_file()]
 
 
-def _checkpoint_for(files, checkpoint: str) -> Path | None:
+def _checkpoint_for(files: TrainFiles, checkpoint: str) -> Path | None:
     candidates = {"best": [files.best, files.final], "final": [files.final]}.get(checkpoint, [])
     return next((p for p in candidates if p.is_file()), None)
 
 
-def bring_in_for_training(outputs: Outputs, resume: bool = True, inputs: Path | None = None) -> list[str]:
+def _of_recipe(name: str, wanted: str | None) -> bool:
+    """Whether an attached run's ``name`` is the run ``wanted`` or one of its numbered variants (``wanted-2``)."""
+    return wanted is None or name == wanted or (name.startswith(f"{wanted}-") and name[len(wanted) + 1 :].isdigit())
+
+
+def bring_in_for_training(
+    outputs: Outputs, resume: bool = True, wanted: str | None = None, inputs: Path | None = None
+) -> list[str]:
     """On Kaggle, what 02 needs from the attached outputs: the dataset record and splits (01's output, or the ones
-    the attached training used) and, when ``resume``, the training to resume (02's own earlier version): the
-    checkpoint ``last_checkpoint`` names, the best one so far and the records, not every checkpoint.
+    the attached training used) and, when ``resume``, the runs to resume (02's own earlier versions): of each
+    resumable run named ``wanted`` (the run's name; a numbered variant or an older output's one run too; None: the
+    further-trained run alone), the checkpoint ``last_checkpoint`` names, the best one so far and the records, not
+    every checkpoint.
 
     Pieces already in ``outputs`` (made in this session, as in a batch run of the series) are kept. Returns
     what came from where (also printed); stops naming the output to attach when there is no dataset record.
@@ -333,12 +408,25 @@ def bring_in_for_training(outputs: Outputs, resume: bool = True, inputs: Path | 
         return []
     found = find_outputs(inputs)
     said = []
-    resume_from = next((e for e in found if e.resumable), None) if resume else None
-    if resume_from and not outputs.train.last_checkpoint.exists():
-        said.append(_bring(_resume_pieces(resume_from), resume_from, outputs, "training to resume"))
+    resumable = [r for r in attached_runs(found) if r.resumable]
+    if wanted is not None:
+        resumable = [
+            r for r in resumable if _of_recipe(r.name, wanted) or r.files.dir.parent.name == "output"
+        ]  # an older output's one run
+    elif resumable:
+        resumable = resumable[:1]
+    brought = {}
+    for run in resumable if resume else []:
+        target = outputs.run(run.name)
+        if run.name in brought or target.last_checkpoint.exists():
+            continue
+        said.append(_bring(_resume_pieces(run), run.files.dir, target.dir, f"input '{run.input}'",
+                           f"run {run.name} to resume"))  # fmt: skip
+        brought[run.name] = run
     if not outputs.dataset_record.exists():
         # the dataset the attached training used, else the newest attached record
-        source = resume_from if resume_from and resume_from.has_dataset else None
+        source = next((e for e in found if brought and any(r in brought.values() for r in e.runs) and e.has_dataset),
+                      None)  # fmt: skip
         source = source or next((e for e in found if e.has_dataset), None)
         if source is None:
             raise TinyVocError(
@@ -346,13 +434,21 @@ def bring_in_for_training(outputs: Outputs, resume: bool = True, inputs: Path | 
                 f"{outputs.dataset_record} nor an attached output holds output/dataset.json. "
                 f"{attach_output(NOTEBOOKS[1])}."
             )
-        said.insert(0, _bring(_dataset_pieces(source), source, outputs, "dataset record and splits"))
+        said.insert(0, _bring_dataset(source, outputs))
     return _said(said)
 
 
-def bring_in_trained_run(outputs: Outputs, checkpoint: str = "best", inputs: Path | None = None) -> list[str]:
-    """On Kaggle, what 03 and 04 need from the attached outputs: the training run (02's output: its dataset record
-    and splits, config, run record, metrics and the ``checkpoint`` used, best/final, not the others) and any
+def _local_run(outputs: Outputs, name: str, checkpoint: str) -> bool:
+    files = outputs.run(name)
+    return files.record.is_file() and (checkpoint not in ("best", "final") or _checkpoint_for(files, checkpoint))
+
+
+def bring_in_trained_run(
+    outputs: Outputs, checkpoint: str = "best", run: str = "best", inputs: Path | None = None
+) -> list[str]:
+    """On Kaggle, what 03 and 04 need from the attached outputs: the run ``run`` chooses among every attached one
+    (``"best"``: the highest best validation AP50, ``"auto"``: the newest, or a name; all are listed), its dataset
+    record and splits, config, records, metrics and the ``checkpoint`` used (best/final, not the others), and any
     prediction caches this session lacks (03's output, for 04).
 
     Pieces already in ``outputs`` are kept. Returns what came from where (also printed); stops naming the output to
@@ -362,37 +458,57 @@ def bring_in_trained_run(outputs: Outputs, checkpoint: str = "best", inputs: Pat
         return []
     found = find_outputs(inputs)
     said = []
-    train = outputs.train
     named = checkpoint in ("best", "final")  # else a path, used where it is
-    if not (train.record.exists() and (not named or _checkpoint_for(train, checkpoint))):
-        trained = [e for e in found if e.training is not None]
-        source = next((e for e in trained if not named or _checkpoint_for(e.outputs.train, checkpoint)), None)
-        if source is None:
-            raise TinyVocError(
-                f"no trained model: notebooks 03 and 04 use the run {NOTEBOOKS[2]} trained, and neither {train.dir} "
-                f"nor an attached output holds train/run.json with a {checkpoint} checkpoint. "
-                f"{attach_output(NOTEBOOKS[2])}."
-            )
-        files = source.outputs.train
-        pieces = [files.record, files.config, files.metrics] + ([_checkpoint_for(files, checkpoint)] if named else [])
-        said.append(_bring([p for p in pieces if p.is_file()], source, outputs, f"training run ({checkpoint} model)"))
-        if not outputs.dataset_record.exists() and source.has_dataset:
-            said.insert(0, _bring(_dataset_pieces(source), source, outputs, "dataset record and splits"))
+    attached = attached_runs(found)
+    if attached:
+        print("Attached runs:\n  " + "\n  ".join(r.describe() for r in attached), flush=True)
+    usable = [r for r in attached if r.record is not None and (not named or _checkpoint_for(r.files, checkpoint))]
+    wanted = str(run or "best").strip()
+    if wanted.lower() == "best":
+        usable.sort(key=lambda r: (isinstance((r.record or {}).get("best_ap50"), (int, float)),
+                                   (r.record or {}).get("best_ap50") or 0.0, r.newest), reverse=True)  # fmt: skip
+    elif wanted.lower() == "auto":
+        usable.sort(key=lambda r: r.newest, reverse=True)
+    else:
+        usable = [r for r in usable if r.name == wanted]
+    source = usable[0] if usable else None
+    local = [n for n in _local_names(outputs) if _local_run(outputs, n, checkpoint)]
+    if source is not None and not _local_run(outputs, source.name, checkpoint):
+        files = source.files
+        pieces = [files.record, files.config, files.metrics, files.recipe]
+        pieces += [_checkpoint_for(files, checkpoint)] if named else []
+        said.append(_bring([p for p in pieces if p.is_file()], files.dir, outputs.run(source.name).dir,
+                           f"input '{source.input}'", f"run {source.name} ({checkpoint} model)"))  # fmt: skip
+        holder = next(e for e in found if source in e.runs)
+        if not outputs.dataset_record.exists() and holder.has_dataset:
+            said.insert(0, _bring_dataset(holder, outputs))
+    elif source is None and not (local if wanted.lower() in ("best", "auto") else wanted in local):
+        raise TinyVocError(
+            f"no trained model: notebooks 03 and 04 use a run {NOTEBOOKS[2]} trained, and neither {outputs.runs_dir} "
+            f"nor an attached output holds {'a run' if wanted.lower() in ('best', 'auto') else 'run ' + wanted} "
+            f"(runs/<name>/run.json) with a {checkpoint} checkpoint. {attach_output(NOTEBOOKS[2])}."
+        )
     if not outputs.dataset_record.exists():
         source = next((e for e in found if e.has_dataset), None)
         if source is None:
             raise TinyVocError(
                 f"no dataset record in {outputs.root} nor in an attached output. {attach_output(NOTEBOOKS[2])}."
             )
-        said.insert(0, _bring(_dataset_pieces(source), source, outputs, "dataset record and splits"))
-    for earlier in found:  # prediction caches (03's, for 04): any this session lacks
-        caches = earlier.outputs.predictions_dir
-        missing = [
-            p for p in sorted(caches.glob("*")) if p.is_file() and not (outputs.predictions_dir / p.name).exists()
-        ]
-        if missing:
-            said.append(_bring(missing, earlier, outputs, f"{len(missing)} prediction cache file(s)"))
+        said.insert(0, _bring_dataset(source, outputs))
+    for name in _local_names(outputs):  # prediction caches (03's, for 04) of the runs here: any this session lacks
+        for earlier in found:
+            caches = earlier.outputs.predictions_for(name)
+            mine = outputs.predictions_for(name)
+            missing = [p for p in sorted(caches.glob("*")) if p.is_file() and not (mine / p.name).exists()]
+            if missing:
+                said.append(_bring(missing, caches, mine, earlier.describe(),
+                                   f"{len(missing)} prediction cache file(s) of run {name}"))  # fmt: skip
     return _said(said)
+
+
+def _local_names(outputs: Outputs) -> list[str]:
+    runs = outputs.runs_dir
+    return sorted(p.name for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
 
 
 def _said(lines: list[str]) -> list[str]:

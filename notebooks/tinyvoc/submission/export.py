@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..core.atomic import atomic_path
+from ..core.atomic import atomic_path, write_json
 from ..core.errors import TinyVocError
 from ..core.gc_pause import paused_gc
 from ..inference.cache_file import Predictions
@@ -21,11 +21,25 @@ from ..inference.selection import Selection
 from .check import SUBMISSION_KEYS, validate_submission
 
 
-def export_submission(predictions: Predictions, test_json: str | Path | dict, target: str | Path, selection: Selection):
+def source_record(target: str | Path) -> Path:
+    """Where a submission's record of what made it goes: ``submission_source.json`` beside ``submission.json``."""
+    target = Path(target)
+    return target.with_name(f"{target.stem}_source.json")
+
+
+def export_submission(
+    predictions: Predictions,
+    test_json: str | Path | dict,
+    target: str | Path,
+    selection: Selection,
+    made_by: dict | None = None,
+):
     """Write what ``selection`` keeps of the test predictions; return the check's report on the written file.
 
     ``test_json`` is the test set's json, as a path or as already loaded (``predictions.images.coco``).
-    The rows are ``selection.apply``'s, the same the grids draw and the validation AP scores.
+    The rows are ``selection.apply``'s, the same the grids draw and the validation AP scores. ``made_by``
+    (``TrainedRun.made_by``: the run, why it was chosen, the checkpoint) goes, with the selection, into
+    :func:`source_record`: the submission itself stays the plain list other tools read.
     """
     if predictions.split != "test":
         raise TinyVocError("export needs predictions on the test split")
@@ -36,6 +50,7 @@ def export_submission(predictions: Predictions, test_json: str | Path | dict, ta
         )
     with paused_gc():  # 10,000 rows made, written, read back and checked: see core/gc_pause.py
         rows = selection.apply(predictions.detections, keys=SUBMISSION_KEYS)
+        instances = len(rows)
         with atomic_path(target) as tmp:
             tmp.write_text(json.dumps(rows))
             del rows  # freed here, by reference counting, while the collector is paused
@@ -43,9 +58,14 @@ def export_submission(predictions: Predictions, test_json: str | Path | dict, ta
             report.path = str(target)
             if not report.ok:
                 raise TinyVocError(f"refusing to write an invalid submission to {target}:\n{report.summary()}")
+    if made_by is not None:
+        made = {**made_by, "selection": selection.describe(), "instances": instances}
+        write_json(source_record(target), made, indent=2)
     return report
 
 
-def exporter(predictions: Predictions, target: str | Path) -> Callable[[Selection], object]:
+def exporter(
+    predictions: Predictions, target: str | Path, made_by: dict | None = None
+) -> Callable[[Selection], object]:
     """:func:`export_submission` bound to the test predictions and ``target``: what 04's export button calls."""
-    return lambda selection: export_submission(predictions, predictions.images.coco, target, selection)
+    return lambda selection: export_submission(predictions, predictions.images.coco, target, selection, made_by)

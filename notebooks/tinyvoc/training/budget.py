@@ -143,10 +143,10 @@ class Plan:
         ]
 
     def __repr__(self) -> str:
-        return text_table("Plan (output/train/plan.json)", self.rows())
+        return text_table("Plan (plan.json in the run's folder)", self.rows())
 
     def _repr_html_(self) -> str:
-        return html_table("Plan (output/train/plan.json)", self.rows())
+        return html_table("Plan (plan.json in the run's folder)", self.rows())
 
     def save(self, path: Path) -> Path:
         return write_json(path, asdict(self), indent=2)

@@ -130,6 +130,7 @@ def train_config(
     pretrained: bool = True,
     ims_per_batch: int | None = None,
     world_size: int = 1,
+    output_dir: str | Path | None = None,
 ):
     """The profile resolved into a frozen detectron2 config for this dataset, with local weights
     (or, with ``pretrained=False``, none: see :func:`profiles.build_config`); returns ``(profile, cfg)``.
@@ -145,9 +146,37 @@ def train_config(
     The batch rule: ``SOLVER.IMS_PER_BATCH`` is the total over all ``world_size`` workers (detectron2's
     meaning), so 1 or N workers train the same recipe and the config does not depend on the worker
     count: a run started on 2 workers resumes on 1.
+
+    ``output_dir``: the run's folder (``OUTPUT_DIR``); by default ``output/runs``, as when the run is not
+    chosen yet (``training.runs``: its name depends on this config; the config's signature does not
+    depend on the folder).
     """
+    profile, cfg, changes = configured(
+        outputs, profile, max_iter, overrides, record=record, allow_cpu=allow_cpu, pretrained=pretrained,
+        ims_per_batch=ims_per_batch, world_size=world_size, output_dir=output_dir,
+    )  # fmt: skip
+    if changes:
+        print(f"This run's config differs from profile {profile} in:\n  " + "\n  ".join(changes))
+    return profile, cfg
+
+
+def configured(
+    outputs: Outputs,
+    profile: str = "auto",
+    max_iter: int | None = None,
+    overrides: list | None = None,
+    *,
+    record: DatasetRecord,
+    allow_cpu: bool = False,
+    pretrained: bool = True,
+    ims_per_batch: int | None = None,
+    world_size: int = 1,
+    output_dir: str | Path | None = None,
+):
+    """:func:`train_config` without a word: ``(profile, frozen cfg, the lines where it differs from the profile)``."""
     profile = resolve_profile(profile, allow_cpu=allow_cpu)
-    recipe = build_config(profile, len(record.class_names), str(outputs.train.dir), pretrained=pretrained)
+    output_dir = str(output_dir or outputs.runs_dir)
+    recipe = build_config(profile, len(record.class_names), output_dir, pretrained=pretrained)
     if not record.val_split:
         recipe.DATASETS.TEST = ()
         recipe.TEST.EVAL_PERIOD = 0
@@ -159,9 +188,7 @@ def train_config(
         cfg.SOLVER.STEPS = tuple(s for s in cfg.SOLVER.STEPS if s < max_iter)
     apply_opts(cfg, overrides)
     changes = config_changes(recipe, cfg)
-    if changes:
-        print(f"This run's config differs from profile {profile} in:\n  " + "\n  ".join(changes))
     check_batch(int(cfg.SOLVER.IMS_PER_BATCH), world_size)
     cfg.MODEL.WEIGHTS = fetch(cfg.MODEL.WEIGHTS)
     cfg.freeze()
-    return profile, cfg
+    return profile, cfg, changes

@@ -1,11 +1,12 @@
 """What a training run keeps in the project folder: the space it needs, checked first, and what the last runtime left.
 
-Before training (notebook 02), :func:`require_space` compares the space the run will keep in
-``output/train`` (two periodic checkpoints, ``model_best.pth`` and ``model_final.pth``, less what is
-there already) with the free space of that filesystem. The checkpoint sizes are computed from the
-profile's model, built on PyTorch's ``meta`` device (no memory, about a second for X-101): weights
-are every tensor of the state dict, and a periodic checkpoint adds SGD's momentum, one tensor per
-trainable parameter. For X-101 that gives 410 and 817 MiB, the sizes measured on the files
+Before training (notebook 02), :func:`require_space` compares the space the run will keep in its
+folder (two periodic checkpoints, ``model_best.pth`` and ``model_final.pth``, less what is there
+already) with the free space of that filesystem; when it does not fit, the message lists the other
+runs, what removing each would free and how (nothing is deleted unless asked). The checkpoint sizes
+are computed from the profile's model, built on PyTorch's ``meta`` device (no memory, about a second
+for X-101): weights are every tensor of the state dict, and a periodic checkpoint adds SGD's momentum,
+one tensor per trainable parameter. For X-101 that gives 410 and 817 MiB, the sizes measured on the files
 (README, ``benchmarks/bench_checkpoint_size.py``); pickling adds a few KiB.
 
 In the next runtime (02, 03, 04), :func:`report_unfinished_uploads` says when Drive never received
@@ -19,6 +20,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from ..core.errors import TinyVocError
 from ..core.faults import retry, stop_with_message
 from ..core.paths import TrainFiles
 from ..core.space import human
@@ -59,8 +61,12 @@ def already_there(files: TrainFiles) -> int:
     return sum(p.stat().st_size for p in present if p.is_file())
 
 
-def require_space(cfg, files: TrainFiles) -> None:
-    """Stop before the first iteration when the run's checkpoints will not fit where they are written."""
+def require_space(cfg, files: TrainFiles, others=()) -> None:
+    """Stop before the first iteration when the run's checkpoints will not fit where they are written.
+
+    ``others``: the project's other runs (``runs.RunInfo``); the message lists those that could go, the
+    largest first, with what each frees and the line that removes one.
+    """
     periodic, weights = checkpoint_sizes(cfg)
     there = already_there(files)
     what = (
@@ -68,7 +74,23 @@ def require_space(cfg, files: TrainFiles) -> None:
         + (f", less {human(there)} already there" if there else "")
         + ")"
     )
-    require_free(files.dir, max(0, PERIODIC_KEPT * periodic + 2 * weights - there), what)
+    try:
+        require_free(files.dir, max(0, PERIODIC_KEPT * periodic + 2 * weights - there), what)
+    except TinyVocError as refused:
+        could_go = sorted((r for r in others if r.size_bytes), key=lambda r: r.size_bytes, reverse=True)
+        if not could_go:
+            raise
+        listed = "; ".join(
+            f"{r.name} ({r.state}, best val AP50 {f'{r.best_ap50:.3f}' if r.best_ap50 is not None else '-'}, "
+            f"frees {human(r.size_bytes)})"
+            for r in could_go
+        )
+        raise TinyVocError(
+            f"{refused} The project's {len(could_go)} other run(s) hold "
+            f"{human(sum(r.size_bytes for r in could_go))}; runs that could go: {listed}. To remove one: "
+            f"`tinyvoc runs --remove NAME`, or in a cell `from tinyvoc.training import runs; runs.remove(outputs, "
+            '"NAME")`. Nothing was deleted.'
+        ) from None
 
 
 def _complete(path: Path) -> bool:

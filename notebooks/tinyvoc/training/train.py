@@ -1,15 +1,19 @@
 """Training with validation mAP, a best-AP50 checkpoint, and resume after a Colab disconnect.
 
-:func:`train` has three parts, as detectron2's ``plain_train_net.py``: set up (the profile's config,
-planned to fit a time budget when one is given, checked against the run already in the folder),
+Each recipe trains its own run in ``output/runs/<name>/`` (``runs.choose``: ``RUN = "auto"`` names it
+after its recipe and finds it again on a re-run). :func:`train` has three parts, as detectron2's
+``plain_train_net.py``: set up (the profile's config, planned to fit a time budget when one is given,
+checked against the run already in the folder),
 run (``engine.TinyVocTrainer``: validation mAP, a best checkpoint, compact progress, resume from
-the newest readable checkpoint), and record (``run.json``). Re-running after a finished run does
-not train again; re-running after a disconnect continues the same plan.
+the newest readable checkpoint), and record (``run.json``; a finished run drops its periodic
+checkpoints). Re-running after a finished run does not train again; re-running after a disconnect
+continues the same plan.
 
 The three parts are :func:`train_worker`, which :func:`train` runs on every training worker through
 ``distributed.run_workers`` (detectron2's ``launch``): with one worker, the default, in this process;
 with N, in N spawned processes that read the same folder and all take the same decisions, while rank
-0 alone prints and writes.
+0 alone prints and writes. The run is chosen once, before the workers start, and every worker checks
+that it sees the same (``distributed.agree``).
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from ..core.table import html_table, text_table
 from ..dataset.record import DatasetRecord
 from ..dataset.registry import register_all
 from ..runtime import kaggle
+from . import runs
 from .budget import Plan, format_duration, resolve_budget
-from .config import config_signature, train_config
+from .config import config_signature, configured, train_config
 from .distributed import World, agree, barrier, is_main, rank, run_workers, seed_worker, world_size
 from .metrics import best_from_metrics
-from .profiles import describe_weights, family
+from .profiles import describe_weights, family, resolve_profile
 from .speed import plan_for
 from .storage import require_space, retried
 
@@ -51,7 +56,7 @@ def remove_leftovers(folder: Path) -> list[Path]:
 
 @dataclass
 class RunRecord:
-    """``output/train/run.json``: what was trained, how far, and which checkpoints exist."""
+    """``output/runs/<name>/run.json``: what was trained, how far, and which checkpoints exist."""
 
     profile: str
     max_iter: int
@@ -68,6 +73,7 @@ class RunRecord:
     wall_seconds: float | None = None  # this call, measuring and setup included
     weights: str | None = None  # where the backbone's weights came from (profiles.describe_weights)
     world_size: int = 1  # training workers of the call that wrote this record (a resume may use another count)
+    name: str | None = None  # the run's name (its folder in output/runs/); None in a record from before runs had names
 
     @classmethod
     def load(cls, path: Path) -> RunRecord | None:
@@ -77,6 +83,7 @@ class RunRecord:
         """What a cell shows: the run's state, its best validation AP50, its time and its checkpoints."""
         state = "finished" if self.finished else "stopped early (re-run to resume)"
         rows = [
+            *([("run", self.name)] if self.name else []),
             ("profile", self.profile),
             ("iterations", f"{self.iteration:,} of {self.max_iter:,}, {state}"),
             ("best val mask AP50", f"{self.best_ap50:.3f} at iteration {self.best_iter:,}" if self.best_ap50 is not None
@@ -97,11 +104,15 @@ class RunRecord:
             rows.append(("workers", str(self.world_size)))
         return rows
 
+    @property
+    def title(self) -> str:
+        return f"Training run (output/runs/{self.name or '...'}/run.json)"
+
     def __repr__(self) -> str:
-        return text_table("Training run (output/train/run.json)", self.rows())
+        return text_table(self.title, self.rows())
 
     def _repr_html_(self) -> str:
-        return html_table("Training run (output/train/run.json)", self.rows())
+        return html_table(self.title, self.rows())
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,12 @@ class TrainJob:
     pretrained: bool
     ims_per_batch: int | None
     started: float  # time.time() when the call began: run.json's wall time counts the workers' start
+    run: str  # the run's name, chosen before the workers start (runs.choose)
+    recipe: runs.Recipe
+
+    @property
+    def files(self) -> TrainFiles:
+        return self.outputs.run(self.run)
 
 
 def _plan(cfg, files: TrainFiles, profile: str, budget_h: float, resume: bool, previous_config: str | None) -> Plan:
@@ -132,8 +149,8 @@ def _plan(cfg, files: TrainFiles, profile: str, budget_h: float, resume: bool, p
         planned = f"planned for {saved.budget_hours:g} h" if saved else "not planned for this budget"
         raise TinyVocError(
             f"{files.dir} holds a run with a different config ({planned}; {files.config}). Set TIME_BUDGET_H "
-            "to its budget to continue it, RESUME=False to start over (its checkpoints will be replaced), "
-            "or choose another PROJECT_DIR."
+            "to its budget to continue it, RESUME=False to start that run over (its checkpoints will be replaced), "
+            "or choose another RUN."
         )
     plan = replace(plan_for(cfg, budget_h, profile, save_dir=str(files.dir)), base_config=base)
     print(f"Plan: {plan.describe()}")
@@ -152,12 +169,13 @@ def _setup(job: TrainJob):
     files, and only after every worker has read them (:func:`distributed.agree` is the barrier).
     """
     outputs, resume, max_iter = job.outputs, job.resume, job.max_iter
-    files = outputs.train
+    files = job.files
+    agree(job.run, "run name", outputs.runs_dir)
     record = DatasetRecord.load(outputs)
     register_all(record)
     profile, cfg = train_config(
         outputs, job.profile, max_iter, list(job.overrides), record=record, pretrained=job.pretrained,
-        ims_per_batch=job.ims_per_batch, world_size=world_size(),
+        ims_per_batch=job.ims_per_batch, world_size=world_size(), output_dir=files.dir,
     )  # fmt: skip
     print(f"Profile {profile}, weights: {describe_weights(cfg, profile)}")
     files.dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +193,7 @@ def _setup(job: TrainJob):
         if resume and files.last_checkpoint.exists():
             raise TinyVocError(
                 f"{files.dir} holds a run with a different config ({files.config}). Set RESUME=False to "
-                "start over (its checkpoints will be replaced), or choose another PROJECT_DIR."
+                "start that run over (its checkpoints will be replaced), or choose another RUN."
             )
     if resume and files.record.exists() and previous_config == config_text:
         done = RunRecord(**json.loads(files.record.read_text()))
@@ -183,10 +201,13 @@ def _setup(job: TrainJob):
             print(
                 f"Training already finished ({done.iteration} iterations, profile {done.profile}); not training again."
             )
+            if is_main():
+                runs.drop_periodic(files)  # a run finished by an older version still holds them
             return done
     if not is_main():
         return profile, cfg, plan
-    require_space(cfg, files)  # before the first iteration and before any write: a full Drive costs nothing yet
+    # before the first iteration and before any write: a full Drive costs nothing yet; the other runs could go
+    require_space(cfg, files, [r for r in runs.list_runs(outputs) if r.name != files.name])
     if not resume:
         for stale in [
             *files.dir.glob("model_*.pth"),
@@ -197,6 +218,7 @@ def _setup(job: TrainJob):
         ]:
             stale.unlink(missing_ok=True)
     write_bytes(files.config, config_text.encode())
+    job.recipe.save(files)
     if plan:
         plan.save(files.plan)
     else:
@@ -237,8 +259,11 @@ def _record(files: TrainFiles, profile: str, cfg, trainer, seconds: float, plan:
         wall_seconds=round(wall, 1),
         weights=describe_weights(cfg, profile),
         world_size=world_size(),
+        name=files.name,
     )
     write_json(files.record, asdict(run), indent=2)
+    if run.finished:
+        runs.drop_periodic(files)
     return run
 
 
@@ -252,7 +277,7 @@ def train_worker(job: TrainJob) -> RunRecord | None:
 
     from .engine import quiet_console
 
-    files = job.outputs.train
+    files = job.files
     setup_logger(name="detectron2", abbrev_name="d2", distributed_rank=rank())
     with quiet_console(files.log_for(rank())):
         if world_size() > 1:
@@ -282,6 +307,7 @@ def train(
     machine_rank: int = 0,
     dist_url: str = "auto",
     ims_per_batch: int | None = 0,
+    run: str = "auto",
 ) -> RunRecord | None:
     """Train (or resume, or skip when already finished with the same config); return the run record.
 
@@ -301,18 +327,41 @@ def train(
     the total batch over all workers in place of the profile's, its LR and warmup scaled (see
     :func:`config.linear_scaling`). On a machine other than machine 0 the record is rank 0's, read
     from the shared folder (None when this machine cannot see it).
+
+    ``run``: the run's folder in ``output/runs/`` (notebook 02's ``RUN``): ``"auto"`` names it after the
+    recipe and resumes the run holding the same recipe; a name trains there (see :func:`runs.choose`).
     """
     world = World.resolve(num_gpus, num_machines, machine_rank, dist_url)
-    kaggle.bring_in_for_training(outputs, resume)  # Kaggle: 01's record, 02's own earlier run (attached outputs)
+    max_iter, ims_per_batch = int(max_iter or 0) or None, int(ims_per_batch or 0) or None
+    overrides = tuple(overrides or ())
+    given = runs.Recipe(resolve_profile(profile), overrides, max_iter, ims_per_batch, time_budget_h, pretrained)
+    wanted = given.auto_name() if str(run or "auto").strip().lower() == "auto" else str(run)
+    kaggle.bring_in_for_training(outputs, resume, wanted)  # Kaggle: 01's record, 02's own earlier run (attached)
+    if world.machine_rank == 0:
+        runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
+    name, recipe = _choose(outputs, given, run, resume, world.size)
     job = TrainJob(
-        outputs, profile, int(max_iter or 0) or None, resume, tuple(overrides or ()), time_budget_h, pretrained,
-        int(ims_per_batch or 0) or None, time.time(),
+        outputs, profile, max_iter, resume, overrides, time_budget_h, pretrained, ims_per_batch, time.time(), name,
+        recipe,
     )  # fmt: skip
+    files = job.files
     if world.size > 1:
-        logs = f"{outputs.train.log.name}, {outputs.train.log_for(1).name}, ..."
-        print(f"Training on {world.describe()}: rank 0 reports here; their logs: {outputs.train.dir} ({logs})")
+        logs = f"{files.log.name}, {files.log_for(1).name}, ..."
+        print(f"Training on {world.describe()}: rank 0 reports here; their logs: {files.dir} ({logs})")
     run_workers(train_worker, world, job)
-    run = RunRecord.load(outputs.train.record)
-    if run is None:
-        print(f"This machine's workers are done; rank 0 writes the run record ({outputs.train.record} on machine 0).")
-    return run
+    record = RunRecord.load(files.record)
+    if record is None:
+        print(f"This machine's workers are done; rank 0 writes the run record ({files.record} on machine 0).")
+    return record
+
+
+def _choose(outputs: Outputs, given: runs.Recipe, wanted: str, resume: bool, workers: int) -> tuple[str, runs.Recipe]:
+    """The run this call trains (``runs.choose``), said in one line; and the recipe with its config changes."""
+    profile, cfg, changes = configured(
+        outputs, given.profile, given.max_iter, list(given.opts), record=DatasetRecord.load(outputs),
+        pretrained=given.pretrained, ims_per_batch=given.ims_per_batch, world_size=workers,
+    )  # fmt: skip
+    budget_h = resolve_budget(family(profile) or profile, given.time_budget_h, given.max_iter)
+    name, why = runs.choose(outputs, wanted, given, config_signature(cfg), budget_h, resume)
+    print(f"Run {name} ({why}): {outputs.run(name).dir}")
+    return name, replace(given, changes=tuple(changes))

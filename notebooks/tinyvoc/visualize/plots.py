@@ -124,6 +124,25 @@ def training_curves(rows: list[dict], path: Path):
     return fig
 
 
+def runs_ap50(curves: dict[str, list[tuple[int, float]]], path: Path, best: str | None = None):
+    """Every run's validation mask AP50 (0..1) over iterations in one figure (``training.runs.ap50_curves``);
+    ``best`` (a run's name) drawn bold."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, points in sorted(curves.items(), key=lambda item: -max(ap for _, ap in item[1])):
+        top = max(ap for _, ap in points)
+        ax.plot(*zip(*points), marker="o", markersize=3, linewidth=2.5 if name == best else 1.2,
+                label=f"{name} (best {top:.3f})")  # fmt: skip
+    ax.set(xlabel="iteration", ylabel="val mask AP50", title="validation mask AP50, every run", ylim=(0, 1))
+    if curves:
+        ax.legend(fontsize=8, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no run has validation AP50 yet", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
 def ground_truth_vs_prediction(
     predictions: Predictions, class_map: ClassMap, path: Path, selection: Selection, n: int = 6
 ):
