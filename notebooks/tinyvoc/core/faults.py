@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from .errors import TinyVocError
-from .space import free_bytes, human
+from .space import free_bytes
+from .units import duration, size
 
 DROPPED = frozenset({errno.ENOTCONN, errno.EIO, errno.ESTALE})  # a mount that stopped answering
 FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full disk or Drive quota
@@ -33,11 +34,6 @@ T = TypeVar("T")
 
 def retry_seconds() -> float:
     return float(os.environ.get(RETRY_ENV) or RETRY_SECONDS)
-
-
-def duration(seconds: float) -> str:
-    """``3 s``, ``5 min``: how long, in the unit a reader expects."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def storage_error(exc: BaseException | None) -> OSError | None:
@@ -113,7 +109,7 @@ def cause_of(error: OSError, waited: float | None = None) -> str:
     """Why the work stopped, in one clause, with the free space when the disk is full."""
     if error.errno in FULL:
         free = free_bytes(error.filename) if error.filename else None
-        room = f"; {human(free)} free there" if free is not None else ""
+        room = f"; {size(free)} free there" if free is not None else ""
         return f"the disk or the Drive quota is full ({describe(error)}{room})"
     after = f" within {duration(waited)} of retries" if waited is not None else ""
     return f"the project folder stopped answering ({describe(error)}) and did not come back{after}"

@@ -1,6 +1,6 @@
 """What a training run keeps in the project folder: the space it needs, checked first, and what the last runtime left.
 
-Before training (notebook 02), :func:`require_space` compares the space the run will keep in its
+Before training (notebook 02), :func:`require_checkpoint_space` compares the space the run will keep in its
 folder (two periodic checkpoints, ``model_best.pth`` and ``model_final.pth``, less what is there
 already) with the free space of that filesystem; when it does not fit, the message lists the other
 runs, what removing each would free and how (nothing is deleted unless asked). The checkpoint sizes
@@ -23,8 +23,8 @@ from pathlib import Path
 from ..core.errors import TinyVocError
 from ..core.faults import retry, stop_with_message
 from ..core.paths import TrainFiles
-from ..core.space import human
-from ..core.space import require_space as require_free
+from ..core.space import require_free
+from ..core.units import size
 from ..runtime.colab import remounter
 from .metrics import read_metrics
 
@@ -61,7 +61,7 @@ def already_there(files: TrainFiles) -> int:
     return sum(p.stat().st_size for p in present if p.is_file())
 
 
-def require_space(cfg, files: TrainFiles, others=()) -> None:
+def require_checkpoint_space(cfg, files: TrainFiles, others=()) -> None:
     """Stop before the first iteration when the run's checkpoints will not fit where they are written.
 
     ``others``: the project's other runs (``runs.RunInfo``); the message lists those that could go, the
@@ -70,8 +70,8 @@ def require_space(cfg, files: TrainFiles, others=()) -> None:
     periodic, weights = checkpoint_sizes(cfg)
     there = already_there(files)
     what = (
-        f"this run's checkpoints ({PERIODIC_KEPT} periodic of {human(periodic)}, best and final of {human(weights)}"
-        + (f", less {human(there)} already there" if there else "")
+        f"this run's checkpoints ({PERIODIC_KEPT} periodic of {size(periodic)}, best and final of {size(weights)}"
+        + (f", less {size(there)} already there" if there else "")
         + ")"
     )
     try:
@@ -82,12 +82,12 @@ def require_space(cfg, files: TrainFiles, others=()) -> None:
             raise
         listed = "; ".join(
             f"{r.name} ({r.state}, best val AP50 {f'{r.best_ap50:.3f}' if r.best_ap50 is not None else '-'}, "
-            f"frees {human(r.size_bytes)})"
+            f"frees {size(r.size_bytes)})"
             for r in could_go
         )
         raise TinyVocError(
             f"{refused} The project's {len(could_go)} other run(s) hold "
-            f"{human(sum(r.size_bytes for r in could_go))}; runs that could go: {listed}. To remove one: "
+            f"{size(sum(r.size_bytes for r in could_go))}; runs that could go: {listed}. To remove one: "
             f"`tinyvoc runs --remove NAME`, or in a cell `from tinyvoc.training import runs; runs.remove(outputs, "
             '"NAME")`. Nothing was deleted.'
         ) from None
