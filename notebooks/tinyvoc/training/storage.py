@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from ..core.errors import TinyVocError
-from ..core.faults import retry, stop_with_message
+from ..core.faults import retry_or_stop, stopped_message
 from ..core.paths import TrainFiles
 from ..core.space import require_free
 from ..core.units import size
@@ -32,14 +32,15 @@ PERIODIC_KEPT = 2  # engine.KEEP_PERIODIC: at most two periodic checkpoints at a
 
 
 def retried(call, what: str, folder: Path):
-    """``call()`` outside the training loop (setting up, the run record), through ``core.faults.retry``; a drop
-    it cannot wait out, or a full disk, stops with the usual last words (the loop has its own, with iterations)."""
-    with stop_with_message(
-        f"Training ({what})",
-        safe=f"every file written to {folder} before",
-        todo="run 02_train again with the same settings: it resumes from the last complete checkpoint",
-    ):
-        return retry(call, what, recover=remounter(folder))
+    """``call()`` outside the training loop (setting up, the run record), through ``core.faults.retry_or_stop``: a
+    drop it cannot wait out, or a full disk, stops with the usual last words (the loop's own add its iterations)."""
+    todo = "run 02_train again with the same settings: it resumes from the last complete checkpoint"
+
+    def last_words(error, waited):
+        return stopped_message(error, f"Training ({what})", f"every file written to {folder} before",
+                               "nothing of this step", todo, waited)  # fmt: skip
+
+    return retry_or_stop(call, what, last_words, recover=remounter(folder))
 
 
 def checkpoint_sizes(cfg) -> tuple[int, int]:
