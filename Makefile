@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(CURDIR)/$(VENV)/bin/python
 TINYVOC := $(CURDIR)/$(VENV)/bin/tinyvoc
 
-.PHONY: submission test setup lint browser
+.PHONY: submission test setup lint browser pictures
 
 setup: $(VENV)/.ready
 
@@ -24,6 +24,11 @@ submission: $(VENV)/.ready
 # first test that uses it).
 test: $(VENV)/.ready
 	$(PY) -m pytest --durations=25
+
+# The README's and docs' pictures from the main job's model, beside a second recipe (docs/pictures.py).
+pictures: submission
+	$(TINYVOC) train --opts SOLVER.BASE_LR 0.01
+	$(PY) docs/pictures.py
 
 lint: $(VENV)/.ready
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(VENV)/bin/lint-imports

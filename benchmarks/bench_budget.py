@@ -41,7 +41,8 @@ def _speeds(text: str) -> dict:
 
 def table(speeds: dict, budgets: list[float], sample_train_images: int) -> None:
     from tinyvoc.core.errors import TinyVocError
-    from tinyvoc.training.budget import format_duration, plan_budget
+    from tinyvoc.core.units import duration
+    from tinyvoc.training.budget import plan_budget
     from tinyvoc.training.profiles import PROFILES, build_config
 
     print("profile    s/iter  budget  iterations  epochs  warmup  val every  ckpt every  ends after")
@@ -66,7 +67,7 @@ def table(speeds: dict, budgets: list[float], sample_train_images: int) -> None:
             print(
                 f"{profile:9s} {speeds[profile]:6.2f}  {hours:5g} h  {plan.max_iter:10,d}  {epochs:6.1f}  "
                 f"{plan.warmup_iters:6d}  {plan.eval_period:9,d}  {plan.checkpoint_period:10,d}  "
-                f"{format_duration(plan.planned_seconds)}{capped}"
+                f"{duration(plan.planned_seconds)}{capped}"
             )
 
 

@@ -92,6 +92,7 @@ def _add_check_dataset(verbs) -> None:
     check.add_argument("--no-images", action="store_true", help="only check that image files exist; do not open them")
     check.add_argument("--limit", type=int, default=30, help="most problem lines to print (default 30)")
     check.add_argument("--workers", type=int, help="threads reading images (default: one per CPU, at most 8)")
+    check.set_defaults(handler=check_dataset)
 
 
 def check_dataset(args: argparse.Namespace) -> int:
@@ -118,6 +119,7 @@ def _add_validate(verbs) -> None:
     valid.add_argument(
         "--max-errors", type=int, default=50, help="how many errors to print to stderr (default 50; 0 = all kept)"
     )
+    valid.set_defaults(handler=validate)
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -150,6 +152,7 @@ def _add_runs(verbs) -> None:
     )
     runs.add_argument("--remove", metavar="NAME", help="delete run NAME (its checkpoints and prediction caches)")
     runs.add_argument("--project-dir", dest="PROJECT_DIR", default="", help="the project folder (default: this repo)")
+    runs.set_defaults(handler=list_runs)
 
 
 def list_runs(args: argparse.Namespace) -> int:
@@ -168,12 +171,39 @@ def list_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def install_detectron2(args: argparse.Namespace) -> int:
+    from .runtime.detectron2_install import ensure_detectron2
+
+    print(ensure_detectron2(args.method))
+    return 0
+
+
+def wheelhouse(args: argparse.Namespace) -> int:
+    from .runtime.wheelhouse import build_wheelhouse
+
+    build_wheelhouse(args.folder)
+    print("Upload this folder once as a Kaggle dataset and attach it: the first cell installs from it offline.")
+    return 0
+
+
+def sample_data(args: argparse.Namespace) -> int:
+    from .dataset.sample import make_sample_dataset
+
+    print(make_sample_dataset(args.folder))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The verbs; each subparser names its handler (``args.handler``), as ``main`` calls it."""
     parser = argparse.ArgumentParser(prog="tinyvoc", description="Tiny VOC instance segmentation with detectron2.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, (notebook, text) in NOTEBOOK_VERBS.items():
-        add_setting_flags(verbs.add_parser(verb, help=text, description=text), [notebook])
-    add_setting_flags(verbs.add_parser("run-all", help="the main job: notebooks 00-04 in order"), NOTEBOOKS)
+        notebook_verb = verbs.add_parser(verb, help=text, description=text)
+        add_setting_flags(notebook_verb, [notebook])
+        notebook_verb.set_defaults(handler=run_notebooks)
+    everything = verbs.add_parser("run-all", help="the main job: notebooks 00-04 in order")
+    add_setting_flags(everything, NOTEBOOKS)
+    everything.set_defaults(handler=run_notebooks)
     _add_check_dataset(verbs)
     _add_validate(verbs)
     _add_runs(verbs)
@@ -181,13 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
         "install-detectron2", help="only detectron2, no notebook (make setup): install-detectron2 [wheel|git]"
     )
     d2.add_argument("method", nargs="?", default="wheel", choices=["wheel", "git"])
+    d2.set_defaults(handler=install_detectron2)
     sample = verbs.add_parser("sample-data", help="write the built-in sample dataset to a folder")
     sample.add_argument("folder")
+    sample.set_defaults(handler=sample_data)
     house = verbs.add_parser(
         "wheelhouse",
         help="write the package, detectron2 and what Kaggle's image lacks into a folder (for Kaggle, Internet off)",
     )
     house.add_argument("folder")
+    house.set_defaults(handler=wheelhouse)
     return parser
 
 
@@ -203,53 +236,36 @@ def check_opts_early(params: dict) -> None:
     check_opts(params.get("PROFILE") or default("PROFILE"), params["OPTS"])
 
 
+def run_notebooks(args: argparse.Namespace) -> int:
+    """A notebook verb, or ``run-all``: the notebooks executed with papermill, the settings given as parameters."""
+    from .runner import run_all, run_notebook
+
+    params = _parameters(args)
+    check_opts_early(params)
+    if params.get("PROJECT_DIR"):
+        params["PROJECT_DIR"] = os.path.abspath(params["PROJECT_DIR"])  # relative to where the user typed it
+    root = project_root(params.get("PROJECT_DIR") or "", on_colab=False)
+    colab.require_mounted(root, "PROJECT_DIR")  # before papermill writes the executed copies there
+    outputs = Outputs.at(root / "output")
+    if args.verb != "run-all":
+        run_notebook(NOTEBOOK_VERBS[args.verb][0], params, outputs)
+        return 0
+    executed = run_all(params, outputs)
+    print("\nDone. Results:")
+    print(f"  submission:         {outputs.submission}")
+    print(f"  executed notebooks: {executed[0].parent}")
+    print(f"  figures:            {outputs.figures_dir}")
+    print(f"  training runs:      {outputs.runs_dir} (compared: tinyvoc runs)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage message (or --help) already
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        if args.verb == "check-dataset":
-            return check_dataset(args)
-        if args.verb == "validate":
-            return validate(args)
-        if args.verb == "runs":
-            return list_runs(args)
-        if args.verb == "install-detectron2":
-            from .runtime.detectron2_install import ensure_detectron2
-
-            print(ensure_detectron2(args.method))
-            return 0
-        if args.verb == "wheelhouse":
-            from .runtime.wheelhouse import build_wheelhouse
-
-            build_wheelhouse(args.folder)
-            print("Upload this folder once as a Kaggle dataset and attach it: the first cell installs from it offline.")
-            return 0
-        if args.verb == "sample-data":
-            from .dataset.sample import make_sample_dataset
-
-            print(make_sample_dataset(args.folder))
-            return 0
-        from .runner import run_all, run_notebook
-
-        params = _parameters(args)
-        check_opts_early(params)
-        if params.get("PROJECT_DIR"):
-            params["PROJECT_DIR"] = os.path.abspath(params["PROJECT_DIR"])  # relative to where the user typed it
-        root = project_root(params.get("PROJECT_DIR") or "", on_colab=False)
-        colab.require_mounted(root, "PROJECT_DIR")  # before papermill writes the executed copies there
-        outputs = Outputs.at(root / "output")
-        if args.verb == "run-all":
-            executed = run_all(params, outputs)
-            print("\nDone. Results:")
-            print(f"  submission:         {outputs.submission}")
-            print(f"  executed notebooks: {executed[0].parent}")
-            print(f"  figures:            {outputs.figures_dir}")
-            print(f"  training runs:      {outputs.runs_dir} (compared: tinyvoc runs)")
-        else:
-            run_notebook(NOTEBOOK_VERBS[args.verb][0], params, outputs)
+        return args.handler(args)
     except TinyVocError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0

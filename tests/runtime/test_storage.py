@@ -26,12 +26,12 @@ def small_disk(free_bytes, blocks=1000):
 def test_too_little_space_stops_with_both_figures_and_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(space.os, "statvfs", small_disk(300 * 2**20))
     with pytest.raises(TinyVocError) as stop:
-        space.require_space(tmp_path / "not-yet" / "train", 2_570_000_000, "this run's checkpoints")
+        space.require_free(tmp_path / "not-yet" / "train", 2_570_000_000, "this run's checkpoints")
     message = str(stop.value)
     assert "needs 2.57 GB in" in message and "300 MiB is free there" in message
     assert "empty the bin too, deleted files still count" in message and "another PROJECT_DIR" in message
     assert not (tmp_path / "not-yet").exists()
-    assert space.require_space(tmp_path, 200 * 2**20, "a download") == 300 * 2**20
+    assert space.require_free(tmp_path, 200 * 2**20, "a download") == 300 * 2**20
 
 
 @pytest.mark.parametrize("statvfs", [small_disk(0, blocks=0), "raises"])
@@ -40,7 +40,7 @@ def test_a_filesystem_that_cannot_tell_is_said_in_one_line(tmp_path, monkeypatch
         raise OSError(errno.ENOSYS, "Function not implemented")
 
     monkeypatch.setattr(space.os, "statvfs", raises if statvfs == "raises" else statvfs)
-    assert space.require_space(tmp_path, 10**15, "this run's checkpoints") is None
+    assert space.require_free(tmp_path, 10**15, "this run's checkpoints") is None
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "cannot be told here; not checked (this run's checkpoints: 1000000.00 GB)" in out
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from tinyvoc import cli
-from tinyvoc.core import space
+from tinyvoc.core import space, units
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.paths import Outputs
 from tinyvoc.inference.trained_run import TrainedRun
@@ -197,7 +197,7 @@ def test_auto_numbers_a_name_holding_another_recipe_and_finds_a_recipe_under_any
 def test_no_space_for_a_run_lists_the_runs_that_could_go_and_deletes_nothing(two_runs, monkeypatch):
     from detectron2.config import get_cfg
 
-    from tinyvoc.training.storage import require_space
+    from tinyvoc.training.storage import require_checkpoint_space
 
     outputs, _, second, _ = two_runs
     cfg = get_cfg()
@@ -208,11 +208,11 @@ def test_no_space_for_a_run_lists_the_runs_that_could_go_and_deletes_nothing(two
     ten_mib = os.statvfs_result((2**20, 2**20, 10**6, 10, 10, 0, 0, 0, 0, 255))
     monkeypatch.setattr(space.os, "statvfs", lambda path: ten_mib)
     with pytest.raises(TinyVocError) as refused:
-        require_space(cfg, new, others)
+        require_checkpoint_space(cfg, new, others)
     message = str(refused.value)
     assert "Not enough space for this run's checkpoints" in message and "Nothing was written" in message
     for info in others:
-        frees = rf"{re.escape(info.name)} \(finished, best val AP50 [-0-9.]+, frees {space.human(info.size_bytes)}\)"
+        frees = rf"{re.escape(info.name)} \(finished, best val AP50 [-0-9.]+, frees {units.size(info.size_bytes)}\)"
         assert re.search(frees, message)
     assert "`tinyvoc runs --remove NAME`" in message and 'runs.remove(outputs, "NAME")' in message
     assert {name: snapshot(outputs.run(name)) for name in runs.names(outputs)} == sizes  # nothing deleted

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from .errors import TinyVocError
-from .space import free_bytes, human
+from .space import free_bytes
+from .units import duration, size
 
 DROPPED = frozenset({errno.ENOTCONN, errno.EIO, errno.ESTALE})  # a mount that stopped answering
 FULL = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full disk or Drive quota
@@ -33,11 +34,6 @@ T = TypeVar("T")
 
 def retry_seconds() -> float:
     return float(os.environ.get(RETRY_ENV) or RETRY_SECONDS)
-
-
-def duration(seconds: float) -> str:
-    """``3 s``, ``5 min``: how long, in the unit a reader expects."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def storage_error(exc: BaseException | None) -> OSError | None:
@@ -113,7 +109,7 @@ def cause_of(error: OSError, waited: float | None = None) -> str:
     """Why the work stopped, in one clause, with the free space when the disk is full."""
     if error.errno in FULL:
         free = free_bytes(error.filename) if error.filename else None
-        room = f"; {human(free)} free there" if free is not None else ""
+        room = f"; {size(free)} free there" if free is not None else ""
         return f"the disk or the Drive quota is full ({describe(error)}{room})"
     after = f" within {duration(waited)} of retries" if waited is not None else ""
     return f"the project folder stopped answering ({describe(error)}) and did not come back{after}"
@@ -139,15 +135,42 @@ def stopped_message(
     )
 
 
+def stopped_by_storage(exc: BaseException) -> tuple[OSError, float | None] | None:
+    """The storage fault that ends the work behind ``exc``, as ``(error, seconds waited)``: a drop :func:`retry`
+    could not wait out, a full disk, or a drop outside any retry. None for every other error (raise it as it is)."""
+    if isinstance(exc, StorageGone):
+        return exc.error, exc.waited
+    error = storage_error(exc)
+    if error is None or isinstance(exc, TinyVocError):
+        return None
+    return error, None
+
+
+def retry_or_stop(
+    call: Callable[[], T],
+    what: str,
+    last_words: Callable[[OSError, float | None], str],
+    recover: Callable[[], object] | None = None,
+) -> T:
+    """:func:`retry` ``call``; when a storage fault ends it, stop with a :class:`TinyVocError` of ``last_words(error,
+    waited)`` and no traceback. The one path from a fault to last words: the training loop, its setup and record,
+    and the notebooks' own writes all come through here (:func:`stop_with_message` for blocks)."""
+    try:
+        return retry(call, what, recover=recover)
+    except Exception as exc:
+        fault = stopped_by_storage(exc)
+        if fault is None:
+            raise
+        raise TinyVocError(last_words(*fault)) from None
+
+
 @contextmanager
 def stop_with_message(doing: str, safe: str, todo: str, only_here: str = "nothing of this step"):
-    """A dropped mount or a full disk inside the block: a :class:`TinyVocError` with :func:`stopped_message`."""
+    """A storage fault inside the block: a :class:`TinyVocError` with :func:`stopped_message`."""
     try:
         yield
-    except StorageGone as exc:
-        raise TinyVocError(stopped_message(exc.error, doing, safe, only_here, todo, exc.waited)) from None
     except Exception as exc:
-        error = storage_error(exc)
-        if error is None or isinstance(exc, TinyVocError):
+        fault = stopped_by_storage(exc)
+        if fault is None:
             raise
-        raise TinyVocError(stopped_message(error, doing, safe, only_here, todo)) from None
+        raise TinyVocError(stopped_message(fault[0], doing, safe, only_here, todo, fault[1])) from None

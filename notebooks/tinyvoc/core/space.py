@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 
 from .errors import TinyVocError
-
-MIB = 2**20
+from .units import size
 
 
 def free_bytes(path: str | os.PathLike) -> int | None:
@@ -30,12 +29,7 @@ def free_bytes(path: str | os.PathLike) -> int | None:
     return stats.f_bavail * stats.f_frsize
 
 
-def human(size: float) -> str:
-    """``817 MiB``, ``2.57 GB``: the units the README's size figures use."""
-    return f"{size / 1e9:.2f} GB" if size >= 1e9 else f"{size / MIB:.0f} MiB"
-
-
-def require_space(path: str | os.PathLike, needed: int, what: str) -> int | None:
+def require_free(path: str | os.PathLike, needed: int, what: str) -> int | None:
     """Stop when ``needed`` bytes will not fit beside ``path``; return the free bytes (None: unknown, said in one line).
 
     ``what`` names what needs the space (``this run's checkpoints ...``). The message says both
@@ -43,11 +37,11 @@ def require_space(path: str | os.PathLike, needed: int, what: str) -> int | None
     """
     free = free_bytes(path)
     if free is None:
-        print(f"Free space on the filesystem of {path} cannot be told here; not checked ({what}: {human(needed)}).")
+        print(f"Free space on the filesystem of {path} cannot be told here; not checked ({what}: {size(needed)}).")
         return None
     if needed > free:
         raise TinyVocError(
-            f"Not enough space for {what}: it needs {human(needed)} in {path}, and {human(free)} is free there. "
+            f"Not enough space for {what}: it needs {size(needed)} in {path}, and {size(free)} is free there. "
             "Nothing was written. Free space there (on Google Drive: empty the bin too, deleted files still count "
             "against the 15 GB), or choose another PROJECT_DIR, then run this again."
         )

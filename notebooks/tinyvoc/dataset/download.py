@@ -22,7 +22,7 @@ from pathlib import Path
 from ..core.coco_json import load_coco
 from ..core.errors import TinyVocError
 from ..core.paths import TEST_IMAGES, TEST_JSON, TRAIN_IMAGES, TRAIN_JSON
-from ..core.space import require_space
+from ..core.space import require_free
 
 DRIVE_HOST = ("drive.google.com", 443)
 # public copies of the course files (as circulated in public course repositories)
@@ -121,7 +121,7 @@ def fetch_course_files(dest: str | Path, timeout: float = 10, downloader=_gdown)
     dest = Path(dest)
     missing = [name for name in COURSE_FILE_IDS if not (dest / name).is_file()]
     if missing:
-        require_space(dest, sum(COURSE_SIZES[name] for name in missing), f"the course files ({', '.join(missing)})")
+        require_free(dest, sum(COURSE_SIZES[name] for name in missing), f"the course files ({', '.join(missing)})")
         check_reachable(dest, timeout)
         dest.mkdir(parents=True, exist_ok=True)
         for name in missing:

@@ -20,6 +20,7 @@ from pathlib import Path
 from ..core.atomic import write_json
 from ..core.errors import TinyVocError
 from ..core.table import html_table, text_table
+from ..core.units import duration
 from ..runtime import kaggle
 
 DEFAULT_BUDGET_H = 3.0  # a free T4 session, with room left for evaluation and export
@@ -117,7 +118,7 @@ class Plan:
         evals = f"validation every {self.eval_period:,}" if self.eval_period else "no validation"
         return (
             f"{device}{self.seconds_per_iter:.3g} s/iter -> {self.max_iter:,} iterations, ends in about "
-            f"{format_duration(self.planned_seconds)}{capped} (budget {format_duration(self.budget_hours * 3600)}); "
+            f"{duration(self.planned_seconds)}{capped} (budget {duration(self.budget_hours * 3600)}); "
             f"warmup {self.warmup_iters:,}, {evals}, checkpoint every {self.checkpoint_period:,}"
         )
 
@@ -133,7 +134,7 @@ class Plan:
             ("iterations", f"{self.max_iter:,}{capped}"),
             (
                 "ends in about",
-                f"{format_duration(self.planned_seconds)} (budget {format_duration(self.budget_hours * 3600)})",
+                f"{duration(self.planned_seconds)} (budget {duration(self.budget_hours * 3600)})",
             ),
             ("warmup", f"{self.warmup_iters:,} iterations"),
             ("LR steps", ", ".join(f"{s:,}" for s in self.steps) or "none"),
@@ -160,14 +161,6 @@ class Plan:
             return cls(**data)
         except (OSError, ValueError, TypeError, KeyError):
             return None
-
-
-def format_duration(seconds: float) -> str:
-    minutes = round(seconds / 60)
-    if minutes < 2:
-        return f"{seconds:.0f} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
 
 
 def _profile_count(max_iter: int, period: int) -> int:
@@ -213,7 +206,7 @@ def plan_budget(
     iterations = int((left - evaluations * eval_seconds - saving) / seconds_per_iter)
     if iterations < MIN_ITERATIONS:
         raise TinyVocError(
-            f"a budget of {format_duration(budget)} leaves time for only {max(iterations, 0)} iterations at "
+            f"a budget of {duration(budget)} leaves time for only {max(iterations, 0)} iterations at "
             f"{seconds_per_iter:.3g} s/iter (after {spent_seconds + setup_seconds:.0f} s measuring and setting up, "
             f"{evaluations} validations of {eval_seconds:.0f} s): raise TIME_BUDGET_H, or set MAX_ITER instead."
         )

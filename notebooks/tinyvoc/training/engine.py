@@ -47,7 +47,7 @@ from detectron2.utils.events import EventWriter, JSONWriter, TensorboardXWriter,
 
 from ..core.atomic import atomic_path, write_bytes
 from ..core.errors import TinyVocError
-from ..core.faults import FULL, StorageGone, retry, stopped_message, storage_error
+from ..core.faults import retry_or_stop, stopped_message, storage_error
 from ..core.paths import TrainFiles
 from ..runtime.colab import remounter
 from .distributed import ddp_options
@@ -336,16 +336,14 @@ class TinyVocTrainer(DefaultTrainer):
             self._retried(hook.after_train, f"end of training: {type(hook).__name__}")
 
     def _retried(self, call, what: str):
-        """``call`` through ``core.faults.retry`` (remounting Drive on Colab); a fault it cannot wait out stops the
-        run with :meth:`last_words`."""
-        try:
-            return retry(call, what, recover=remounter(self.files.dir))
-        except Exception as exc:
-            error = storage_error(exc)
-            if error is None or (error.errno not in FULL and not isinstance(exc, StorageGone)):
-                raise
+        """``call`` through ``core.faults.retry_or_stop`` (remounting Drive on Colab); a fault it cannot wait out
+        stops the run with :meth:`last_words`."""
+
+        def stop(error: OSError, waited: float | None) -> str:
             self.stopped = True
-            raise TinyVocError(self.last_words(error, getattr(exc, "waited", None))) from None
+            return self.last_words(error, waited)
+
+        return retry_or_stop(call, what, stop, recover=remounter(self.files.dir))
 
     def last_words(self, error: OSError, waited: float | None = None) -> str:
         """What stopped training, what is safe on Drive, what only this runtime holds, and what to do."""

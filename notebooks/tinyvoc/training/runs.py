@@ -34,7 +34,7 @@ from pathlib import Path
 from ..core.atomic import write_json
 from ..core.errors import TinyVocError
 from ..core.paths import UNSAFE_IN_NAMES, Outputs, TrainFiles, legacy_run_name, safe_name_part
-from ..core.space import human
+from ..core.units import size
 from .budget import Plan
 from .metrics import read_metrics
 from .profiles import is_file_profile
@@ -344,7 +344,7 @@ def remove(outputs: Outputs, name: str) -> int:
     freed = read_run(files).size_bytes
     shutil.rmtree(files.dir)
     shutil.rmtree(outputs.predictions_for(name), ignore_errors=True)
-    print(f"Removed run {name} ({human(freed)} freed; on Google Drive, empty the bin for the space to count).")
+    print(f"Removed run {name} ({size(freed)} freed; on Google Drive, empty the bin for the space to count).")
     return freed
 
 
@@ -359,7 +359,7 @@ def drop_periodic(files: TrainFiles) -> int:
         path.unlink(missing_ok=True)
     if periodic:
         kept = ", ".join(p.name for p in (files.best, files.final) if p.is_file())
-        print(f"Finished: removed {len(periodic)} periodic checkpoint(s) ({human(freed)}); kept {kept}.")
+        print(f"Finished: removed {len(periodic)} periodic checkpoint(s) ({size(freed)}); kept {kept}.")
     return freed
 
 
@@ -388,7 +388,7 @@ def _cells(info: RunInfo) -> tuple[str, ...]:
         f"{info.best_ap50:.3f}" if info.best_ap50 is not None else "-",
         f"{info.best_ap:.3f}" if info.best_ap is not None else "-",
         f"{info.best_iteration:,}" if info.best_iteration is not None else "-",
-        human(info.size_bytes),
+        size(info.size_bytes),
     )
 
 
@@ -406,7 +406,7 @@ class RunsTable:
 
     @property
     def title(self) -> str:
-        total = human(sum(i.size_bytes for i in self.runs))
+        total = size(sum(i.size_bytes for i in self.runs))
         return f'{len(self.runs)} run(s) in {self.where}, {total}; ★ = what RUN = "best" submits'
 
     def __repr__(self) -> str:

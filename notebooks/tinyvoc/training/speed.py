@@ -14,7 +14,8 @@ import statistics
 import time
 from pathlib import Path
 
-from .budget import Plan, Speed, format_duration, plan_budget
+from ..core.units import duration
+from .budget import Plan, Speed, plan_budget
 from .metrics import build_evaluator
 
 
@@ -150,7 +151,7 @@ def plan_for(cfg, budget_hours: float, profile: str, save_dir: str | None = None
     from detectron2.utils import comm
 
     started = time.perf_counter()
-    print(f"Measuring speed for a {format_duration(budget_hours * 3600)} budget (counts against it) ...", flush=True)
+    print(f"Measuring speed for a {duration(budget_hours * 3600)} budget (counts against it) ...", flush=True)
     speed = measure_speed(cfg, iterations=warmup_iterations(cfg), save_dir=save_dir)
     speed, spent = comm.all_gather((speed, time.perf_counter() - started))[0]
     return plan_budget(

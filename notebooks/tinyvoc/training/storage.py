@@ -1,6 +1,6 @@
 """What a training run keeps in the project folder: the space it needs, checked first, and what the last runtime left.
 
-Before training (notebook 02), :func:`require_space` compares the space the run will keep in its
+Before training (notebook 02), :func:`require_checkpoint_space` compares the space the run will keep in its
 folder (two periodic checkpoints, ``model_best.pth`` and ``model_final.pth``, less what is there
 already) with the free space of that filesystem; when it does not fit, the message lists the other
 runs, what removing each would free and how (nothing is deleted unless asked). The checkpoint sizes
@@ -21,10 +21,10 @@ import zipfile
 from pathlib import Path
 
 from ..core.errors import TinyVocError
-from ..core.faults import retry, stop_with_message
+from ..core.faults import retry_or_stop, stopped_message
 from ..core.paths import TrainFiles
-from ..core.space import human
-from ..core.space import require_space as require_free
+from ..core.space import require_free
+from ..core.units import size
 from ..runtime.colab import remounter
 from .metrics import read_metrics
 
@@ -32,14 +32,15 @@ PERIODIC_KEPT = 2  # engine.KEEP_PERIODIC: at most two periodic checkpoints at a
 
 
 def retried(call, what: str, folder: Path):
-    """``call()`` outside the training loop (setting up, the run record), through ``core.faults.retry``; a drop
-    it cannot wait out, or a full disk, stops with the usual last words (the loop has its own, with iterations)."""
-    with stop_with_message(
-        f"Training ({what})",
-        safe=f"every file written to {folder} before",
-        todo="run 02_train again with the same settings: it resumes from the last complete checkpoint",
-    ):
-        return retry(call, what, recover=remounter(folder))
+    """``call()`` outside the training loop (setting up, the run record), through ``core.faults.retry_or_stop``: a
+    drop it cannot wait out, or a full disk, stops with the usual last words (the loop's own add its iterations)."""
+    todo = "run 02_train again with the same settings: it resumes from the last complete checkpoint"
+
+    def last_words(error, waited):
+        return stopped_message(error, f"Training ({what})", f"every file written to {folder} before",
+                               "nothing of this step", todo, waited)  # fmt: skip
+
+    return retry_or_stop(call, what, last_words, recover=remounter(folder))
 
 
 def checkpoint_sizes(cfg) -> tuple[int, int]:
@@ -61,7 +62,7 @@ def already_there(files: TrainFiles) -> int:
     return sum(p.stat().st_size for p in present if p.is_file())
 
 
-def require_space(cfg, files: TrainFiles, others=()) -> None:
+def require_checkpoint_space(cfg, files: TrainFiles, others=()) -> None:
     """Stop before the first iteration when the run's checkpoints will not fit where they are written.
 
     ``others``: the project's other runs (``runs.RunInfo``); the message lists those that could go, the
@@ -70,8 +71,8 @@ def require_space(cfg, files: TrainFiles, others=()) -> None:
     periodic, weights = checkpoint_sizes(cfg)
     there = already_there(files)
     what = (
-        f"this run's checkpoints ({PERIODIC_KEPT} periodic of {human(periodic)}, best and final of {human(weights)}"
-        + (f", less {human(there)} already there" if there else "")
+        f"this run's checkpoints ({PERIODIC_KEPT} periodic of {size(periodic)}, best and final of {size(weights)}"
+        + (f", less {size(there)} already there" if there else "")
         + ")"
     )
     try:
@@ -82,12 +83,12 @@ def require_space(cfg, files: TrainFiles, others=()) -> None:
             raise
         listed = "; ".join(
             f"{r.name} ({r.state}, best val AP50 {f'{r.best_ap50:.3f}' if r.best_ap50 is not None else '-'}, "
-            f"frees {human(r.size_bytes)})"
+            f"frees {size(r.size_bytes)})"
             for r in could_go
         )
         raise TinyVocError(
             f"{refused} The project's {len(could_go)} other run(s) hold "
-            f"{human(sum(r.size_bytes for r in could_go))}; runs that could go: {listed}. To remove one: "
+            f"{size(sum(r.size_bytes for r in could_go))}; runs that could go: {listed}. To remove one: "
             f"`tinyvoc runs --remove NAME`, or in a cell `from tinyvoc.training import runs; runs.remove(outputs, "
             '"NAME")`. Nothing was deleted.'
         ) from None

@@ -30,17 +30,18 @@ from ..core.atomic import write_bytes, write_json
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs, TrainFiles
 from ..core.table import html_table, text_table
+from ..core.units import duration
 from ..dataset.record import DatasetRecord
 from ..dataset.registry import register_all
 from ..runtime import kaggle
 from . import runs
-from .budget import Plan, format_duration, resolve_budget
+from .budget import Plan, resolve_budget
 from .config import config_signature, configured, train_config
 from .distributed import World, agree, barrier, is_main, rank, run_workers, seed_worker, world_size
 from .metrics import best_from_metrics
 from .profiles import describe_weights, family, resolve_profile
 from .speed import plan_for
-from .storage import require_space, retried
+from .storage import require_checkpoint_space, retried
 
 
 def remove_leftovers(folder: Path) -> list[Path]:
@@ -88,14 +89,14 @@ class RunRecord:
             ("iterations", f"{self.iteration:,} of {self.max_iter:,}, {state}"),
             ("best val mask AP50", f"{self.best_ap50:.3f} at iteration {self.best_iter:,}" if self.best_ap50 is not None
              else "no validation"),
-            ("training time", f"{format_duration(self.seconds)}"
+            ("training time", f"{duration(self.seconds)}"
              + (f", {self.seconds_per_iter:.3g} s/iter" if self.seconds_per_iter else "")),
         ]  # fmt: skip
         if self.wall_seconds is not None:
-            rows.append(("this call", format_duration(self.wall_seconds)))
+            rows.append(("this call", duration(self.wall_seconds)))
         if self.time_budget_h is not None:
-            planned = f", planned {format_duration(self.planned_seconds)}" if self.planned_seconds else ""
-            rows.append(("budget", f"{format_duration(self.time_budget_h * 3600)}{planned}"))
+            planned = f", planned {duration(self.planned_seconds)}" if self.planned_seconds else ""
+            rows.append(("budget", f"{duration(self.time_budget_h * 3600)}{planned}"))
         if self.weights:
             rows.append(("weights", self.weights))
         checkpoints = ", ".join(name for name in (self.checkpoint_best, self.checkpoint_final) if name)
@@ -207,7 +208,7 @@ def _setup(job: TrainJob):
     if not is_main():
         return profile, cfg, plan
     # before the first iteration and before any write: a full Drive costs nothing yet; the other runs could go
-    require_space(cfg, files, [r for r in runs.list_runs(outputs) if r.name != files.name])
+    require_checkpoint_space(cfg, files, [r for r in runs.list_runs(outputs) if r.name != files.name])
     if not resume:
         for stale in [
             *files.dir.glob("model_*.pth"),
