@@ -19,7 +19,8 @@ class Setting:
 
     A flag takes a value of ``kind`` (the default's type when not given); a True/False setting's flag
     takes none and sets the opposite of the default (``--no-resume``); ``kind="on/off"`` takes on or off;
-    ``kind=list`` takes one or more values (``--opts KEY VALUE ...``). ``elsewhere``: ``(notebook prefix,
+    ``kind=list`` takes one or more values (``--opts KEY VALUE ...``); ``kind="runs"`` is repeatable (``--run A
+    --run B``: a list; once: a string). ``elsewhere``: ``(notebook prefix,
     default)`` pairs where a notebook's default differs (``RUN``: 02 names its run, 03 and 04 take the best).
     """
 
@@ -61,8 +62,9 @@ SETTINGS: tuple[Setting, ...] = (
             ("02",), "--time-budget-h", float),
     Setting("RESUME", True, "False: start this recipe's run over, replacing its checkpoints (the other runs stay)",
             ("02",), "--no-resume"),
-    Setting("RUN", "auto", '02: "auto" names the run after its recipe, or a name; 03/04: "best" (highest val AP50) '
-            "or a run's name", ("02", "03", "04"), "--run", str, (), (("03", "best"), ("04", "best"))),
+    Setting("RUN", "auto", '02: "auto" (named after its recipe) or a name; 03/04: "best" (top val AP50), a name, or '
+            "a list to fuse", ("02", "03", "04"), "--run", "runs",
+            (), (("03", "best"), ("04", "best"))),
     Setting("PRETRAINED", True, "False: random init, only for machines that cannot download "
             "weights", ("02",), "--random-init"),
     Setting("NUM_GPUS", "auto", "worker processes here; auto: every visible GPU, 1 on a CPU (N: N gloo processes)",
