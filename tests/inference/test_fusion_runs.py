@@ -97,3 +97,42 @@ def test_run_flag_repeats_into_a_list_and_once_stays_a_string():
     parser = build_parser()
     assert cli_parameters(parser.parse_args(["export", "--run", "a"]))["RUN"] == "a"
     assert cli_parameters(parser.parse_args(["export", "--run", "a", "--run", "b:final"]))["RUN"] == ["a", "b:final"]
+
+
+def test_notebook_04_fuses_a_list_of_runs(two_runs, monkeypatch):
+    """04 executed (papermill, as `tinyvoc export --run A --run B`) with RUN a list: fused submission, members
+    recorded, the comparison printed and the runs table's fused row shown."""
+    import nbformat
+
+    from tinyvoc.runner import run_notebook
+    from tinyvoc.visualize.inspector import SESSION_ENV
+
+    outputs, first, second = two_runs
+    monkeypatch.delenv(SESSION_ENV, raising=False)
+    params = {"PROJECT_DIR": str(outputs.root.parent), "RUN": [first, second], "CHECKPOINT": "final"}
+    executed = run_notebook("04_export_submission.ipynb", params, outputs)
+    source = json.loads(outputs.submission_source.read_text())
+    assert [m["run"] for m in source["members"]] == [first, second]
+    assert validate_submission(
+        outputs.submission, ensemble.load(outputs, "final", first).record.data_files.test_json
+    ).ok
+    text = "\n".join(
+        "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+        for c in nbformat.read(executed, as_version=4).cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
+    assert "Fusing 2 runs" in text and "beat" in text and "fusion of" in text
+
+
+def test_compare_says_whether_the_fusion_beats_its_best_member():
+    better = ensemble.compare([("a", 0.30, 0.10), ("b", 0.20, 0.05), ("fused: a + b", 0.35, 0.12)])
+    assert "beats its best member (a)" in better and "+0.050" in better and len(better.splitlines()) == 4
+    worse = ensemble.compare([("a", 0.30, 0.10), ("b", 0.20, 0.05), ("fused: a + b", 0.25, 0.12)])
+    assert "does not beat its best member (a, AP50 0.300)" in worse and 'RUN = "a"' in worse
+    assert ensemble.table_row([("a", 0.3, 0.1), ("b", 0.2, 0.05), ("fused: a + b", 0.25, 0.12)]) == (
+        ["a", "b"],
+        0.25,
+        0.12,
+    )
+    assert ensemble.table_row(None) is None

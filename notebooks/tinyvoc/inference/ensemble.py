@@ -157,8 +157,8 @@ def table_row(scores: list[tuple[str, float, float]] | None) -> tuple[list[str],
 def compare(rows: list) -> str:
     """The lines 04 prints: each member's validation AP50/AP, the fusion's, and whether it beats its best member."""
     *members, (name, ap50, ap) = rows
-    lines = [f"  {n:<40} validation mask AP50 {a50:.3f}, AP {a:.3f}" for n, a50, a in members]
-    lines.append(f"  {name:<40} validation mask AP50 {ap50:.3f}, AP {ap:.3f}")
+    width = max(len(n) for n, _, _ in rows)
+    lines = [f"  {n:<{width}}  validation mask AP50 {a50:.3f}, AP {a:.3f}" for n, a50, a in rows]
     best_name, best_ap50, _ = max(members, key=lambda r: r[1])
     if ap50 > best_ap50:
         verdict = f"The fusion beats its best member ({best_name}) on validation AP50 by {ap50 - best_ap50:+.3f}."
