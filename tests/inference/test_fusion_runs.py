@@ -136,3 +136,8 @@ def test_compare_says_whether_the_fusion_beats_its_best_member():
         0.12,
     )
     assert ensemble.table_row(None) is None
+
+
+def test_training_takes_one_run_not_a_list(tmp_path):
+    with pytest.raises(TinyVocError, match="02 trains one run"):
+        runs.choose(Outputs.at(tmp_path), ["a", "b"], runs.Recipe("smoke", (), 0), "signature", None)

@@ -143,6 +143,11 @@ def choose(
     outputs: Outputs, wanted: str, recipe: Recipe, signature: str, budget_h: float | None, resume: bool = True
 ) -> tuple[str, str]:
     """The run a training call uses and why (see the module docstring). Reads the run folders; writes nothing."""
+    if isinstance(wanted, list | tuple):
+        raise TinyVocError(
+            f'RUN = {list(wanted)!r}: 02 trains one run, so RUN is one name or "auto" here; a list of runs is '
+            "for 03 and 04, which fuse their predictions"
+        )
     taken = names(outputs)
     if str(wanted or "auto").strip().lower() != "auto":
         name = check_name(wanted)
