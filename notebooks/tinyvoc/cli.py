@@ -62,6 +62,8 @@ def add_setting_flags(parser: argparse.ArgumentParser, notebooks) -> None:
             parser.add_argument(setting.flag, action="store_const", const=not setting.default, **flag)
         elif kind is list:
             parser.add_argument(setting.flag, nargs="+", metavar="KEY VALUE", **flag)
+        elif kind == "runs":  # once: one run (a string); --run A --run B: a list, fused
+            parser.add_argument(setting.flag, action="append", metavar="RUN", **flag)
         elif kind == "on/off":
             parser.add_argument(setting.flag, type=_on_off, metavar="{on,off}", **flag)
         else:
@@ -75,6 +77,10 @@ def _parameters(args: argparse.Namespace) -> dict:
     """The notebook parameters given on the command line (``-p NAME VALUE`` last); papermill passes each
     notebook the ones it declares."""
     params = {s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name, None) is not None}
+    for setting in SETTINGS:
+        value = params.get(setting.name)
+        if setting.kind == "runs" and isinstance(value, list) and len(value) == 1:
+            params[setting.name] = value[0]  # one --run: the string it always was
     params.update(dict(args.p))
     return params
 

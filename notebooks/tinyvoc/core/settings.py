@@ -19,7 +19,8 @@ class Setting:
 
     A flag takes a value of ``kind`` (the default's type when not given); a True/False setting's flag
     takes none and sets the opposite of the default (``--no-resume``); ``kind="on/off"`` takes on or off;
-    ``kind=list`` takes one or more values (``--opts KEY VALUE ...``). ``elsewhere``: ``(notebook prefix,
+    ``kind=list`` takes one or more values (``--opts KEY VALUE ...``); ``kind="runs"`` is repeatable (``--run A
+    --run B``: a list; once: a string). ``elsewhere``: ``(notebook prefix,
     default)`` pairs where a notebook's default differs (``RUN``: 02 names its run, 03 and 04 take the best).
     """
 
@@ -108,10 +109,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         name="RUN",
         default="auto",
-        help='02: "auto" names the run after its recipe, or a name; 03/04: "best" (highest val AP50) or a run\'s name',
+        help='02: "auto" (named after its recipe) or a name; 03/04: "best" (top val AP50), a name, or a list to fuse',
         notebooks=("02", "03", "04"),
         flag="--run",
-        kind=str,
+        kind="runs",
         elsewhere=(("03", "best"), ("04", "best")),
     ),
     Setting(

@@ -143,6 +143,11 @@ def choose(
     outputs: Outputs, wanted: str, recipe: Recipe, signature: str, budget_h: float | None, resume: bool = True
 ) -> tuple[str, str]:
     """The run a training call uses and why (see the module docstring). Reads the run folders; writes nothing."""
+    if isinstance(wanted, list | tuple):
+        raise TinyVocError(
+            f'RUN = {list(wanted)!r}: 02 trains one run, so RUN is one name or "auto" here; a list of runs is '
+            "for 03 and 04, which fuse their predictions"
+        )
     taken = names(outputs)
     if str(wanted or "auto").strip().lower() != "auto":
         name = check_name(wanted)
@@ -398,6 +403,7 @@ class RunsTable:
 
     runs: list[RunInfo]
     where: str
+    extra: list[tuple[str, ...]] = field(default_factory=list)  # rows that are no run: a fusion of runs
 
     @property
     def best(self) -> str | None:
@@ -410,7 +416,7 @@ class RunsTable:
         return f'{len(self.runs)} run(s) in {self.where}, {total}; ★ = what RUN = "best" submits'
 
     def __repr__(self) -> str:
-        rows = [COLUMNS, *(_cells(i) for i in self.runs)]
+        rows = [COLUMNS, *(_cells(i) for i in self.runs), *self.extra]
         widths = [max(len(r[c]) for r in rows) for c in range(len(COLUMNS))]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
         return "\n".join([self.title, *lines] if self.runs else [self.title, "  (no run yet: train one in 02)"])
@@ -421,14 +427,23 @@ class RunsTable:
             "<tr" + (' style="font-weight:bold"' if i.best else "") + ">"
             + "".join(f'<td style="text-align:left">{html.escape(c)}</td>' for c in _cells(i)) + "</tr>"
             for i in self.runs
+        ) + "".join(
+            "<tr>" + "".join(f'<td style="text-align:left">{html.escape(c)}</td>' for c in row) + "</tr>"
+            for row in self.extra
         )  # fmt: skip
         return (f'<table><caption style="text-align:left"><b>{html.escape(self.title)}</b></caption>'
                 f"<tr>{head}</tr>{body}</table>")  # fmt: skip
 
 
-def table(outputs: Outputs) -> RunsTable:
-    """The runs table of the project (notebooks 02, 03, 04 and ``tinyvoc runs``)."""
-    return RunsTable(list_runs(outputs), str(outputs.runs_dir))
+def table(outputs: Outputs, fused: tuple[list[str], float, float] | None = None) -> RunsTable:
+    """The runs table of the project (notebooks 02, 03, 04 and ``tinyvoc runs``). ``fused``: ``(members, val AP50,
+    val AP)`` of a fusion of runs (03/04 with RUN a list), shown as one more row marked ⊕."""
+    extra = []
+    if fused is not None:
+        members, ap50, ap = fused
+        extra.append(("⊕", "fused", "fusion of " + " + ".join(members), "-", "-", "fused from the caches", "-",
+                      f"{ap50:.3f}", f"{ap:.3f}", "-", "-"))  # fmt: skip
+    return RunsTable(list_runs(outputs), str(outputs.runs_dir), extra)
 
 
 def ap50_curves(outputs: Outputs) -> dict[str, list[tuple[int, float]]]:

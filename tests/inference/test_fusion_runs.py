@@ -1,0 +1,143 @@
+"""RUN as a list: several runs' cached predictions fused, exported, scored and tabled as one run's."""
+
+import json
+import shutil
+
+import pytest
+
+from tinyvoc.cli import _parameters as cli_parameters
+from tinyvoc.cli import build_parser
+from tinyvoc.core.errors import TinyVocError
+from tinyvoc.core.paths import Outputs
+from tinyvoc.inference import ensemble, evaluate
+from tinyvoc.inference.trained_run import TrainedRun
+from tinyvoc.submission import export
+from tinyvoc.submission.check import validate_submission
+from tinyvoc.training import runs
+
+
+@pytest.fixture(scope="module")
+def two_runs(trained_sample, tmp_path_factory):
+    """A copy of the trained project with a second run: the same model predicting at most 5 instances per image
+    (a real, different member; no training). Returns (outputs, first name, second name)."""
+    outputs = Outputs.at(tmp_path_factory.mktemp("fused") / "output")
+    shutil.copytree(trained_sample.root, outputs.root)
+    first = runs.names(outputs)[0]
+    second = f"{first}-top5"
+    shutil.copytree(outputs.run(first).dir, outputs.run(second).dir)
+    config = outputs.run(second).config
+    text = config.read_text()
+    assert "DETECTIONS_PER_IMAGE: 100" in text
+    config.write_text(text.replace("DETECTIONS_PER_IMAGE: 100", "DETECTIONS_PER_IMAGE: 5"))
+    return outputs, first, second
+
+
+def test_two_runs_fused_give_a_valid_submission_that_records_its_members(two_runs, tmp_path):
+    outputs, first, second = two_runs
+    run = ensemble.load(outputs, "best", [first, f"{second}:final"])
+    assert isinstance(run, ensemble.FusedRun) and [m.name for m in run.members] == [first, second]
+    test = ensemble.predict_split(run, "test")
+    assert test.fusion and len(test.fusion["members"]) == 2
+    singles = [ensemble.predict_split(m, "test") for m in run.members]
+    assert len(singles[1].detections) < len(singles[0].detections)  # the members differ
+    selection = run.selection(0.05)
+    target = tmp_path / "submission.json"
+    report = export.export_submission(test, test.images.coco, target, selection, run.made_by())
+    assert report.ok and validate_submission(target, run.record.data_files.test_json).ok
+    source = json.loads(export.source_record(target).read_text())
+    assert [m["run"] for m in source["members"]] == [first, second]
+    assert [m["checkpoint"] for m in source["members"]] == ["model_final.pth", "model_final.pth"]
+    assert source["fusion"]["iou_threshold"] == 0.5 and source["selection"].startswith("score >= 0.05")
+    assert isinstance(json.loads(target.read_text()), list)  # the submission itself stays the plain list
+
+    val = ensemble.predict_split(run, "val")
+    scores = ensemble.validation_scores(run, val, selection)
+    assert [s[0] for s in scores] == [first, second, run.name]
+    assert scores[-1][1:] == tuple(evaluate.evaluate_cached(val, selection)["segm"][k] for k in ("AP50", "AP"))
+    said = ensemble.compare(scores)
+    assert run.name in said and ("beats its best member" in said or "does not beat" in said)
+    table = runs.table(outputs, fused=ensemble.table_row(scores))
+    fused_row = repr(table).splitlines()[-1]
+    assert "⊕" in fused_row and f"fusion of {first} + {second}" in fused_row
+    assert f"{scores[-1][1]:.3f}" in fused_row and "⊕" in table._repr_html_()
+    assert len(repr(runs.table(outputs)).splitlines()) == len(repr(table).splitlines()) - 1
+
+
+def test_members_with_current_caches_are_not_predicted_again(two_runs, capsys):
+    outputs, first, second = two_runs
+    run = ensemble.load(outputs, "final", [first, second])
+    ensemble.predict_split(run, "test")  # makes whatever is missing
+    capsys.readouterr()
+    again = ensemble.predict_split(run, "test")
+    said = capsys.readouterr().out
+    assert said.count("Using cached predictions") == 2 and "Using cached fusion" in said
+    assert again.fusion is not None
+    assert len(list(run.predictions_dir.glob("fused-test-*.jsonl"))) == 1
+
+
+def test_a_one_entry_list_is_that_run_unfused(two_runs):
+    outputs, first, _ = two_runs
+    alone = ensemble.load(outputs, "final", [first])
+    single = TrainedRun.load(outputs, "final", run=first)
+    assert isinstance(alone, TrainedRun) and alone.name == single.name and alone.checkpoint == single.checkpoint
+    assert ensemble.predict_split(alone, "test") == ensemble.predict_split(single, "test")
+    assert alone.made_by() == single.made_by()
+
+
+def test_run_entries_and_bad_lists():
+    assert ensemble.entries("best", "final") == [("best", "final")]  # a string: exactly as before lists
+    assert ensemble.entries(["a", "b:final"], "best") == [("a", "best"), ("b", "final")]
+    with pytest.raises(TinyVocError, match="empty list"):
+        ensemble.entries([])
+    with pytest.raises(TinyVocError, match="best or final"):
+        ensemble.entries(["a:latest"])
+
+
+def test_run_flag_repeats_into_a_list_and_once_stays_a_string():
+    parser = build_parser()
+    assert cli_parameters(parser.parse_args(["export", "--run", "a"]))["RUN"] == "a"
+    assert cli_parameters(parser.parse_args(["export", "--run", "a", "--run", "b:final"]))["RUN"] == ["a", "b:final"]
+
+
+def test_notebook_04_fuses_a_list_of_runs(two_runs, monkeypatch):
+    """04 executed (papermill, as `tinyvoc export --run A --run B`) with RUN a list: fused submission, members
+    recorded, the comparison printed and the runs table's fused row shown."""
+    import nbformat
+
+    from tinyvoc.runner import run_notebook
+    from tinyvoc.visualize.inspector import SESSION_ENV
+
+    outputs, first, second = two_runs
+    monkeypatch.delenv(SESSION_ENV, raising=False)
+    params = {"PROJECT_DIR": str(outputs.root.parent), "RUN": [first, second], "CHECKPOINT": "final"}
+    executed = run_notebook("04_export_submission.ipynb", params, outputs)
+    source = json.loads(outputs.submission_source.read_text())
+    assert [m["run"] for m in source["members"]] == [first, second]
+    assert validate_submission(
+        outputs.submission, ensemble.load(outputs, "final", first).record.data_files.test_json
+    ).ok
+    text = "\n".join(
+        "".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", ""))
+        for c in nbformat.read(executed, as_version=4).cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+    )
+    assert "Fusing 2 runs" in text and "beat" in text and "fusion of" in text
+
+
+def test_compare_says_whether_the_fusion_beats_its_best_member():
+    better = ensemble.compare([("a", 0.30, 0.10), ("b", 0.20, 0.05), ("fused: a + b", 0.35, 0.12)])
+    assert "beats its best member (a)" in better and "+0.050" in better and len(better.splitlines()) == 4
+    worse = ensemble.compare([("a", 0.30, 0.10), ("b", 0.20, 0.05), ("fused: a + b", 0.25, 0.12)])
+    assert "does not beat its best member (a, AP50 0.300)" in worse and 'RUN = "a"' in worse
+    assert ensemble.table_row([("a", 0.3, 0.1), ("b", 0.2, 0.05), ("fused: a + b", 0.25, 0.12)]) == (
+        ["a", "b"],
+        0.25,
+        0.12,
+    )
+    assert ensemble.table_row(None) is None
+
+
+def test_training_takes_one_run_not_a_list(tmp_path):
+    with pytest.raises(TinyVocError, match="02 trains one run"):
+        runs.choose(Outputs.at(tmp_path), ["a", "b"], runs.Recipe("smoke", (), 0), "signature", None)
