@@ -65,13 +65,8 @@ class FusedRun:
 
     def selection(self, threshold: float | None = None, class_thresholds=None, max_per_image: int = 100) -> Selection:
         """As :meth:`TrainedRun.selection`, at the members' lowest own threshold when ``threshold`` is None."""
-        chosen = Selection.of(self.score_threshold if threshold is None else threshold, class_thresholds, max_per_image)
-        if chosen.lowest < self.score_floor:
-            raise TinyVocError(
-                f"SCORE_THRESH / CLASS_THRESHOLDS go down to {chosen.lowest:g}, below the score floor "
-                f"{self.score_floor:g} that the fused predictions hold; use {self.score_floor:g} or more"
-            )
-        return chosen
+        default = self.score_threshold if threshold is None else threshold
+        return Selection.above_floor(default, self.score_floor, class_thresholds, max_per_image)
 
     def made_by(self) -> dict:
         """What ``submission_source.json`` records: every member (run, why, checkpoint) and the fusion's settings."""

@@ -47,6 +47,19 @@ class Selection:
             raise TinyVocError(f"MAX_PER_IMAGE = {made.max_per_image} keeps nothing; use 1 or more (100 is COCO's)")
         return made
 
+    @classmethod
+    def above_floor(
+        cls, threshold: float, score_floor: float, class_thresholds: Mapping | None = None, max_per_image: int = 100
+    ) -> Selection:
+        """:meth:`of`, refusing thresholds below ``score_floor``: the cached predictions hold nothing under it."""
+        chosen = cls.of(threshold, class_thresholds, max_per_image)
+        if chosen.lowest < score_floor:
+            raise TinyVocError(
+                f"SCORE_THRESH / CLASS_THRESHOLDS go down to {chosen.lowest:g}, below the score floor "
+                f"{score_floor:g} that the predictions are cached at; use {score_floor:g} or more"
+            )
+        return chosen
+
     def at(self, threshold: float) -> Selection:
         """The same per-class thresholds and cap at another score threshold (the slider, the sweep)."""
         return replace(self, threshold=float(threshold))

@@ -182,13 +182,8 @@ class TrainedRun:
 
     def selection(self, threshold: float | None = None, class_thresholds=None, max_per_image: int = 100) -> Selection:
         """What is drawn, scored and exported at ``threshold`` (None: the profile's own test threshold)."""
-        chosen = Selection.of(self.score_threshold if threshold is None else threshold, class_thresholds, max_per_image)
-        if chosen.lowest < self.score_floor:
-            raise TinyVocError(
-                f"SCORE_THRESH / CLASS_THRESHOLDS go down to {chosen.lowest:g}, below the score floor "
-                f"{self.score_floor:g} that predictions are cached at; use {self.score_floor:g} or more"
-            )
-        return chosen
+        default = self.score_threshold if threshold is None else threshold
+        return Selection.above_floor(default, self.score_floor, class_thresholds, max_per_image)
 
     def inference_config(self, score_floor: float):
         """The one inference config: the trained one, keeping every detection scored ``score_floor`` or more; frozen."""
