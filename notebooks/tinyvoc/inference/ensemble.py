@@ -10,7 +10,7 @@ is that run, unfused. The notebooks call :func:`load` and :func:`predict_split` 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import TinyVocError
@@ -30,6 +30,15 @@ class FusedRun:
 
     members: tuple[TrainedRun, ...]
     iou_threshold: float = fusion.DEFAULT_IOU
+    _member_predictions: dict = field(default_factory=dict, repr=False, compare=False)  # (split, tta) -> members'
+
+    def member_predictions(self, split: str, tta: bool | None = None, again: bool = False) -> list[Predictions]:
+        """Each member's cached predictions of ``split`` (made where missing); kept, so the validation comparison
+        does not read them again after the fusion did. ``again``: read the caches anew (a new fusion asks)."""
+        if again or (split, tta) not in self._member_predictions:
+            members = [cached_predictions.predict_split(m, split, tta=tta) for m in self.members]
+            self._member_predictions[(split, tta)] = members
+        return self._member_predictions[(split, tta)]
 
     @property
     def outputs(self) -> Outputs:
@@ -119,24 +128,28 @@ def predict_split(run: TrainedRun | FusedRun, split: str = "test", tta: bool | N
     """A run's cached predictions of ``split`` (made where missing); for a fusion, its members' fused (cached)."""
     if isinstance(run, TrainedRun):
         return cached_predictions.predict_split(run, split, tta=tta)
-    members = [cached_predictions.predict_split(m, split, tta=tta) for m in run.members]
-    return fusion.fuse(members, run.iou_threshold, cache_dir=run.predictions_dir)
+    return fusion.fuse(run.member_predictions(split, tta, again=True), run.iou_threshold, cache_dir=run.predictions_dir)
 
 
 def validation_scores(
-    run: TrainedRun | FusedRun, val: Predictions | None, selection: Selection, tta: bool | None = None
+    run: TrainedRun | FusedRun,
+    val: Predictions | None,
+    selection: Selection,
+    tta: bool | None = None,
+    metrics: dict | None = None,
 ) -> list[tuple[str, float, float]] | None:
     """For a fusion: the validation mask (name, AP50, AP) of each member and, last, of the fusion ``val``, at
-    ``selection`` (all from the caches). None for a single run or without a validation split."""
+    ``selection`` (all from the caches; ``metrics``: the fusion's ``evaluate_cached`` result when the notebook
+    has it already). None for a single run or without a validation split."""
     if not isinstance(run, FusedRun) or val is None:
         return None
     from .evaluate import evaluate_cached
 
     rows = []
-    for member in run.members:
-        segm = evaluate_cached(cached_predictions.predict_split(member, "val", tta=tta), selection)["segm"]
+    for member, predictions in zip(run.members, run.member_predictions("val", tta)):
+        segm = evaluate_cached(predictions, selection)["segm"]
         rows.append((member.name, segm["AP50"], segm["AP"]))
-    segm = evaluate_cached(val, selection)["segm"]
+    segm = (metrics or evaluate_cached(val, selection))["segm"]
     rows.append((run.name, segm["AP50"], segm["AP"]))
     return rows
 
