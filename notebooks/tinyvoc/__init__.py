@@ -7,7 +7,7 @@ predictions and their cache, evaluation), then ``submission`` and ``visualize``.
 from its own stage and those below it (``pyproject.toml``'s import-linter contract). The notebooks,
 the ``tinyvoc`` command and ``python -m tinyvoc`` call the same functions.
 
-Importing the package needs only the standard library, so the first cell can run before detectron2
+Importing the package needs only the standard library, so the start cell can import it before detectron2
 is installed. The version, dependencies and console script are declared once, in ``pyproject.toml``.
 """
 

@@ -4,7 +4,7 @@ Each notebook verb of ``python -m tinyvoc`` executes its notebook with the given
 saves the executed copy, pictures included, in ``output/notebooks/``. Only the parameters a
 notebook declares in its ``parameters`` cell are passed to it. A package pip-installed from git (Kaggle's
 batch run) executes the notebooks it carries, with ``REPO_REF`` set to the ref it was installed from, which
-their first cell's check then accepts.
+their start cell's check then accepts.
 
 papermill writes the executed copy as it goes; here it writes it on this machine's disk, and the copy
 is put into the project folder once the notebook ends (stopped or not), through ``core.faults.retry``:

@@ -82,8 +82,37 @@ def test_every_notebook_starts_with_the_same_setup_cell_and_repo():
         method = 'DETECTRON2_METHOD = "wheel"  # "git": build upstream with its C++/CUDA ops (~5 min)\nPROJECT_DIR = ""'
         assert method in params, f"{name}: DETECTRON2_METHOD, just before PROJECT_DIR, as in notebook 00"
         assert cells[1].source == project.FIRST_CELL, f"{name}: first cell differs from runtime.project.FIRST_CELL"
-        assert len(cells[1].source.splitlines()) <= 9, name  # install (git, or an attached wheelhouse), then start
-    assert ".start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)" in project.FIRST_CELL
+        assert cells[2].source == project.START_CELL, f"{name}: second cell differs from runtime.project.START_CELL"
+        assert not any("noqa" in c.source or "TINYVOC_" in c.source for c in cells), f"{name}: noqa or a test hook"
+    code = [line for line in project.FIRST_CELL.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert len(code) <= 5, code  # install: from git, or an attached wheelhouse
+    assert "start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)" in project.START_CELL
+
+
+def test_the_first_cell_installs_from_an_attached_wheelhouse_else_from_git(tmp_path, monkeypatch):
+    """What the first cell hands to pip, as IPython expands its %pip line: Kaggle's inputs are ../input from
+    /kaggle/working, the wheelhouse may sit one folder down, and without one the source is REPO_URL at REPO_REF."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    lines = project.FIRST_CELL.splitlines()
+    search, install = lines[-2].strip(), lines[-1].strip()  # names apart from the cell's: IPython sees our locals too
+    shell = InteractiveShell.instance()
+    (tmp_path / "kaggle" / "working").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "kaggle" / "working")
+    namespace = {"glob": __import__("glob").glob, "REPO_URL": "https://x.invalid/r.git", "REPO_REF": "v1"}
+
+    def expanded():
+        exec(search, namespace)
+        shell.user_ns.update(namespace)
+        return shell.var_expand(install.removeprefix("%pip "))
+
+    assert expanded().startswith("install -q git+https://x.invalid/r.git@v1 || echo")
+    house = tmp_path / "kaggle" / "input" / "my-wheels" / "tinyvoc-wheelhouse"
+    house.mkdir(parents=True)
+    (house / "wheelhouse.json").write_text("{}")
+    offline = "install -q --no-index -f ../input/my-wheels/tinyvoc-wheelhouse/ tinyvoc detectron2 ||"
+    assert expanded().startswith(offline)
+    assert expanded().endswith(f'echo "{project.NO_NETWORK}"') and "Internet" in project.NO_NETWORK
 
 
 def test_readme_badges_point_to_the_same_repo():

@@ -154,7 +154,7 @@ class DatasetRecord:
         if missing:
             raise TinyVocError(
                 f"The data that {path} refers to is not on this runtime: {', '.join(map(str, missing))}. Put the "
-                "data in the project's data/ folder (the first cell copies it to each runtime), or run "
+                "data in the project's data/ folder (each notebook's start cell copies it to each runtime), or run "
                 "01_register_dataset.ipynb again."
             )
         return record

@@ -82,5 +82,5 @@ def require_mounted(path: str | os.PathLike, what: str = "This folder") -> None:
         raise TinyVocError(
             f"{what} {path} is on Google Drive ({mount_point()}), but Drive is not mounted. Nothing was written: "
             "files put there now would sit on the runtime's own disk and vanish at the disconnect. Run the "
-            "notebook's first cell (it mounts Drive on Colab), or choose a PROJECT_DIR that is not on Drive."
+            "notebook's first two cells (they mount Drive on Colab), or choose a PROJECT_DIR that is not on Drive."
         )

@@ -211,7 +211,7 @@ def ensure_detectron2(method: str = "wheel", force: bool = False) -> str:
     """Make ``import detectron2`` work with ``method``; return a one-line report of what was done.
 
     ``method`` is ``"wheel"`` (default, seconds, pure Python) or ``"git"`` (upstream build with
-    the C++/CUDA ops), the notebooks' ``DETECTRON2_METHOD``, passed by every first cell through
+    the C++/CUDA ops), the notebooks' ``DETECTRON2_METHOD``, passed by every start cell through
     ``start``. Call it before anything imports detectron2, so no runtime restart is needed. A working
     detectron2 is kept, except the pure-Python wheel when ``"git"`` is asked for (it lacks the ops the
     git build adds), or with ``force``. When the wheel cannot be downloaded the message offers ``"git"``.

@@ -4,7 +4,7 @@ On Colab the project folder lives on Google Drive, and reading 1349 small JPEGs 
 mount for every epoch is slow. So each runtime copies the two json files and unpacks
 ``train_images.zip`` / ``test_images.zip`` (or copies the folders) onto its local disk once, and
 checks that every image each json lists is there. A marker records what was copied, so running
-another notebook's first cell in the same runtime takes no time. Off Colab the data folder is used
+another notebook's start cell in the same runtime takes no time. Off Colab the data folder is used
 where it is; zips found there are unpacked in place, and the same marker spares the next notebook the check.
 """
 

@@ -1,4 +1,4 @@
-"""The project folder, and ``start``: what the first cell of every notebook does, in seconds once done.
+"""The project folder, and ``start``: what the start cell of every notebook does, in seconds once done.
 
 One parameter, ``PROJECT_DIR``, names the folder that holds ``data/`` and ``output/``. On Colab it
 defaults to ``MyDrive/tinyvoc`` on Google Drive, because Colab gives every notebook its own runtime
@@ -26,31 +26,34 @@ from . import colab, kaggle, local_data
 from .quiet import quiet_known_warnings
 from .wheelhouse import INDEX as WHEELHOUSE_INDEX
 
-# The first cell's one line when the package cannot be installed (README "On Kaggle" says more).
-NO_NETWORK = "No network: turn Internet on (notebook Settings) or attach a `tinyvoc wheelhouse` dataset"
+# What the first cell prints when the package cannot be installed (docs/kaggle.md says more).
+NO_NETWORK = "Turn Internet on or add a tinyvoc wheelhouse"  # Kaggle: notebook Settings; Add Input
 
 COLAB_PROJECT = "tinyvoc"  # the folder in MyDrive
 # The repository the notebooks install on Colab and Kaggle, declared with every other setting (core/settings.py: pin
 # a release tag there when one exists); the README's badges must agree (tests/runtime/test_project.py checks).
 REPO_URL, REPO_REF = default("REPO_URL"), default("REPO_REF")
-# The first code cell of all five notebooks, after the parameters cell (tests/runtime/test_project.py checks).
-# Colab and Kaggle open a notebook alone in a new runtime: the helper package is pip-installed there from REPO_URL
-# at REPO_REF; where it is installed already (the local setup's editable install, or a re-run), the cell only imports
-# it. Kaggle starts with Internet off: an attached `tinyvoc wheelhouse` dataset (its index file found under the
-# inputs) is installed from instead, and with neither the cell ends on one line saying what to do (SystemExit shows
-# its message without a traceback). `start` stops when the installed package came from another REPO_REF.
-# DETECTRON2_METHOD, in every parameters cell, is how `start` installs detectron2 ("git" is the way out when the
-# wheel cannot be downloaded).
+# The two cells after the parameters cell, the same in all five notebooks (tests/runtime/test_project.py checks).
+# FIRST_CELL installs the helper package. Colab and Kaggle open a notebook alone in a new runtime, so it is
+# pip-installed there from REPO_URL at REPO_REF; where it is installed already (the local setup's editable install,
+# or a re-run) nothing happens. Kaggle starts with Internet off: an attached `tinyvoc wheelhouse` dataset (its index
+# file, found under Kaggle's inputs, seen from /kaggle/working as ../input) is installed from instead; with neither,
+# pip's error ends with one line saying what to do. IPython expands the `{...}` in the %pip line as Python (7.34, the
+# version on Colab and Kaggle, too), and the line runs in a shell, hence `||`.
 FIRST_CELL = f"""\
-import glob, importlib.util, os  # noqa: E401, I001 - the same first cell in all five notebooks
+from glob import glob  # the same first cell in all five notebooks: install the helper package, once per runtime
+from importlib.util import find_spec
 
-if importlib.util.find_spec("tinyvoc") is None:  # Colab, Kaggle: install the helper package, once per runtime
-    house = glob.glob(os.getenv("{kaggle.ROOT_ENV}", "{kaggle.DEFAULT_ROOT}") + "/input/**/{WHEELHOUSE_INDEX}", recursive=True)
-    source = f"--no-index -f {{os.path.dirname(house[0])}} tinyvoc detectron2" if house else f"git+{{REPO_URL}}@{{REPO_REF}}"
-    %pip install -q {{source}}
-    if importlib.util.find_spec("tinyvoc") is None:  # Kaggle: Internet on needs a phone-verified account
-        raise SystemExit("{NO_NETWORK}")
-project = importlib.import_module("tinyvoc").start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)  # Drive/detectron2/data"""  # noqa: E501
+if find_spec("tinyvoc") is None:  # Colab and Kaggle: from GitHub; Kaggle with Internet off: an attached wheelhouse
+    found = [f"--no-index -f {{h[:-{len(WHEELHOUSE_INDEX)}]}} tinyvoc detectron2" for h in glob("../input/**/{WHEELHOUSE_INDEX}", recursive=True)]
+    %pip install -q {{(found + [f"git+{{REPO_URL}}@{{REPO_REF}}"])[0]}} || echo "{NO_NETWORK}\""""  # noqa: E501
+# START_CELL readies the project: Drive on Colab, detectron2 (DETECTRON2_METHOD, in every parameters cell: "git" is
+# the way out when the wheel cannot be downloaded), the data. It stops when the installed package came from another
+# REPO_REF.
+START_CELL = """\
+from tinyvoc import start  # "No module named 'tinyvoc'": the cell above could not install it (its last line says why)
+
+project = start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)  # Drive on Colab, detectron2, the data; seconds once done"""
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,8 @@ def require_ref(repo_ref: str | None) -> None:
     if repo_ref and installed and repo_ref != installed:
         raise TinyVocError(
             f"this runtime's tinyvoc package was installed from {installed!r}, but REPO_REF is {repo_ref!r}. "
-            "On Colab: Runtime > Disconnect and delete runtime, then run the notebook again (the first cell installs "
-            f"REPO_REF), or set REPO_REF = {installed!r}."
+            "On Colab: Runtime > Disconnect and delete runtime, then run the notebook again (its first cell "
+            f"installs REPO_REF), or set REPO_REF = {installed!r}."
         )
 
 
