@@ -112,6 +112,19 @@ def read_cache(path: Path, images: SplitImages | None = None) -> Predictions | N
         return _predictions(header, json.loads(body), images)
 
 
+def reuse_cache(path: Path | None, images: SplitImages | None, refresh: bool, what: str) -> Predictions | None:
+    """The cache at ``path`` when it exists, is intact and ``refresh`` is off (said in one line), else None; a
+    damaged one is said too, and left for the caller to write again. ``what``: the cache's kind in those lines."""
+    if path is None or refresh or not Path(path).exists():
+        return None
+    cached = read_cache(path, images)
+    if cached is not None:
+        print(f"Using cached {what} {Path(path).name} ({len(cached.detections)} detections)")
+    else:
+        print(f"{Path(path).name} is damaged or of another format; computing the {what} again")
+    return cached
+
+
 def _rle_columns(detections: list[dict]) -> tuple[list[str], list[tuple[int, int]]]:
     segs = [d["segmentation"] for d in detections]
     return [s["counts"] for s in segs], [(s["size"][0], s["size"][1]) for s in segs]

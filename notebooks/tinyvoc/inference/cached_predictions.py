@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .cache_file import CACHE_FORMAT, Predictions, read_cache, write_cache
+from .cache_file import CACHE_FORMAT, Predictions, reuse_cache, write_cache
 from .trained_run import ImageItem, TrainedRun
 
 
@@ -55,12 +55,9 @@ def predict_split(
     key = cache_key(run.checkpoint, cfg.dump(), images.items, tta, score_floor)
     predictions_dir = run.predictions_dir
     cache_file = predictions_dir / f"{split}-{key}.jsonl"
-    if cache_file.exists() and not refresh:
-        cached = read_cache(cache_file, images)
-        if cached is not None:
-            print(f"Using cached predictions {cache_file.name} ({len(cached.detections)} detections)")
-            return cached
-        print(f"{cache_file.name} is damaged or of another format; predicting again")
+    cached = reuse_cache(cache_file, images, refresh, "predictions")
+    if cached is not None:
+        return cached
     started = time.perf_counter()
     detections = _run_model(run, cfg, images.items, split, tta, batch_size)
     for old in [*predictions_dir.glob(f"{split}-*.json"), *predictions_dir.glob(f"{split}-*.jsonl")]:

@@ -48,7 +48,7 @@ from pycocotools import mask as mask_util
 
 from ..core.errors import TinyVocError
 from ..core.rle import to_pycocotools
-from .cache_file import Predictions, read_cache, write_cache
+from .cache_file import Predictions, reuse_cache, write_cache
 
 FUSION_FORMAT = 1  # part of the key: a change of the rule above never reads an older fused cache
 DEFAULT_IOU = 0.5
@@ -73,12 +73,9 @@ def fuse(
     first = ordered[0]
     images = next((m.images for m in ordered if m.images is not None), None)
     path = Path(cache_dir) / f"fused-{first.split}-{key}.jsonl" if cache_dir is not None else None
-    if path is not None and path.exists() and not refresh:
-        cached = read_cache(path, images)
-        if cached is not None:
-            print(f"Using cached fusion {path.name} ({len(cached.detections)} detections)")
-            return cached
-        print(f"{path.name} is damaged or of another format; fusing again")
+    cached = reuse_cache(path, images, refresh, "fusion")
+    if cached is not None:
+        return cached
     started = time.perf_counter()
     detections = fuse_detections([m.detections for m in ordered], iou_threshold)
     seconds = round(time.perf_counter() - started, 2)

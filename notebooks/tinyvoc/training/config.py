@@ -119,42 +119,9 @@ def check_batch(batch: int, workers: int) -> None:
         )
 
 
-def train_config(
-    outputs: Outputs,
-    profile: str = "auto",
-    max_iter: int | None = None,
-    overrides: list | None = None,
-    *,
-    record: DatasetRecord,
-    allow_cpu: bool = False,
-    pretrained: bool = True,
-    ims_per_batch: int | None = None,
-    world_size: int = 1,
-    output_dir: str | Path | None = None,
-):
-    """The profile resolved into a frozen detectron2 config for this dataset, with local weights
-    (or, with ``pretrained=False``, none: see :func:`profiles.build_config`); returns ``(profile, cfg)``.
-
-    The one place a training config is built: the profile's recipe, this dataset's splits and
-    classes, the batch (``ims_per_batch``, see :func:`linear_scaling`), ``max_iter`` and ``overrides``
-    (detectron2's ``KEY VALUE`` list, notebook 02's ``OPTS``: see :func:`apply_opts`). It prints the
-    lines in which the result differs from the profile (:func:`config_changes`), so a student sees what
-    they changed.
-    A time budget's plan then makes a planned copy (:meth:`budget.Plan.applied_to`); nothing changes
-    a config after it is frozen here.
-
-    The batch rule: ``SOLVER.IMS_PER_BATCH`` is the total over all ``world_size`` workers (detectron2's
-    meaning), so 1 or N workers train the same recipe and the config does not depend on the worker
-    count: a run started on 2 workers resumes on 1.
-
-    ``output_dir``: the run's folder (``OUTPUT_DIR``); by default ``output/runs``, as when the run is not
-    chosen yet (``training.runs``: its name depends on this config; the config's signature does not
-    depend on the folder).
-    """
-    profile, cfg, changes = configured(
-        outputs, profile, max_iter, overrides, record=record, allow_cpu=allow_cpu, pretrained=pretrained,
-        ims_per_batch=ims_per_batch, world_size=world_size, output_dir=output_dir,
-    )  # fmt: skip
+def train_config(*args, **kwargs):
+    """:func:`configured`, saying the lines in which the config differs from its profile; ``(profile, cfg)``."""
+    profile, cfg, changes = configured(*args, **kwargs)
     if changes:
         print(f"This run's config differs from profile {profile} in:\n  " + "\n  ".join(changes))
     return profile, cfg
@@ -173,7 +140,25 @@ def configured(
     world_size: int = 1,
     output_dir: str | Path | None = None,
 ):
-    """:func:`train_config` without a word: ``(profile, frozen cfg, the lines where it differs from the profile)``."""
+    """The profile resolved into a frozen detectron2 config for this dataset, with local weights
+    (or, with ``pretrained=False``, none: see :func:`profiles.build_config`); returns ``(profile, cfg, changes)``.
+
+    The one place a training config is built: the profile's recipe, this dataset's splits and
+    classes, the batch (``ims_per_batch``, see :func:`linear_scaling`), ``max_iter`` and ``overrides``
+    (detectron2's ``KEY VALUE`` list, notebook 02's ``OPTS``: see :func:`apply_opts`). ``changes`` are the
+    lines in which the result differs from the profile (:func:`config_changes`), which :func:`train_config`
+    prints so a student sees what they changed.
+    A time budget's plan then makes a planned copy (:meth:`budget.Plan.applied_to`); nothing changes
+    a config after it is frozen here.
+
+    The batch rule: ``SOLVER.IMS_PER_BATCH`` is the total over all ``world_size`` workers (detectron2's
+    meaning), so 1 or N workers train the same recipe and the config does not depend on the worker
+    count: a run started on 2 workers resumes on 1.
+
+    ``output_dir``: the run's folder (``OUTPUT_DIR``); by default ``output/runs``, as when the run is not
+    chosen yet (``training.runs``: its name depends on this config; the config's signature does not
+    depend on the folder).
+    """
     profile = resolve_profile(profile, allow_cpu=allow_cpu)
     output_dir = str(output_dir or outputs.runs_dir)
     recipe = build_config(profile, len(record.class_names), output_dir, pretrained=pretrained)

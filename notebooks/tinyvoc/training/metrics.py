@@ -26,9 +26,17 @@ def read_metrics(path: Path) -> list[dict]:
     return [rows[k] for k in sorted(rows)]
 
 
+def best_row(rows: list[dict]) -> dict | None:
+    """The evaluation row with the highest ``BEST_METRIC`` (the earlier on a tie), or None. A validation that
+    found nothing logs NaN, which is no best: it is left out (``NaN != NaN``)."""
+    evals = [r for r in rows if BEST_METRIC in r and r[BEST_METRIC] == r[BEST_METRIC]]
+    return max(evals, key=lambda r: (r[BEST_METRIC], -r["iteration"])) if evals else None
+
+
 def best_from_metrics(path: Path) -> tuple[float, int] | None:
-    evals = [(r[BEST_METRIC], r["iteration"]) for r in read_metrics(path) if BEST_METRIC in r]
-    return max(evals, key=lambda e: (e[0], -e[1])) if evals else None
+    """The best ``BEST_METRIC`` in the metrics file and its iteration, or None."""
+    top = best_row(read_metrics(path))
+    return (top[BEST_METRIC], top["iteration"]) if top else None
 
 
 def build_evaluator(dataset_name: str):

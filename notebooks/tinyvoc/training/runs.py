@@ -36,7 +36,7 @@ from ..core.errors import TinyVocError
 from ..core.paths import UNSAFE_IN_NAMES, Outputs, TrainFiles, legacy_run_name, safe_name_part
 from ..core.units import size
 from .budget import Plan
-from .metrics import read_metrics
+from .metrics import BEST_METRIC, best_row, read_metrics
 from .profiles import is_file_profile
 
 NAME_LIMIT = 64  # longer auto names are cut and end in a hash of the whole name: stable, still readable
@@ -271,8 +271,7 @@ def read_run(files: TrainFiles) -> RunInfo:
     if max_iter is None and files.config.is_file():
         found = _MAX_ITER.search(files.config.read_text(errors="replace"))
         max_iter = int(found.group(1)) if found else None
-    evals = [r for r in rows if "segm/AP50" in r and r["segm/AP50"] == r["segm/AP50"]]
-    top = max(evals, key=lambda r: (r["segm/AP50"], -r["iteration"])) if evals else None
+    top = best_row(rows)
     if record.get("finished"):
         state = "finished"
     elif files.last_checkpoint.is_file():
@@ -287,7 +286,7 @@ def read_run(files: TrainFiles) -> RunInfo:
         name=files.name, dir=str(files.dir), recipe=recipe.describe() if recipe else str(record.get("profile", "?")),
         changes=list(recipe.changes) if recipe else [], iteration=done, max_iter=max_iter, state=state,
         hours=round(seconds / 3600, 3) if seconds is not None else None,
-        best_ap50=top["segm/AP50"] / 100 if top else None,
+        best_ap50=top[BEST_METRIC] / 100 if top else None,
         best_ap=top["segm/AP"] / 100 if top and "segm/AP" in top else None,
         best_iteration=top["iteration"] if top else None, size_bytes=size, checkpoint=checkpoint,
         newest=_newest(files),
