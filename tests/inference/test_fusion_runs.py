@@ -8,7 +8,7 @@ import pytest
 from tinyvoc.cli import _parameters as cli_parameters
 from tinyvoc.cli import build_parser
 from tinyvoc.core.errors import TinyVocError
-from tinyvoc.core.paths import Outputs
+from tinyvoc.core.paths import Outputs, run_entries
 from tinyvoc.inference import ensemble, evaluate
 from tinyvoc.inference.trained_run import TrainedRun
 from tinyvoc.submission import export
@@ -85,12 +85,12 @@ def test_a_one_entry_list_is_that_run_unfused(two_runs):
 
 
 def test_run_entries_and_bad_lists():
-    assert ensemble.entries("best", "final") == [("best", "final")]  # a string: exactly as before lists
-    assert ensemble.entries(["a", "b:final"], "best") == [("a", "best"), ("b", "final")]
+    assert run_entries("best", "final") == [("best", "final")]  # a string: exactly as before lists
+    assert run_entries(["a", "b:final"], "best") == [("a", "best"), ("b", "final")]
     with pytest.raises(TinyVocError, match="empty list"):
-        ensemble.entries([])
+        run_entries([])
     with pytest.raises(TinyVocError, match="best or final"):
-        ensemble.entries(["a:latest"])
+        run_entries(["a:latest"])
 
 
 def test_run_flag_repeats_into_a_list_and_once_stays_a_string():

@@ -10,10 +10,11 @@ import json
 import shutil
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from tinyvoc.core.errors import TinyVocError
-from tinyvoc.core.paths import DataFiles, Outputs, TrainFiles
+from tinyvoc.core.paths import NOTEBOOKS, DataFiles, Outputs, TrainFiles, notebooks_dir
 from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
 from tinyvoc.runtime import kaggle, local_data
 
@@ -248,6 +249,36 @@ def test_several_attached_runs_are_all_listed_and_run_chooses(kaggle_root, sampl
     assert said[0].startswith("run smoke (best model): from input 'v1'")
     with pytest.raises(TinyVocError, match="holds run nope .*Add Input > Your Work"):
         kaggle.bring_in_trained_run(outputs, run="nope")
+
+
+def test_a_list_of_runs_to_fuse_brings_in_each_at_its_checkpoint(kaggle_root, sample, capsys):
+    inputs = kaggle_root / "input"
+    fake_output(inputs / "v1", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.5},
+                checkpoints=("model_best.pth", "model_final.pth"))  # fmt: skip
+    fake_output(inputs / "v2", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.7},
+                checkpoints=("model_best.pth", "model_final.pth"), run="other")  # fmt: skip
+    outputs = Outputs.at(kaggle.working_dir() / "output")
+    said = kaggle.bring_in_trained_run(outputs, "best", ["smoke", "other:final"])  # RUN as 03 and 04 take it
+    assert [line.split(":")[0] for line in said] == [
+        "dataset record and splits", "run smoke (best model)", "run other (final model)"
+    ]  # fmt: skip
+    assert capsys.readouterr().out.count("Attached runs:") == 1
+    assert outputs.run("smoke").best.is_file() and not outputs.run("smoke").final.exists()
+    assert outputs.run("other").final.is_file() and not outputs.run("other").best.exists()
+
+
+def test_03_and_04_bring_the_run_in_where_a_reader_sees_it():
+    """The loaders read only what is there; on Kaggle, 03 and 04 bring RUN in just before loading it."""
+    import inspect
+
+    from tinyvoc.inference import ensemble, trained_run
+
+    for name in NOTEBOOKS[3:]:
+        cells = [c.source for c in nbformat.read(notebooks_dir() / name, as_version=4).cells if c.cell_type == "code"]
+        lines = next(c for c in cells if "ensemble.load(" in c).splitlines()
+        loads = next(i for i, line in enumerate(lines) if line.startswith("run = ensemble.load(project.outputs, "))
+        assert lines[loads - 1].startswith("kaggle.bring_in_trained_run(project.outputs, CHECKPOINT, RUN)"), name
+    assert not any("import kaggle" in inspect.getsource(module) for module in (trained_run, ensemble))  # no copying
 
 
 def test_a_checkpoint_path_is_used_where_it_is(kaggle_root, sample):

@@ -13,7 +13,7 @@ import pytest
 from tinyvoc.cli import main as cli
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.paths import NOTEBOOKS, Outputs, checkout, notebooks_dir
-from tinyvoc.runtime import colab, project
+from tinyvoc.runtime import colab, kaggle, project
 
 
 def files_under(path):
@@ -201,6 +201,7 @@ def test_the_functions_the_cells_call_default_to_the_declaration():
         prepare_dataset: {"val_fraction": "VAL_FRACTION", "seed": "SEED"},
         dataset_files: {"dataset": "DATASET", "download": "DOWNLOAD_DATA"},
         TrainedRun.load: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},  # 03 and 04 take "best"
+        kaggle.bring_in_trained_run: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},
         project.start: {"project_dir": "PROJECT_DIR"},
     }  # fmt: skip
     for function, arguments in held.items():

@@ -67,7 +67,13 @@ def write_bytes(target: str | os.PathLike, data: bytes) -> Path:
 
 
 def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Copy ``source`` to ``target`` atomically (a copy cut short by a full disk or a dropped Drive leaves none)."""
+    """Copy ``source`` to ``target`` atomically (a copy cut short by a full disk or a dropped Drive leaves none).
+
+    The modification time comes along: prediction caches are keyed by a checkpoint's size and time, so a checkpoint
+    copied into another session (Kaggle's bring-in) keeps the caches made for it valid.
+    """
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
+        stat = os.stat(source)
+        os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     return Path(target)

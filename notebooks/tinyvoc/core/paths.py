@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ TRAIN_IMAGES, TEST_IMAGES = "train_images", "test_images"
 USER_CACHE = Path.home() / ".cache" / "tinyvoc"
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ("best", "final")  # the checkpoints a run is used at by name (03, 04); else a path
 UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._,=+-]")  # run names: safe in paths on Linux, macOS, Windows, Drive, shells
 
 
@@ -49,6 +51,23 @@ def legacy_run_name(record: dict | None) -> str:
         return "train"
     stem = Path(profile).stem if profile.lower().endswith((".yaml", ".yml")) else profile
     return safe_name_part(stem)
+
+
+def run_entries(run: str | Sequence[str], checkpoint: str = "best") -> list[tuple[str, str]]:
+    """``RUN`` of 03 and 04 as ``(run, checkpoint)`` pairs: a string is one run at ``checkpoint`` (exactly as before
+    lists); a list entry ``"name:final"`` takes that checkpoint. ``inference.ensemble`` loads them, the Kaggle
+    bring-in copies them in."""
+    if isinstance(run, str):
+        return [(run, checkpoint)]
+    if not run:
+        raise TinyVocError('RUN is an empty list: give one run ("best" or a name) or several to fuse')
+    pairs = []
+    for entry in run:
+        name, _, which = str(entry).strip().partition(":")
+        if which and which not in CHECKPOINTS:
+            raise TinyVocError(f"RUN entry {entry!r}: the part after ':' is best or final, not {which!r}")
+        pairs.append((name, which or checkpoint))
+    return pairs
 
 
 def checkout() -> Path | None:

@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import TinyVocError
-from ..core.paths import Outputs, TrainFiles
+from ..core.paths import Outputs, TrainFiles, run_entries
 from ..dataset.record import DatasetRecord
 from . import cached_predictions, fusion
 from .cache_file import Predictions
 from .selection import Selection
 from .trained_run import TrainedRun
-
-CHECKPOINTS = ("best", "final")
 
 
 @dataclass(frozen=True)
@@ -88,22 +86,6 @@ class FusedRun:
         }
 
 
-def entries(run: str | Sequence[str], checkpoint: str = "best") -> list[tuple[str, str]]:
-    """``RUN`` as ``(run, checkpoint)`` pairs: a string is one run at ``checkpoint`` (exactly as before lists);
-    a list entry ``"name:final"`` takes that checkpoint."""
-    if isinstance(run, str):
-        return [(run, checkpoint)]
-    if not run:
-        raise TinyVocError('RUN is an empty list: give one run ("best" or a name) or several to fuse')
-    pairs = []
-    for entry in run:
-        name, _, which = str(entry).strip().partition(":")
-        if which and which not in CHECKPOINTS:
-            raise TinyVocError(f"RUN entry {entry!r}: the part after ':' is best or final, not {which!r}")
-        pairs.append((name, which or checkpoint))
-    return pairs
-
-
 def load(
     outputs: Outputs,
     checkpoint: str = "best",
@@ -111,7 +93,7 @@ def load(
     iou_threshold: float = fusion.DEFAULT_IOU,
 ) -> TrainedRun | FusedRun:
     """One :class:`TrainedRun` for a string ``RUN`` (or a one-entry list), a :class:`FusedRun` for several."""
-    (name, which), *others = entries(run, checkpoint)
+    (name, which), *others = run_entries(run, checkpoint)
     first = TrainedRun.load(outputs, which, run=name)  # a single run: exactly TrainedRun.load
     if not others:
         return first

@@ -21,7 +21,6 @@ from ..core.coco_json import load_coco
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs, TrainFiles, require
 from ..dataset.record import DatasetRecord
-from ..runtime import kaggle
 from ..training import runs
 from ..training.storage import report_unfinished_uploads
 from .selection import Selection
@@ -132,11 +131,11 @@ class TrainedRun:
         cls, outputs: Outputs, checkpoint: str = "best", record: DatasetRecord | None = None, *, run: str = "best"
     ) -> TrainedRun:
         """Choose the run (``run``: ``"best"``, ``"auto"`` for the newest, or a name) and say which and why, read the
-        dataset record and the run's config, and choose ``checkpoint`` (best, final or a path)."""
+        dataset record and the run's config, and choose ``checkpoint`` (best, final or a path). Reads ``outputs`` only:
+        on Kaggle, 03 and 04 bring the run in first (``runtime.kaggle.bring_in_trained_run``)."""
         from detectron2.config import get_cfg
 
         runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
-        kaggle.bring_in_trained_run(outputs, checkpoint, run)  # Kaggle: 02's runs (and 03's caches), attached
         record = record or DatasetRecord.load(outputs)  # first: a project without 01's record is told to run 01
         name, why = runs.pick(outputs, run)
         files = outputs.run(name)

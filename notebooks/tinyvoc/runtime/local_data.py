@@ -1,16 +1,21 @@
-"""The dataset on this runtime's local disk: unpacked once per runtime from the project folder, then checked.
+"""The dataset on this runtime's local disk: staged once per runtime from where it is stored, then checked.
 
 On Colab the project folder lives on Google Drive, and reading 1349 small JPEGs through the Drive
 mount for every epoch is slow. So each runtime copies the two json files and unpacks
 ``train_images.zip`` / ``test_images.zip`` (or copies the folders) onto its local disk once, and
-checks that every image each json lists is there. A marker records what was copied, so running
+checks that every image each json lists is there. A marker records what was staged, so running
 another notebook's start cell in the same runtime takes no time. Off Colab the data folder is used
 where it is; zips found there are unpacked in place, and the same marker spares the next notebook the check.
+
+:func:`stage` is that one routine (copy the json files, unpack zips, copy or link image folders, check,
+mark); Kaggle's inputs are staged with it too (``runtime.kaggle.inputs``), linking the folders instead of
+copying them, as Kaggle's inputs are already on the machine's disk.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -35,16 +40,24 @@ def present(folder: Path) -> bool:
     )
 
 
-def _signature(stored: Path) -> dict:
+def _stored_sources(folder: Path) -> dict[str, Path]:
+    """The four files in ``folder`` under their standard names: each image entry its zip when there is one, else
+    its folder."""
+    zips = {name: folder / f"{name}.zip" for name in IMAGE_FOLDERS}
+    return {**{name: folder / name for name in JSONS},
+            **{name: z if z.is_file() else folder / name for name, z in zips.items()}}  # fmt: skip
+
+
+def _signature(sources: dict[str, Path]) -> dict:
+    """What a marker records of ``sources``: each file's path, size and time, each folder's path and entry count."""
     sig = {}
-    for entry in (*JSONS, *(f"{n}.zip" for n in IMAGE_FOLDERS), *IMAGE_FOLDERS):
-        path = stored / entry
-        if path.is_file():
+    for name, path in sources.items():
+        if path.is_dir():
+            sig[name] = [str(path), sum(1 for _ in os.scandir(path))]
+        else:
             st = path.stat()
-            sig[entry] = [st.st_size, st.st_mtime_ns]
-        elif path.is_dir():
-            sig[entry] = sum(1 for _ in path.iterdir())
-    return {"from": str(stored), "entries": sig}
+            sig[name] = [str(path), st.st_size, st.st_mtime_ns]
+    return sig
 
 
 def _unzip(archive: Path, target: Path) -> None:
@@ -60,6 +73,14 @@ def _unzip(archive: Path, target: Path) -> None:
         if target.exists():
             shutil.rmtree(target)
         shutil.move(str(top), str(target))
+
+
+def _link_entries(source: Path, target: Path) -> None:
+    """A real folder whose entries link to ``source``'s: read in place, while the folder itself stays under the
+    data folder (the dataset record stores paths relative to it, and resolving a linked folder would leave it)."""
+    target.mkdir()
+    for entry in os.scandir(source):
+        (target / entry.name).symlink_to(entry.path)
 
 
 def verify_images(folder: Path) -> dict[str, int]:
@@ -78,42 +99,63 @@ def verify_images(folder: Path) -> dict[str, int]:
     return counts
 
 
+def _marked(marker: Path, sig: dict) -> bool:
+    return marker.is_file() and json.loads(marker.read_text()) == sig
+
+
+def stage(
+    sources: dict[str, Path], local: Path, *, marker: str = MARKER, link_folders: bool = False, where: str = ""
+) -> DataFiles:
+    """The four ``sources`` (standard name -> file, folder or zip) as a data folder ``local``: json files copied,
+    zips unpacked, image folders copied (``link_folders``: linked entry by entry, read in place); every listed image
+    checked; the sources recorded in ``marker``, so a second call with unchanged sources does nothing. ``where``
+    names ``local`` in the closing line."""
+    local, mark, sig = Path(local), Path(local) / marker, _signature(sources)
+    if _marked(mark, sig):
+        return DataFiles.in_folder(local)
+    started = time.perf_counter()
+    local.mkdir(parents=True, exist_ok=True)
+    mark.unlink(missing_ok=True)
+    for name, source in sources.items():
+        target = local / name
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+        if source.is_dir() and link_folders:
+            _link_entries(source, target)
+        elif source.is_dir():
+            print(f"copying {source} to {target} ...", flush=True)
+            shutil.copytree(source, target)
+        elif source.suffix == ".zip":
+            print(f"unpacking {source} to {target} ...", flush=True)
+            _unzip(source, target)
+        else:
+            copy_file(source, target)
+        print(f"  {name}: {source}" + (" (read in place)" if source.is_dir() and link_folders else ""), flush=True)
+    counts = verify_images(local)
+    mark.write_text(json.dumps(sig))
+    print(
+        f"data ready{where}: {local} ({counts[TRAIN_IMAGES]} train, {counts[TEST_IMAGES]} test images, "
+        f"{time.perf_counter() - started:.0f} s)",
+        flush=True,
+    )
+    return DataFiles.in_folder(local)
+
+
 def make_local(stored: Path, local: Path) -> DataFiles:
     """Copy/unpack the data from ``stored`` (the project folder) to ``local``; check; skip when already done."""
     stored, local = Path(stored), Path(local)
     if not present(stored):
         raise TinyVocError(f"{stored}: no Tiny VOC files (pascal_train.json, test.json, train_images, test_images)")
-    started = time.perf_counter()
-    marker = local / MARKER
-    if stored.resolve() == local.resolve():
-        for name in IMAGE_FOLDERS:
-            if not (local / name).is_dir():
-                print(f"unpacking {name}.zip in {local} ...", flush=True)
-                _unzip(local / f"{name}.zip", local / name)
-        signature = _signature(local)
-        if not (marker.is_file() and json.loads(marker.read_text()) == signature):  # checked once per change
-            verify_images(local)
-            marker.write_text(json.dumps(signature))
-        return DataFiles.in_folder(local)
-    signature = _signature(stored)
-    if marker.is_file() and json.loads(marker.read_text()) == signature:
-        return DataFiles.in_folder(local)
-    local.mkdir(parents=True, exist_ok=True)
-    marker.unlink(missing_ok=True)
-    for name in JSONS:
-        copy_file(stored / name, local / name)
-    for name in IMAGE_FOLDERS:
-        print(f"copying {name} from {stored} to this runtime's disk ...", flush=True)
-        if (stored / f"{name}.zip").is_file():
-            _unzip(stored / f"{name}.zip", local / name)
-        else:
-            if (local / name).exists():
-                shutil.rmtree(local / name)
-            shutil.copytree(stored / name, local / name)
-    counts = verify_images(local)
-    marker.write_text(json.dumps(signature))
-    print(
-        f"data ready on local disk: {local} ({counts['train_images']} train, {counts['test_images']} test images, "
-        f"{time.perf_counter() - started:.0f} s)"
-    )
+    if stored.resolve() != local.resolve():
+        return stage(_stored_sources(stored), local, where=" on local disk")
+    for name in IMAGE_FOLDERS:  # read in place: zips unpacked beside themselves
+        if not (local / name).is_dir():
+            print(f"unpacking {name}.zip in {local} ...", flush=True)
+            _unzip(local / f"{name}.zip", local / name)
+    sig = _signature({name: local / name for name in (*JSONS, *IMAGE_FOLDERS)})
+    if not _marked(local / MARKER, sig):  # checked once per change
+        verify_images(local)
+        (local / MARKER).write_text(json.dumps(sig))
     return DataFiles.in_folder(local)
