@@ -353,19 +353,22 @@ def _failure(exc, world: World, errors: list) -> TinyVocError:
     )
 
 
-def run_workers(fn, world: World, *args) -> None:
+def run_workers(fn, world: World, *args):
     """Run ``fn(*args)`` on every worker of this machine through detectron2's ``launch``; return when all end.
 
-    One worker in all: ``fn`` runs here, in this process. More: spawned processes (``fn`` must be
-    importable), rank 0's output relayed here, failures raised as described in the module docstring,
-    and on any exception in the caller (an interrupt) every worker started here is stopped first.
+    One worker in all: ``fn`` runs here, in this process, and its result is returned. More: spawned
+    processes (``fn`` must be importable), rank 0's output relayed here, failures raised as described in
+    the module docstring, and on any exception in the caller (an interrupt) every worker started here is
+    stopped first; nothing is returned (``launch`` keeps no result of spawned workers), so what they make
+    is read from disk.
     """
     from detectron2.engine import launch
     from torch.multiprocessing.spawn import ProcessException
 
     if world.size == 1:
-        launch(fn, 1, args=args)
-        return
+        results = []  # launch calls fn here but drops its result
+        launch(lambda *a: results.append(fn(*a)), 1, args=args)
+        return results[0] if results else None
     queue = multiprocessing.get_context("spawn").SimpleQueue()
     before = set(multiprocessing.active_children())
     relay = _Relay(queue)

@@ -37,7 +37,7 @@ from ..core.paths import UNSAFE_IN_NAMES, Outputs, TrainFiles, legacy_run_name, 
 from ..core.units import size
 from .budget import Plan
 from .metrics import BEST_METRIC, best_row, read_metrics
-from .profiles import is_file_profile
+from .profiles import is_file_profile, resolve_profile
 
 NAME_LIMIT = 64  # longer auto names are cut and end in a hash of the whole name: stable, still readable
 RESERVED = ("auto", "best", "latest")
@@ -68,6 +68,15 @@ class Recipe:
         if not self.pretrained:
             pairs.append(("PRETRAINED", "False"))
         return pairs
+
+    @classmethod
+    def given(
+        cls, profile: str = "auto", opts=(), max_iter=0, ims_per_batch=0, time_budget_h=None, pretrained=True
+    ) -> Recipe:
+        """The recipe of 02's settings as a training call reads them: the profile resolved (``auto``: strong on a
+        GPU, smoke on a CPU; a YAML file by its absolute path) and 0, "the profile's own", as None."""
+        max_iter, ims_per_batch = int(max_iter or 0) or None, int(ims_per_batch or 0) or None
+        return cls(resolve_profile(profile), tuple(opts or ()), max_iter, ims_per_batch, time_budget_h, pretrained)
 
     @property
     def profile_name(self) -> str:
@@ -114,6 +123,21 @@ def check_name(name: str) -> str:
     return name
 
 
+def is_auto(run) -> bool:
+    """``RUN = "auto"`` (or empty): the run is named after its recipe."""
+    return str(run or "auto").strip().lower() == "auto"
+
+
+def wanted(run: str, recipe: Recipe) -> str:
+    """The run a training call asks for by name: ``run`` itself, or with ``"auto"`` the recipe's name.
+
+    Reads and writes nothing, so 02 can say before training which run Kaggle's attached outputs should
+    bring in (``kaggle.bring_in_for_training``); :func:`choose` then picks the folder (a numbered variant
+    of this name, or a folder holding the same recipe under another name, is found there).
+    """
+    return recipe.auto_name() if is_auto(run) else str(run)
+
+
 def names(outputs: Outputs) -> list[str]:
     """Every run folder's name, sorted."""
     if not outputs.runs_dir.is_dir():
@@ -149,7 +173,7 @@ def choose(
             "for 03 and 04, which fuse their predictions"
         )
     taken = names(outputs)
-    if str(wanted or "auto").strip().lower() != "auto":
+    if not is_auto(wanted):
         name = check_name(wanted)
         held = holds(outputs.run(name), signature, budget_h)
         if held is False and resume:

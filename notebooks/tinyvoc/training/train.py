@@ -1,19 +1,26 @@
 """Training with validation mAP, a best-AP50 checkpoint, and resume after a Colab disconnect.
 
 Each recipe trains its own run in ``output/runs/<name>/`` (``runs.choose``: ``RUN = "auto"`` names it
-after its recipe and finds it again on a re-run). :func:`train` has three parts, as detectron2's
-``plain_train_net.py``: set up (the profile's config, planned to fit a time budget when one is given,
-checked against the run already in the folder),
-run (``engine.TinyVocTrainer``: validation mAP, a best checkpoint, compact progress, resume from
-the newest readable checkpoint), and record (``run.json``; a finished run drops its periodic
-checkpoints). Re-running after a finished run does not train again; re-running after a disconnect
-continues the same plan.
+after its recipe and finds it again on a re-run). :func:`train` reads as detectron2's
+``tools/train_net.py``, in plain steps: resolve the workers (:class:`distributed.World`) and the recipe
+(:meth:`runs.Recipe.given`), adopt a project's run from before runs had names, choose the run, launch
+the workers, return the record. Every worker runs :func:`train_worker`, in three parts as detectron2's
+``plain_train_net.py``: set up (:func:`_setup`: the profile's config, planned to fit a time budget
+when one is given, checked against the run already in the folder; a :class:`Setup` says what to train
+or that the run is finished), run (``engine.TinyVocTrainer``: validation mAP, a best checkpoint,
+compact progress, resume from the newest readable checkpoint), and record (``run.json``; a finished
+run drops its periodic checkpoints). Re-running after a finished run does not train again;
+re-running after a disconnect continues the same plan.
 
-The three parts are :func:`train_worker`, which :func:`train` runs on every training worker through
-``distributed.run_workers`` (detectron2's ``launch``): with one worker, the default, in this process;
-with N, in N spawned processes that read the same folder and all take the same decisions, while rank
-0 alone prints and writes. The run is chosen once, before the workers start, and every worker checks
-that it sees the same (``distributed.agree``).
+The workers start through ``distributed.run_workers`` (detectron2's ``launch``): with one worker, the
+default, in this process, which returns rank 0's record; with N, in N spawned processes that read the
+same folder and all take the same decisions, while rank 0 alone prints and writes, and the record is
+read back from ``run.json``. The run is chosen once, before the workers start, and every worker
+checks that it sees the same (``distributed.agree``).
+
+Nothing here reaches outside the project: on Kaggle, notebook 02 brings in 01's dataset record and
+the run to resume from the attached outputs (``kaggle.bring_in_for_training``) in its own cell,
+before it calls :func:`train`.
 """
 
 from __future__ import annotations
@@ -33,13 +40,12 @@ from ..core.table import html_table, text_table
 from ..core.units import duration
 from ..dataset.record import DatasetRecord
 from ..dataset.registry import register_all
-from ..runtime import kaggle
 from . import runs
 from .budget import Plan, resolve_budget
 from .config import config_signature, configured, train_config
 from .distributed import World, agree, barrier, is_main, rank, run_workers, seed_worker, world_size
 from .metrics import best_from_metrics
-from .profiles import describe_weights, family, resolve_profile
+from .profiles import describe_weights, family
 from .speed import plan_for
 from .storage import require_checkpoint_space, retried
 
@@ -118,65 +124,93 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class TrainJob:
-    """One call of :func:`train`, as every worker receives it (picklable: spawned workers get a copy)."""
+    """One call of :func:`train`, as every worker receives it (picklable: spawned workers get a copy).
+
+    The recipe holds what was asked for (profile, OPTS, MAX_ITER, ...); the run's name is chosen once,
+    before the workers start (:func:`runs.choose`), so that every worker trains the same folder.
+    """
 
     outputs: Outputs
-    profile: str
-    max_iter: int | None
-    resume: bool
-    overrides: tuple
-    time_budget_h: float | None
-    pretrained: bool
-    ims_per_batch: int | None
-    started: float  # time.time() when the call began: run.json's wall time counts the workers' start
-    run: str  # the run's name, chosen before the workers start (runs.choose)
     recipe: runs.Recipe
+    run: str
+    resume: bool
+    started: float  # time.time() when the call began: run.json's wall time counts the workers' start
 
     @property
     def files(self) -> TrainFiles:
         return self.outputs.run(self.run)
 
 
-def _plan(cfg, files: TrainFiles, profile: str, budget_h: float, resume: bool, previous_config: str | None) -> Plan:
-    """The saved plan when resuming the same budget and recipe; otherwise measure and plan anew."""
+@dataclass(frozen=True)
+class Setup:
+    """What :func:`_setup` decided: train ``cfg`` (planned by ``plan`` when there is a budget), or nothing to
+    train because the run already finished (``finished``: its record, which the call returns)."""
+
+    profile: str | None = None
+    cfg: object = None
+    plan: Plan | None = None
+    finished: RunRecord | None = None
+
+
+def _different_config(files: TrainFiles, budget_h: float | None) -> TinyVocError:
+    """The one refusal for a folder whose resumable run has another config than this call's.
+
+    When the run's saved plan was made for another budget (or none is saved), the budget may be all
+    that differs: the message says what the run was planned for and offers TIME_BUDGET_H.
+    """
+    saved = Plan.load(files.plan)
+    planned, budget = "", ""
+    if budget_h and not (saved and saved.budget_hours == budget_h):
+        planned = f"planned for {saved.budget_hours:g} h; " if saved else "not planned for this budget; "
+        budget = "TIME_BUDGET_H to its budget to continue it, "
+    return TinyVocError(
+        f"{files.dir} holds a run with a different config ({planned}{files.config}). Set {budget}RESUME=False to "
+        "start that run over (its checkpoints will be replaced), or choose another RUN."
+    )
+
+
+def _planned(cfg, files: TrainFiles, profile: str, budget_h: float | None, resume: bool, resumable: bool):
+    """The plan for the budget (None without one) and the signature of the config it gives.
+
+    A saved plan made for this budget and recipe is continued (a resume keeps its plan, measured
+    once); otherwise this GPU is measured and the run planned anew. Not when the folder holds a
+    resumable run (``resumable``): that run was planned for another budget or recipe, so measuring
+    would be wasted; the signature is None and :func:`_setup` refuses the call.
+    """
     base = config_signature(cfg)
+    if not budget_h:
+        return None, base
     saved = Plan.load(files.plan) if resume else None
     if saved and saved.budget_hours == budget_h and saved.base_config == base:
         print(f"Continuing the saved plan ({files.plan.name}): {saved.describe()}")
         if saved.world_size != world_size():
             print(f"(measured with {saved.world_size} worker(s), now {world_size()}: the same plan, the same batch)")
-        return saved
-    if resume and files.last_checkpoint.exists() and previous_config is not None:
-        planned = f"planned for {saved.budget_hours:g} h" if saved else "not planned for this budget"
-        raise TinyVocError(
-            f"{files.dir} holds a run with a different config ({planned}; {files.config}). Set TIME_BUDGET_H "
-            "to its budget to continue it, RESUME=False to start that run over (its checkpoints will be replaced), "
-            "or choose another RUN."
-        )
-    plan = replace(plan_for(cfg, budget_h, profile, save_dir=str(files.dir)), base_config=base)
-    print(f"Plan: {plan.describe()}")
-    return plan
+        plan = saved
+    elif resumable:
+        return None, None
+    else:
+        plan = replace(plan_for(cfg, budget_h, profile, save_dir=str(files.dir)), base_config=base)
+        print(f"Plan: {plan.describe()}")
+    return plan, config_signature(plan.applied_to(cfg))
 
 
 def _read(path: Path) -> str | None:
     return path.read_text(errors="replace") if path.exists() else None
 
 
-def _setup(job: TrainJob):
+def _setup(job: TrainJob) -> Setup:
     """Config (planned for the budget), the changed-config and finished-run checks, stale files.
 
-    Returns ``(profile, cfg, plan)``, or the finished run's record when there is nothing to train.
     Every worker runs this on the same folder and takes the same decisions; rank 0 alone changes
     files, and only after every worker has read them (:func:`distributed.agree` is the barrier).
     """
-    outputs, resume, max_iter = job.outputs, job.resume, job.max_iter
-    files = job.files
+    outputs, recipe, resume, files = job.outputs, job.recipe, job.resume, job.files
     agree(job.run, "run name", outputs.runs_dir)
     record = DatasetRecord.load(outputs)
     register_all(record)
     profile, cfg = train_config(
-        outputs, job.profile, max_iter, list(job.overrides), record=record, pretrained=job.pretrained,
-        ims_per_batch=job.ims_per_batch, world_size=world_size(), output_dir=files.dir,
+        outputs, recipe.profile, recipe.max_iter, list(recipe.opts), record=record, pretrained=recipe.pretrained,
+        ims_per_batch=recipe.ims_per_batch, world_size=world_size(), output_dir=files.dir,
     )  # fmt: skip
     print(f"Profile {profile}, weights: {describe_weights(cfg, profile)}")
     files.dir.mkdir(parents=True, exist_ok=True)
@@ -185,29 +219,27 @@ def _setup(job: TrainJob):
     previous_config = _read(files.config)
     state = (previous_config, _read(files.last_checkpoint), _read(files.record), _read(files.plan))
     agree(state, "training run (config, last checkpoint, run record, plan)", files.dir)
-    budget_h = resolve_budget(family(profile) or profile, job.time_budget_h, max_iter)
-    plan = _plan(cfg, files, profile, budget_h, resume, previous_config) if budget_h else None
-    if plan:
-        cfg = plan.applied_to(cfg)
-    config_text = config_signature(cfg)
-    if previous_config is not None and previous_config != config_text:
-        if resume and files.last_checkpoint.exists():
-            raise TinyVocError(
-                f"{files.dir} holds a run with a different config ({files.config}). Set RESUME=False to "
-                "start that run over (its checkpoints will be replaced), or choose another RUN."
-            )
-    if resume and files.record.exists() and previous_config == config_text:
-        done = RunRecord(**json.loads(files.record.read_text()))
-        if done.finished:
-            print(
-                f"Training already finished ({done.iteration} iterations, profile {done.profile}); not training again."
-            )
-            if is_main():
-                runs.drop_periodic(files)  # a run finished by an older version still holds them
-            return done
-    if not is_main():
-        return profile, cfg, plan
-    # before the first iteration and before any write: a full Drive costs nothing yet; the other runs could go
+    budget_h = resolve_budget(family(profile) or profile, recipe.time_budget_h, recipe.max_iter)
+    resumable = resume and files.last_checkpoint.exists() and previous_config is not None
+    plan, config_text = _planned(cfg, files, profile, budget_h, resume, resumable)
+    if resumable and previous_config != config_text:
+        raise _different_config(files, budget_h)
+    cfg = plan.applied_to(cfg) if plan else cfg
+    done = RunRecord.load(files.record) if resume and previous_config == config_text else None
+    if done and done.finished:
+        print(f"Training already finished ({done.iteration} iterations, profile {done.profile}); not training again.")
+        if is_main():
+            runs.drop_periodic(files)  # a run finished by an older version still holds them
+        return Setup(finished=done)
+    if is_main():
+        _prepare_folder(outputs, files, recipe, cfg, plan, resume)
+    return Setup(profile, cfg, plan)
+
+
+def _prepare_folder(outputs: Outputs, files: TrainFiles, recipe: runs.Recipe, cfg, plan: Plan | None, resume: bool):
+    """Rank 0, before the first iteration: the space check, a fresh start's stale files gone, the run's config,
+    recipe and plan written (what a resume and :func:`runs.choose` compare against)."""
+    # before any write: a full Drive costs nothing yet; the other runs could go
     require_checkpoint_space(cfg, files, [r for r in runs.list_runs(outputs) if r.name != files.name])
     if not resume:
         for stale in [
@@ -218,13 +250,12 @@ def _setup(job: TrainJob):
             files.record,  # log.txt stays: it is open for this run already, and appends
         ]:
             stale.unlink(missing_ok=True)
-    write_bytes(files.config, config_text.encode())
-    job.recipe.save(files)
+    write_bytes(files.config, config_signature(cfg).encode())
+    recipe.save(files)
     if plan:
         plan.save(files.plan)
     else:
         files.plan.unlink(missing_ok=True)
-    return profile, cfg, plan
 
 
 def _run(cfg, resume: bool):
@@ -242,7 +273,8 @@ def _run(cfg, resume: bool):
     return trainer, time.perf_counter() - started
 
 
-def _record(files: TrainFiles, profile: str, cfg, trainer, seconds: float, plan: Plan | None, wall: float):
+def _record(files: TrainFiles, setup: Setup, trainer, seconds: float, wall: float) -> RunRecord:
+    profile, cfg, plan = setup.profile, setup.cfg, setup.plan
     best = best_from_metrics(files.metrics)
     run = RunRecord(
         profile=profile,
@@ -284,11 +316,10 @@ def train_worker(job: TrainJob) -> RunRecord | None:
         if world_size() > 1:
             logging.getLogger("detectron2").info(f"training worker rank {rank()} of {world_size()}, pid {os.getpid()}")
         setup = retried(lambda: _setup(job), "setting up", files.dir)
-        if isinstance(setup, RunRecord):
-            return setup
-        profile, cfg, plan = setup
-        trainer, seconds = _run(cfg, job.resume)
-    record = partial(_record, files, profile, cfg, trainer, seconds, plan, time.time() - job.started)
+        if setup.finished:
+            return setup.finished
+        trainer, seconds = _run(setup.cfg, job.resume)
+    record = partial(_record, files, setup, trainer, seconds, time.time() - job.started)
     run = retried(record, "writing the run record", files.dir) if is_main() else None
     barrier()  # the record exists before any worker returns: a caller on another machine reads it
     return run
@@ -331,28 +362,22 @@ def train(
 
     ``run``: the run's folder in ``output/runs/`` (notebook 02's ``RUN``): ``"auto"`` names it after the
     recipe and resumes the run holding the same recipe; a name trains there (see :func:`runs.choose`).
+
+    On Kaggle, 02 first brings in what training needs from the attached outputs
+    (``kaggle.bring_in_for_training``, in the notebook's cell); this function reads only the project.
     """
     world = World.resolve(num_gpus, num_machines, machine_rank, dist_url)
-    max_iter, ims_per_batch = int(max_iter or 0) or None, int(ims_per_batch or 0) or None
-    overrides = tuple(overrides or ())
-    given = runs.Recipe(resolve_profile(profile), overrides, max_iter, ims_per_batch, time_budget_h, pretrained)
-    wanted = given.auto_name() if str(run or "auto").strip().lower() == "auto" else str(run)
-    kaggle.bring_in_for_training(outputs, resume, wanted)  # Kaggle: 01's record, 02's own earlier run (attached)
+    recipe = runs.Recipe.given(profile, overrides, max_iter, ims_per_batch, time_budget_h, pretrained)
     if world.machine_rank == 0:
         runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
-    name, recipe = _choose(outputs, given, run, resume, world.size)
-    job = TrainJob(
-        outputs, profile, max_iter, resume, overrides, time_budget_h, pretrained, ims_per_batch, time.time(), name,
-        recipe,
-    )  # fmt: skip
-    files = job.files
-    if world.size > 1:
-        logs = f"{files.log.name}, {files.log_for(1).name}, ..."
-        print(f"Training on {world.describe()}: rank 0 reports here; their logs: {files.dir} ({logs})")
-    run_workers(train_worker, world, job)
-    record = RunRecord.load(files.record)
+    name, recipe = _choose(outputs, recipe, run, resume, world.size)
+    job = TrainJob(outputs=outputs, recipe=recipe, run=name, resume=resume, started=time.time())
+    _say_workers(world, job.files)
+    record = run_workers(train_worker, world, job)
+    if world.size > 1:  # spawned workers: launch returns nothing, so rank 0's record is read where it wrote it
+        record = RunRecord.load(job.files.record)
     if record is None:
-        print(f"This machine's workers are done; rank 0 writes the run record ({files.record} on machine 0).")
+        print(f"This machine's workers are done; rank 0 writes the run record ({job.files.record} on machine 0).")
     return record
 
 
@@ -366,3 +391,10 @@ def _choose(outputs: Outputs, given: runs.Recipe, wanted: str, resume: bool, wor
     name, why = runs.choose(outputs, wanted, given, config_signature(cfg), budget_h, resume)
     print(f"Run {name} ({why}): {outputs.run(name).dir}")
     return name, replace(given, changes=tuple(changes))
+
+
+def _say_workers(world: World, files: TrainFiles) -> None:
+    """With several workers: where rank 0 reports and where every worker's log is."""
+    if world.size > 1:
+        logs = f"{files.log.name}, {files.log_for(1).name}, ..."
+        print(f"Training on {world.describe()}: rank 0 reports here; their logs: {files.dir} ({logs})")
