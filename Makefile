@@ -20,10 +20,13 @@ $(VENV)/.ready: requirements.txt pyproject.toml notebooks/tinyvoc/runtime/detect
 submission: $(VENV)/.ready
 	$(TINYVOC) run-all --profile smoke --dataset sample --val-fraction 0.2
 
-# Ends with the 25 slowest steps (setup, call and teardown listed apart: a shared fixture shows as the setup of the
-# first test that uses it).
+# Two workers (pytest-xdist), each running whole test files (--dist loadfile), so a module's shared fixture is made
+# once: 13 min against 20 in one process on a quiet 2-core machine (docs/measurements.md). TEST_WORKERS=0: one
+# process. Ends with the 25 slowest steps (setup, call and teardown listed apart: a shared fixture shows as the setup
+# of the first test that uses it).
+TEST_WORKERS ?= 2
 test: $(VENV)/.ready
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # The README's and docs' pictures from the main job's model, beside a second recipe (docs/pictures.py).
 pictures: submission
