@@ -228,12 +228,17 @@ def test_03_and_04_bring_in_the_run_the_chosen_checkpoint_and_prediction_caches(
     assert tree_hash(inputs) == before
 
 
+def _two_finished_runs(inputs, sample, second: str):
+    """Two attached outputs: run smoke (best val AP50 0.5) in v1, run ``second`` (0.7) in v2, each with both models."""
+    both = ("model_best.pth", "model_final.pth")
+    fake_output(inputs / "v1", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.5}, checkpoints=both)
+    fake_output(inputs / "v2", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.7}, checkpoints=both,
+                run=second)  # fmt: skip
+    return inputs
+
+
 def test_several_attached_runs_are_all_listed_and_run_chooses(kaggle_root, sample, capsys):
-    inputs = kaggle_root / "input"
-    fake_output(inputs / "v1", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.5},
-                checkpoints=("model_best.pth", "model_final.pth"))  # fmt: skip
-    fake_output(inputs / "v2", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.7},
-                checkpoints=("model_best.pth", "model_final.pth"), run="smoke+BASE_LR=0.01")  # fmt: skip
+    inputs = _two_finished_runs(kaggle_root / "input", sample, "smoke+BASE_LR=0.01")
     fake_output(inputs / "v3", sample, train={"iteration": 100, "finished": True, "best_ap50": 0.6},
                 checkpoints=("model_final.pth",), run="old", legacy=True)  # fmt: skip
     outputs = Outputs.at(kaggle.working_dir() / "output")
@@ -252,11 +257,7 @@ def test_several_attached_runs_are_all_listed_and_run_chooses(kaggle_root, sampl
 
 
 def test_a_list_of_runs_to_fuse_brings_in_each_at_its_checkpoint(kaggle_root, sample, capsys):
-    inputs = kaggle_root / "input"
-    fake_output(inputs / "v1", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.5},
-                checkpoints=("model_best.pth", "model_final.pth"))  # fmt: skip
-    fake_output(inputs / "v2", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.7},
-                checkpoints=("model_best.pth", "model_final.pth"), run="other")  # fmt: skip
+    _two_finished_runs(kaggle_root / "input", sample, "other")
     outputs = Outputs.at(kaggle.working_dir() / "output")
     said = kaggle.bring_in_trained_run(outputs, "best", ["smoke", "other:final"])  # RUN as 03 and 04 take it
     assert [line.split(":")[0] for line in said] == [
