@@ -11,6 +11,7 @@ elsewhere, and the record must still be read there.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -79,6 +80,20 @@ def split_images(coco: dict, val_fraction: float, seed: int) -> tuple[list[int],
     return [i for i in ids if i not in val_set], sorted(val_set)
 
 
+def fingerprint(category_ids, class_names, train_ids, val_ids) -> str:
+    """What a trained model depends on, as 12 hex digits: the classes (ids and names, in id order) and the split.
+
+    A run records it (``run.json``); a run of another fingerprint is another dataset's model: its class
+    indices mean other classes, or its validation scores were measured on images it trained on.
+    """
+    pairs = sorted(zip((int(i) for i in category_ids), (str(n) for n in class_names)))
+    text = json.dumps([pairs, sorted(int(i) for i in train_ids), sorted(int(i) for i in val_ids)])
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+COURSE_SOURCES = ("tinyvoc", "sample")  # the course's data and its built-in stand-in; anything else is your own
+
+
 def _subset(coco: dict, image_ids: list[int]) -> dict:
     keep = set(image_ids)
     return {
@@ -101,6 +116,17 @@ class DatasetRecord:
     category_ids: list[int]
     class_names: list[str]
     counts: dict = field(default_factory=dict)
+    name: str = ""  # shown in the runs table: "tinyvoc", "sample", or your dataset's folder name
+    fingerprint: str = ""  # classes and split (``fingerprint``); a run records the one it learned
+    mask_format: str = "polygon"  # detectron2's INPUT.MASK_FORMAT for this data: "polygon", or "bitmask" for RLE
+
+    def __post_init__(self):
+        self.name = self.name or self.source
+
+    @property
+    def is_course(self) -> bool:
+        """The course's data (or its sample): ImageNet weights only, the course's submission format."""
+        return self.source in COURSE_SOURCES
 
     @property
     def class_map(self) -> ClassMap:
@@ -150,6 +176,8 @@ class DatasetRecord:
             val_split=_resolve(saved["val_split"], outputs.root) if saved["val_split"] else None,
         )
         record = cls(**saved)
+        if not record.fingerprint:  # a record written before runs knew their dataset
+            record.fingerprint = _fingerprint_of_splits(record)
         missing = record.data_files.missing()
         if missing:
             raise TinyVocError(
@@ -158,6 +186,13 @@ class DatasetRecord:
                 "01_register_dataset.ipynb again."
             )
         return record
+
+
+def _fingerprint_of_splits(record: DatasetRecord) -> str:
+    def image_ids(split):
+        return [img["id"] for img in load_coco(split)["images"]] if split and Path(split).exists() else []
+
+    return fingerprint(record.category_ids, record.class_names, image_ids(record.train_split), image_ids(record.val_split))
 
 
 def _relative(path: str | Path, base: Path) -> str:
@@ -199,6 +234,7 @@ def prepare_dataset(
         seed=seed,
         category_ids=list(class_map.ids),
         class_names=list(class_map.names),
+        fingerprint=fingerprint(class_map.ids, class_map.names, train_ids, val_ids),
         counts={
             "train_images": len(train_ids),
             "val_images": len(val_ids),
