@@ -12,6 +12,8 @@ package installs (``python -m tinyvoc`` is the same), and works from any folder:
     tinyvoc train --profile /path/to/my_recipe.yaml   # your own YAML file, e.g. with _BASE_: strong.yaml
     tinyvoc export --score-thresh 0.3
     tinyvoc runs                                # every training run compared (--json; --remove NAME)
+    tinyvoc run-all --dataset /path/to/my-export.zip   # your own COCO export (Roboflow, CVAT, Label Studio, ...)
+    tinyvoc check-dataset /path/to/my-export.zip   # only the check
     tinyvoc validate output/submission.json --test-json data/test.json
     tinyvoc wheelhouse tinyvoc-wheelhouse       # for Kaggle with Internet off: upload it once as a dataset
 """
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from .core.errors import TinyVocError
 from .core.paths import NOTEBOOKS, Outputs
@@ -89,12 +92,14 @@ def _add_check_dataset(verbs) -> None:
     check = verbs.add_parser(
         "check-dataset",
         help="check a COCO dataset before training (exit 1 on errors)",
-        description="Check the Tiny VOC COCO json files and images before registering them.",
+        description="Check a COCO dataset's json files and images before registering them: the course's files, or "
+        "your own export (a folder or .zip from Roboflow, CVAT, Label Studio, or a plain folder with one json).",
     )
-    check.add_argument("train_json", help="training json, e.g. data/pascal_train.json")
-    check.add_argument("train_images", help="folder of training images")
+    check.add_argument("train_json", help="an export's folder or .zip, or a training json, e.g. data/pascal_train.json")
+    check.add_argument("train_images", nargs="?", help="folder of training images (a json's own: images/ beside it)")
     check.add_argument("--test-json", help="test json (images and categories only)")
     check.add_argument("--test-images", help="folder of test images")
+    check.add_argument("--crowd-as-objects", action="store_true", help="an export's crowd regions count as objects")
     check.add_argument("--no-images", action="store_true", help="only check that image files exist; do not open them")
     check.add_argument("--limit", type=int, default=30, help="most problem lines to print (default 30)")
     check.add_argument("--workers", type=int, help="threads reading images (default: one per CPU, at most 8)")
@@ -104,12 +109,23 @@ def _add_check_dataset(verbs) -> None:
 def check_dataset(args: argparse.Namespace) -> int:
     """Exit status 0 when there are no errors (warnings allowed), 1 when there are, so scripts and make
     targets can stop before training."""
-    if (args.test_json is None) != (args.test_images is None):
-        raise TinyVocError("--test-json and --test-images go together")
-    report = dataset_check.check_dataset(
-        args.train_json, args.train_images, args.test_json, args.test_images,
-        read_images=not args.no_images, workers=args.workers,
-    )  # fmt: skip
+    options = {"read_images": not args.no_images, "workers": args.workers}
+    given = Path(args.train_json)
+    if args.train_images is None and (given.is_dir() or given.suffix.lower() == ".zip"):  # an export: as 01 reads it
+        import tempfile
+
+        from .dataset.own_data import prepare
+
+        with tempfile.TemporaryDirectory(prefix="tinyvoc-check-") as scratch:
+            prepared = prepare(given, Path(scratch), test_images=args.test_images,
+                               crowd_as_objects=args.crowd_as_objects)  # fmt: skip
+            print(f"{given}: {prepared.layout.describe()}")
+            report = dataset_check.check_files(prepared.files, found=prepared.problems, **options)
+    else:
+        if (args.test_json is None) != (args.test_images is None):
+            raise TinyVocError("--test-json and --test-images go together")
+        images = args.train_images or (given.parent / "images" if (given.parent / "images").is_dir() else given.parent)
+        report = dataset_check.check_dataset(args.train_json, images, args.test_json, args.test_images, **options)
     print(report.summary(limit=args.limit))
     return 0 if report.ok else 1
 

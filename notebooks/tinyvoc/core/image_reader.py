@@ -6,13 +6,14 @@ height in ``detection_utils.check_image_size``. Any cheaper test (``verify()``, 
 marker) can pass a file that these raise on minutes into a GPU run, so the dataset check and
 prediction call the same two functions: what the check accepts, training and prediction can read.
 
-EXIF orientation (decided in issue 12, see README "Troubleshooting"): an image whose EXIF tag asks a
-reader to turn or mirror it (orientation 2..8) is refused, train and test alike, with an error naming
-the file and both fixes. detectron2 and image viewers turn such an image, but whether the json's
-sizes and polygons were drawn on the stored pixels or on the turned picture cannot be told from the
-files (a 180-degree turn keeps the size), and a wrong guess trains on, or predicts, masks that miss
-their objects. Refusing keeps one rule everywhere: the json, the polygons, the model's input and the
-RLE sizes all describe the pixels stored in the file.
+EXIF orientation (decided in issue 12, widened in issue 35): detectron2 and image viewers turn an image
+whose EXIF tag asks for it (orientation 2..8). The json's width and height say which picture was labelled
+when the turn swaps them: the turned size means the turned picture (phone photos labelled in CVAT, Label
+Studio or Roboflow, which show them turned), the one the loader reads, so it is used; the stored size
+means the stored pixels, which the loader will not read, so it is refused naming the fix. When the turn
+keeps the size (180 degrees, a mirror, a square image) which picture was labelled cannot be told from
+the files, and a wrong guess trains on, or predicts, masks that miss their objects: refused with both
+fixes, train and test alike.
 """
 
 from __future__ import annotations
@@ -91,6 +92,16 @@ def _read(item: ImageToRead, image_format: str):
         return None, _decode_problem(name, exc)
     if orientation in EXIF_TURNS:
         turned, stored = f"{image.shape[1]}x{image.shape[0]}", f"{stored[0]}x{stored[1]}"
+        listed = f"{item.width}x{item.height}"
+        if turned != stored and listed == turned:  # the json describes the turned picture: the one the loader reads
+            return image, None
+        if turned != stored and listed == stored:
+            return None, (
+                f"{name} has EXIF orientation {orientation} ({EXIF_TURNS[orientation]}): {item.listed_in} gives its "
+                f"stored size {stored}, so it was labelled on the stored pixels, but detectron2 turns it to {turned} "
+                "when reading. Fix: remove the tag (e.g. exiftool -Orientation= FILE, or save the pixels again "
+                "without EXIF), or export the labels again from a tool that shows the turned picture"
+            )
         turn = (
             f"detectron2 turns it to {turned} when reading, its stored pixels are {stored}"
             if turned != stored

@@ -103,12 +103,18 @@ def notebooks_dir() -> Path:
 
 @dataclass(frozen=True)
 class DataFiles:
-    """Where one copy of the dataset lives (``data/``, a mounted Drive folder, or the sample)."""
+    """Where one copy of the dataset lives (``data/``, a mounted Drive folder, the sample, or your own export).
+
+    The course's data always has all four. Your own export (``dataset.own_data``) has a training json and
+    its images folder, a validation json when the export has one (Roboflow's ``valid/``), and a test json
+    and its images only when it has a test set; ``None`` otherwise.
+    """
 
     train_json: Path
     train_images: Path
-    test_json: Path
-    test_images: Path
+    test_json: Path | None
+    test_images: Path | None
+    val_json: Path | None = None
 
     @classmethod
     def in_folder(cls, folder: str | os.PathLike) -> DataFiles:
@@ -116,7 +122,8 @@ class DataFiles:
         return cls(folder / TRAIN_JSON, folder / TRAIN_IMAGES, folder / TEST_JSON, folder / TEST_IMAGES)
 
     def missing(self) -> list[Path]:
-        return [p for p in (self.train_json, self.train_images, self.test_json, self.test_images) if not p.exists()]
+        every = (self.train_json, self.train_images, self.test_json, self.test_images, self.val_json)
+        return [p for p in every if p is not None and not Path(p).exists()]
 
 
 @dataclass(frozen=True)

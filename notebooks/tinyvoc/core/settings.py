@@ -46,11 +46,31 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         name="DATASET",
         default="auto",
-        help='"auto": the project\'s data (off Colab: the sample if none), "tinyvoc" or "sample"',
+        help='"auto": the course data (off Colab: the sample if none), "tinyvoc", "sample", or your export\'s path',
         notebooks=("01",),
         flag="--dataset",
         kind=str,
-        choices=("auto", "tinyvoc", "sample"),
+    ),
+    Setting(
+        name="TEST_IMAGES",
+        default="",
+        help="your own data: a folder of images to predict (no json needed); empty: the export's test set, else val",
+        notebooks=("01",),
+        flag="--test-images",
+    ),
+    Setting(
+        name="CROWD_AS_OBJECTS",
+        default=False,
+        help="your own data: train crowd regions (iscrowd: 1, CVAT's brush masks) as objects",
+        notebooks=("01",),
+        flag="--crowd-as-objects",
+    ),
+    Setting(
+        name="KEEP_EMPTY_IMAGES",
+        default=False,
+        help="train on images without objects as negatives (False: left out, as detectron2 does)",
+        notebooks=("01",),
+        flag="--keep-empty-images",
     ),
     Setting(
         name="DOWNLOAD_DATA",

@@ -4,7 +4,8 @@ Split from ``check`` so that module reads the files and this one judges one obje
 Each function returns ``(severity, message)`` pairs; the caller knows the json file and the
 annotation id to name. What is checked is what detectron2's loader and pycocotools would trip on
 (two-point or odd-length polygons, RLE of another size, zero-area masks) plus what trains but not as
-meant (crowd regions, a bbox far from its mask, points far outside the image).
+meant (a bbox far from its mask, points far outside the image). What is judged over all annotations at once (no
+mask, crowd regions) is counted by ``check``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from ..core.coco_json import describe_ids, is_int
 
 ERROR = "error"
 WARNING = "warning"
+# An annotation without a mask (box-only labels, ``segmentation: []``): the check counts these and says it once.
+NO_MASK = "no mask"
 
 # Annotation tools round and clip differently; a point this far past the border is still "on" it.
 EDGE_TOLERANCE_PX = 1.0
@@ -61,8 +64,6 @@ def annotation_problems(ann: dict, images: dict, categories: dict, json_name: st
         found.append((ERROR, f"'category_id' must be an integer, got {cat_id!r}"))
     elif cat_id not in categories:
         found.append((ERROR, f"category_id {cat_id} is not in 'categories' (known ids: {describe_ids(categories)})"))
-    if ann.get("iscrowd"):
-        found.append((WARNING, "iscrowd=1: detectron2 ignores crowd regions for training, this object is not learned"))
 
     bbox = ann.get("bbox")
     bbox_ok = isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)
@@ -109,8 +110,8 @@ def _bbox_vs_mask(bbox: list, mask_bbox: list) -> list[tuple[str, str]]:
 
 def _segmentation_rle(seg, height, width, found: list):
     """The segmentation's merged RLE, or None when it cannot be rasterized; problems go to ``found``."""
-    if seg is None:
-        found.append((ERROR, "no 'segmentation': Mask R-CNN needs a mask for every object"))
+    if seg is None or seg == [] or (isinstance(seg, list) and all(p == [] for p in seg)):
+        found.append((ERROR, NO_MASK))
         return None
     size_known = height is not None and width is not None
     if isinstance(seg, dict):
@@ -118,9 +119,6 @@ def _segmentation_rle(seg, height, width, found: list):
     if not isinstance(seg, list):
         kind = type(seg).__name__
         found.append((ERROR, f"unsupported segmentation type {kind}: expected a list of polygons or an RLE object"))
-        return None
-    if not seg:
-        found.append((ERROR, "segmentation is an empty list: the object has no mask"))
         return None
     valid = True
     for k, poly in enumerate(seg):

@@ -1,4 +1,4 @@
-"""Check the Tiny VOC COCO files and images before they are registered with detectron2.
+"""Check a COCO dataset (the course's Tiny VOC files or your own export) before it is registered with detectron2.
 
 detectron2 reads the json lazily and trusts it: a truncated file, a missing image, a wrong size or a
 two-point polygon shows up minutes into training as a KeyError, an assert or a shape mismatch deep in
@@ -21,6 +21,7 @@ files, categories); one annotation's geometry is judged in ``annotation_check``.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 from ..core.coco_json import describe_json_error, is_int
 from ..core.errors import TinyVocError
 from ..core.image_reader import LOADER_FORMAT, ImageToRead, read_problems
-from .annotation_check import ERROR, WARNING, annotation_problems, plural
+from .annotation_check import ERROR, NO_MASK, WARNING, annotation_problems, plural
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ class DatasetReport:
     def summary(self, limit: int = 30) -> str:
         """Readable report for a notebook cell or the terminal: counts, then errors, then warnings.
 
-        At most ``limit`` problem lines are shown (errors take the budget first, since they must be
+        Problems of one kind (the same message but for its numbers and names) are one line, the first of
+        them, and a count of the rest with where the next few are: a json with 3,000 box-only annotations
+        says so once. At most ``limit`` kinds are shown (errors take the budget first, since they must be
         fixed); the rest are counted in "... and N more" lines so none disappear silently.
         """
         errors, warnings = self.errors, self.warnings
@@ -90,18 +93,38 @@ class DatasetReport:
             if not group:
                 continue
             lines.append(title)
-            shown = group[:budget]
+            kinds = _by_kind(group)
+            shown = kinds[:budget]
             budget -= len(shown)
-            lines.extend(f"  {p}" for p in shown)
-            if len(group) > len(shown):
+            for first, *rest in shown:
+                lines.append(f"  {first}")
+                if rest:
+                    places = ", ".join(p.where or Path(p.file).name for p in rest[:3])
+                    lines.append(f"    ... and {len(rest)} more like it ({places}{', ...' if len(rest) > 3 else ''})")
+            if len(kinds) > len(shown):
                 kind = "error" if group is errors else "warning"
-                lines.append(f"  ... and {len(group) - len(shown)} more {kind}s")
+                left = sum(len(k) for k in kinds[len(shown) :])
+                lines.append(f"  ... and {left} more {kind}s of {plural(len(kinds) - len(shown), 'other kind')}")
         return "\n".join(lines)
 
     def raise_if_errors(self) -> None:
         """Stop a notebook before registration, with the full summary as the message."""
         if self.errors:
             raise TinyVocError(self.summary())
+
+
+# What makes two messages one kind: their numbers, quoted values, paths and file names set aside.
+_PARTICULARS = re.compile(
+    r"'[^']*'|\S*[/\\]\S*|\S+\.(?:jpe?g|png|bmp|tiff?|webp|json)\b|-?\d+(?:\.\d+)?", re.IGNORECASE
+)
+
+
+def _by_kind(problems: list[Problem]) -> list[list[Problem]]:
+    """``problems`` grouped by kind, in the order each kind first appears."""
+    kinds: dict[str, list[Problem]] = {}
+    for problem in problems:
+        kinds.setdefault(_PARTICULARS.sub("#", problem.message), []).append(problem)
+    return list(kinds.values())
 
 
 def _error(file, where: str, message: str) -> Problem:
@@ -145,7 +168,9 @@ def check_coco_file(
     return report
 
 
-def _check_file(json_path: Path, image_dir: Path, *, require_annotations: bool, **read_options):
+def _check_file(
+    json_path: Path, image_dir: Path, *, require_annotations: bool, keep_empty_images: bool = False, **read_options
+):
     """The report for one json, and its categories (id -> name, None when unreadable) for comparison."""
     stats = {"images": 0, "annotations": 0, "categories": 0, "images_checked": 0}
     data, problems = _load_json(json_path)
@@ -165,9 +190,9 @@ def _check_file(json_path: Path, image_dir: Path, *, require_annotations: bool, 
     categories, category_problems = _check_categories(data["categories"], json_path)
     problems += category_problems
     stats["annotations"], annotation_problems = _check_annotations(
-        data, images, categories, json_path, require_annotations
+        data, images, categories, json_path, require_annotations, keep_empty_images
     )
-    problems += annotation_problems
+    problems += annotation_problems + _large_images(images, json_path)
     return DatasetReport(problems, stats), categories
 
 
@@ -365,7 +390,7 @@ def _check_categories(entries: list, json_path: Path) -> tuple[dict, list[Proble
 
 
 def _check_annotations(
-    data: dict, images: dict, categories: dict, json_path: Path, require_annotations: bool
+    data: dict, images: dict, categories: dict, json_path: Path, require_annotations: bool, keep_empty_images: bool
 ) -> tuple[int, list[Problem]]:
     """(number of annotations, problems) of the json's annotations against its images and categories."""
     annotations = data.get("annotations")
@@ -382,6 +407,7 @@ def _check_annotations(
     problems: list[Problem] = []
     image_ids_by_ann = defaultdict(list)
     annotated = set()
+    counted: dict[str, list[str]] = defaultdict(list)  # what is said once for all annotations: where each is
     for index, ann in _objects(annotations, json_path, "annotation entry", problems):
         ann_id, image_id = ann.get("id"), ann.get("image_id")
         if not is_int(ann_id):
@@ -392,18 +418,109 @@ def _check_annotations(
             image_ids_by_ann[ann_id].append(image_id)
         if is_int(image_id):
             annotated.add(image_id)
-        problems += [
-            Problem(severity, str(json_path), where, message)
-            for severity, message in annotation_problems(ann, images, categories, json_path.name)
-        ]
+        if ann.get("iscrowd"):
+            counted["crowd"].append(where)
+        if ann.get("ignore"):
+            counted["ignore"].append(where)
+        if _tiny(ann, images.get(image_id)):
+            counted["tiny"].append(where)
+        for severity, message in annotation_problems(ann, images, categories, json_path.name):
+            if message == NO_MASK:
+                counted["no mask"].append(where)
+            else:
+                problems.append(Problem(severity, str(json_path), where, message))
     problems += _reused_ids(
         json_path, "annotation", image_ids_by_ann, "annotations", lambda ids: "images " + ", ".join(map(str, ids))
     )
-    for image_id, (file_name, _, _) in images.items():
-        if image_id not in annotated:
-            message = f"{file_name} has no annotations; detectron2 leaves it out of training"
-            problems.append(_warning(json_path, f"image {image_id}", message))
+    problems += _counted(counted, len(annotations), json_path)
+    empty = [image_id for image_id in images if image_id not in annotated]
+    if empty:
+        what = (
+            "kept as negative examples (KEEP_EMPTY_IMAGES = True)"
+            if keep_empty_images
+            else "left out of training, as detectron2 does (KEEP_EMPTY_IMAGES = True keeps them as negative examples)"
+        )
+        message = f"{len(empty)} of {len(images)} images have no annotations (e.g. {images[empty[0]][0]}): {what}"
+        problems.append(_warning(json_path, "", message))
     return len(annotations), problems
+
+
+# The training size of every profile's test and of detectron2's defaults: images are scaled to this.
+TRAIN_SHORT_SIDE, TRAIN_LONG_SIDE = 800, 1333
+MIN_OBJECT_PX = 4  # an object this small at the training size is a few feature-map cells at best
+CROWD_STOP_SHARE = 0.5  # more crowd regions than this share: nothing much would be learned
+
+
+def _tiny(ann: dict, image) -> bool:
+    """True when the object's box shrinks below ``MIN_OBJECT_PX`` once the image is scaled to the training size."""
+    bbox = ann.get("bbox")
+    if image is None or image[1] is None or not (isinstance(bbox, list) and len(bbox) == 4):
+        return False
+    _, height, width = image
+    scale = min(TRAIN_SHORT_SIDE / min(height, width), TRAIN_LONG_SIDE / max(height, width))
+    try:
+        return 0 < max(float(bbox[2]), float(bbox[3])) * scale < MIN_OBJECT_PX
+    except (TypeError, ValueError):
+        return False
+
+
+def _counted(counted: dict[str, list[str]], total: int, json_path: Path) -> list[Problem]:
+    """One problem per kind counted over all annotations, with the count and the first place."""
+    problems = []
+
+    def first(kind):
+        return f"e.g. {counted[kind][0]}"
+
+    if counted["no mask"]:
+        message = (
+            f"{len(counted['no mask'])} of {total} annotations have no mask (no 'segmentation', or an empty one: "
+            f"box-only labels; {first('no mask')}): Mask R-CNN learns a mask for every object. Export again with "
+            "masks (polygons or RLE), or delete the box-only annotations"
+        )
+        problems.append(_error(json_path, "", message))
+    crowd = len(counted["crowd"])
+    if crowd:
+        said = (
+            f"{crowd} of {total} annotations are crowd regions (iscrowd: 1; {first('crowd')}), which detectron2 "
+            "leaves out of training"
+        )
+        if crowd > CROWD_STOP_SHARE * total:
+            message = (
+                f"{said}: nothing much would be learned. CVAT exports masks drawn with its brush tool this way; "
+                "set CROWD_AS_OBJECTS = True (command line: --crowd-as-objects) to train them as objects"
+            )
+            problems.append(_error(json_path, "", message))
+        else:
+            problems.append(_warning(json_path, "", f"{said}; CROWD_AS_OBJECTS = True trains them as objects"))
+    if counted["ignore"]:
+        message = (
+            f"{len(counted['ignore'])} annotations have 'ignore' set ({first('ignore')}): detectron2 stops on them "
+            "with an assertion; remove the key, or those annotations"
+        )
+        problems.append(_error(json_path, "", message))
+    if counted["tiny"]:
+        message = (
+            f"{len(counted['tiny'])} of {total} objects are under {MIN_OBJECT_PX} px once their image is scaled to "
+            f"the training size ({TRAIN_SHORT_SIDE} px short side, at most {TRAIN_LONG_SIDE}; {first('tiny')}): the "
+            "model can hardly see them; crop or tile the images around them"
+        )
+        problems.append(_warning(json_path, "", message))
+    return problems
+
+
+def _large_images(images: dict, json_path: Path) -> list[Problem]:
+    """One warning for images far above the training size (phone photos): slow to load, memory-hungry."""
+    sized = [(w, h) for _, h, w in images.values() if h is not None]
+    large = [(w, h) for w, h in sized if max(w, h) > 2 * TRAIN_LONG_SIDE]
+    if not large:
+        return []
+    w, h = max(large, key=lambda s: s[0] * s[1])
+    message = (
+        f"{len(large)} of {len(sized)} images are over {2 * TRAIN_LONG_SIDE} px on their long side (largest "
+        f"{w}x{h}): each is decoded at full size, then scaled to at most {TRAIN_LONG_SIDE} px, which is slow and can "
+        "run out of memory (detectron2 #579); resize them before the export"
+    )
+    return [_warning(json_path, "", message)]
 
 
 # --- train and test together ---------------------------------------------------------------------
@@ -416,34 +533,47 @@ def check_dataset(
     test_images=None,
     read_images=True,
     *,
+    val_json=None,
+    keep_empty_images: bool = False,
+    found: list[Problem] = (),
     image_format: str = LOADER_FORMAT,
     workers: int | None = None,
     progress=print,
 ) -> DatasetReport:
-    """Check the train set (and the test set when given) and merge the results into one report.
+    """Check the train set (the validation json of the export's own and the test set when given) and merge the
+    results into one report; ``found``: what staging your own data found (``own_data``), reported with the rest.
 
-    Also an error when the two jsons disagree on categories: detectron2 maps category ids to class
+    Also an error when the jsons disagree on categories: detectron2 maps category ids to class
     indices per dataset, so a different list would make test predictions use the wrong class names.
     """
     if (test_json is None) != (test_images is None):
         raise TinyVocError("check_dataset: give both test_json and test_images, or neither")
     options = {"read_images": read_images, "image_format": image_format, "workers": workers, "progress": progress}
     train_report, train_categories = _check_file(
-        Path(train_json), Path(train_images), require_annotations=True, **options
+        Path(train_json), Path(train_images), require_annotations=True, keep_empty_images=keep_empty_images, **options
     )
     reports = [train_report]
-    problems = list(train_report.problems)
-    if test_json is not None:
-        test_report, test_categories = _check_file(
-            Path(test_json), Path(test_images), require_annotations=False, **options
+    problems = list(found) + list(train_report.problems)
+    others = [(val_json, train_images, True), (test_json, test_images, False)]
+    for json_path, images, annotated in ((j, i, a) for j, i, a in others if j is not None):
+        report, categories = _check_file(
+            Path(json_path), Path(images), require_annotations=annotated, keep_empty_images=True, **options
         )
-        reports.append(test_report)
-        problems += test_report.problems
-        if train_categories is not None and test_categories is not None:
-            problems += _compare_categories(train_categories, test_categories, Path(train_json), Path(test_json))
+        reports.append(report)
+        problems += report.problems
+        if train_categories is not None and categories is not None:
+            problems += _compare_categories(train_categories, categories, Path(train_json), Path(json_path))
     stats = {key: sum(r.stats[key] for r in reports) for key in ("images", "annotations", "images_checked")}
     stats["categories"] = train_report.stats["categories"]
     return DatasetReport(problems, stats)
+
+
+def check_files(files, *, keep_empty_images: bool = False, found: list[Problem] = (), **options) -> DatasetReport:
+    """``check_dataset`` of a :class:`~tinyvoc.core.paths.DataFiles` (notebook 01's data, whichever it is)."""
+    return check_dataset(
+        files.train_json, files.train_images, files.test_json, files.test_images,
+        val_json=files.val_json, keep_empty_images=keep_empty_images, found=found, **options,
+    )  # fmt: skip
 
 
 def _compare_categories(train: dict, test: dict, train_path: Path, test_path: Path) -> list[Problem]:

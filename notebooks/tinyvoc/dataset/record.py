@@ -16,7 +16,7 @@ import json
 import os
 import random
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..core.atomic import write_json
@@ -119,6 +119,12 @@ class DatasetRecord:
     name: str = ""  # shown in the runs table: "tinyvoc", "sample", or your dataset's folder name
     fingerprint: str = ""  # classes and split (``fingerprint``); a run records the one it learned
     mask_format: str = "polygon"  # detectron2's INPUT.MASK_FORMAT for this data: "polygon", or "bitmask" for RLE
+    origin: str = ""  # your own data: DATASET as given (a folder or .zip), staged again on a runtime without it
+    test_origin: str = ""  # your own data: TEST_IMAGES as given, when set
+    crowd_as_objects: bool = False  # CROWD_AS_OBJECTS: crowd regions were made objects (staging again does the same)
+    keep_empty_images: bool = False  # KEEP_EMPTY_IMAGES: images without objects train as negatives
+    test_split: str | None = None  # a test json 01 wrote (the validation images when no test set was given)
+    test_source: str = ""  # what the test images are, in words, for the record's table and 03/04
 
     def __post_init__(self):
         self.name = self.name or self.source
@@ -146,7 +152,7 @@ class DatasetRecord:
             ("source", self.source),
             ("train", f"{counts.get('train_images', 0):,} images, {counts.get('train_instances', 0):,} instances"),
             ("validation", val),
-            ("test", f"{counts.get('test_images', 0):,} images"),
+            ("test", f"{counts.get('test_images', 0):,} images" + (f" ({self.test_source})" * bool(self.test_source))),
             ("classes", f"{len(self.class_names)}: {names if len(names) <= 160 else names[:157] + '...'}"),
         ]
 
@@ -158,22 +164,34 @@ class DatasetRecord:
 
     @property
     def data_files(self) -> DataFiles:
-        return DataFiles(**{k: Path(v) for k, v in self.files.items()})
+        """The dataset's files on this runtime; the test json and images are the ones 01 chose (``test_split``)."""
+        files = DataFiles(**{k: Path(v) if v else None for k, v in self.files.items()})
+        if self.test_split:
+            test_images = files.test_images if files.test_json and files.test_images else files.train_images
+            return replace(files, test_json=Path(self.test_split), test_images=test_images)
+        return files
 
     @classmethod
     def load(cls, outputs: Outputs) -> DatasetRecord:
         """Read ``dataset.json`` with every path resolved for this runtime (the sample is regenerated if absent)."""
         path = require(outputs.dataset_record, "01_register_dataset.ipynb", "The dataset record")
         saved = json.loads(path.read_text())
-        files = {k: _resolve(v, outputs.data_dir) for k, v in saved["files"].items()}
+        files = {k: _resolve(v, outputs.data_dir) if v else None for k, v in saved["files"].items()}
         if saved["source"] == "sample" and not Path(files["train_json"]).exists():
             from .sample import make_sample_dataset
 
             make_sample_dataset(Path(files["train_json"]).parent)
+        if saved.get("origin") and not Path(files["train_json"]).exists():  # a new runtime: stage your data again
+            from .own_data import prepare
+
+            origin, test_origin = (_resolve(saved[k], outputs.root.parent) if saved.get(k) else None
+                                   for k in ("origin", "test_origin"))  # fmt: skip
+            prepare(origin, outputs.data_dir, test_images=test_origin, crowd_as_objects=saved["crowd_as_objects"])
         saved.update(
             files=files,
             train_split=_resolve(saved["train_split"], outputs.root),
             val_split=_resolve(saved["val_split"], outputs.root) if saved["val_split"] else None,
+            test_split=_resolve(saved["test_split"], outputs.root) if saved.get("test_split") else None,
         )
         record = cls(**saved)
         if not record.fingerprint:  # a record written before runs knew their dataset
@@ -192,7 +210,8 @@ def _fingerprint_of_splits(record: DatasetRecord) -> str:
     def image_ids(split):
         return [img["id"] for img in load_coco(split)["images"]] if split and Path(split).exists() else []
 
-    return fingerprint(record.category_ids, record.class_names, image_ids(record.train_split), image_ids(record.val_split))
+    train, val = image_ids(record.train_split), image_ids(record.val_split)
+    return fingerprint(record.category_ids, record.class_names, train, val)
 
 
 def _relative(path: str | Path, base: Path) -> str:
@@ -209,46 +228,91 @@ def _resolve(path: str, base: Path) -> str:
 
 
 def prepare_dataset(
-    files: DataFiles, outputs: Outputs, source: str, val_fraction: float = 0.1, seed: int = 0
+    files: DataFiles,
+    outputs: Outputs,
+    source: str,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    *,
+    own: dict | None = None,
 ) -> DatasetRecord:
-    """Write the split files and the dataset record; the split files are complete before the record."""
+    """Write the split files and the dataset record; the split files are complete before the record.
+
+    A validation json of the export's own (Roboflow's ``valid/``) is the validation split as it is; else
+    ``val_fraction`` of the training images is held out. Without a test set, the test json is the validation
+    images' (or, with no validation either, the training images'), and the record says so. ``own`` holds what
+    staging your own data again needs (``name``, ``origin``, ``test_origin``, ``crowd_as_objects``,
+    ``keep_empty_images``).
+    """
     missing = files.missing()
     if missing:
         raise TinyVocError("Dataset files not found: " + ", ".join(map(str, missing)) + ". See data/README.md.")
     train = load_coco(files.train_json, need_annotations=True)
-    test = load_coco(files.test_json)
     class_map = ClassMap.from_categories(train["categories"])
-    if ClassMap.from_categories(test["categories"]) != class_map:
+    test = load_coco(files.test_json) if files.test_json else None
+    if test is not None and ClassMap.from_categories(test["categories"]) != class_map:
         raise TinyVocError(f"{files.test_json}: its categories differ from those in {files.train_json}")
-    train_ids, val_ids = split_images(train, val_fraction, seed)
-    train_split = write_json(outputs.split_dir / "train.json", _subset(train, train_ids))
-    val_split = write_json(outputs.split_dir / "val.json", _subset(train, val_ids)) if val_ids else None
+    if files.val_json:
+        val_coco = load_coco(files.val_json)
+        train_ids, val_ids = sorted(img["id"] for img in train["images"]), sorted(i["id"] for i in val_coco["images"])
+        train_split = write_json(outputs.split_dir / "train.json", train)
+        val_split = write_json(outputs.split_dir / "val.json", {**val_coco, "categories": train["categories"]})
+        val_annotations = val_coco.get("annotations", [])
+    else:
+        train_ids, val_ids = split_images(train, val_fraction, seed)
+        train_split = write_json(outputs.split_dir / "train.json", _subset(train, train_ids))
+        val_coco = _subset(train, val_ids)
+        val_split = write_json(outputs.split_dir / "val.json", val_coco) if val_ids else None
+        val_annotations = val_coco["annotations"]
     if not val_ids and (outputs.split_dir / "val.json").exists():
         (outputs.split_dir / "val.json").unlink()
+    test_split, test_source = None, ""
+    if test is None:  # your own data without a test set: 03 and 04 predict the validation (else training) images
+        shown = val_coco if val_ids else train
+        test = {"images": shown["images"], "categories": train["categories"]}
+        test_split = write_json(outputs.split_dir / "test.json", test)
+        test_source = "the validation images: no test set given" if val_ids else "the training images: no test set"
+    else:
+        (outputs.split_dir / "test.json").unlink(missing_ok=True)
+    train_set = set(train_ids)
+    trained = [a for a in train.get("annotations", []) if a["image_id"] in train_set]
+    own = own or {}
     record = DatasetRecord(
         source=source,
-        files={k: str(Path(v).resolve()) for k, v in asdict(files).items()},
+        files={k: str(Path(v).resolve()) if v else None for k, v in asdict(files).items()},
         train_split=str(train_split.resolve()),
         val_split=str(val_split.resolve()) if val_split else None,
-        val_fraction=val_fraction,
+        val_fraction=0.0 if files.val_json else val_fraction,
         seed=seed,
         category_ids=list(class_map.ids),
         class_names=list(class_map.names),
         fingerprint=fingerprint(class_map.ids, class_map.names, train_ids, val_ids),
+        mask_format=mask_format_of(trained),
+        test_split=str(test_split.resolve()) if test_split else None,
+        test_source=test_source,
         counts={
             "train_images": len(train_ids),
             "val_images": len(val_ids),
             "test_images": len(test["images"]),
-            "train_instances": sum(1 for a in train.get("annotations", []) if a["image_id"] in set(train_ids)),
-            "val_instances": sum(1 for a in train.get("annotations", []) if a["image_id"] in set(val_ids)),
+            "train_instances": len(trained),
+            "val_instances": len(val_annotations),
         },
+        **own,
     )
     saved = asdict(record)
-    saved["files"] = {k: _relative(v, outputs.data_dir) for k, v in record.files.items()}
-    saved["train_split"] = _relative(record.train_split, outputs.root)
-    saved["val_split"] = _relative(record.val_split, outputs.root) if record.val_split else None
+    saved["files"] = {k: _relative(v, outputs.data_dir) if v else None for k, v in record.files.items()}
+    for key in ("train_split", "val_split", "test_split"):
+        saved[key] = _relative(saved[key], outputs.root) if saved[key] else None
+    for key in ("origin", "test_origin"):
+        saved[key] = _relative(saved[key], outputs.root.parent) if saved[key] else ""
     write_json(outputs.dataset_record, saved, indent=2)
     return record
+
+
+def mask_format_of(annotations: list[dict]) -> str:
+    """detectron2's ``INPUT.MASK_FORMAT`` for these annotations: ``bitmask`` when any mask is RLE (CVAT writes
+    them), whose polygon loader would stop minutes into training; else ``polygon``, the lighter one."""
+    return "bitmask" if any(isinstance(a.get("segmentation"), dict) for a in annotations) else "polygon"
 
 
 def stop_on_errors(report, outputs: Outputs) -> None:
@@ -259,6 +323,6 @@ def stop_on_errors(report, outputs: Outputs) -> None:
     if report.ok:
         return
     outputs.dataset_record.unlink(missing_ok=True)
-    for name in ("train.json", "val.json"):
+    for name in ("train.json", "val.json", "test.json"):
         (outputs.split_dir / name).unlink(missing_ok=True)
     report.raise_if_errors()

@@ -143,6 +143,39 @@ def stage(
     return DataFiles.in_folder(local)
 
 
+def stage_folder(source: Path, target: Path, *, copy: bool) -> Path:
+    """Your own dataset (a folder or a ``.zip``) as the folder ``target`` on this runtime: a zip unpacked, a folder
+    copied (``copy``: from Google Drive, read slowly) or linked entry by entry (read in place: local disk, Kaggle's
+    read-only inputs). The marker records the source, so the next notebook's call with the same source does nothing.
+    Returns ``target``."""
+    source, target = Path(source), Path(target)
+    if not source.exists():
+        raise TinyVocError(f"DATASET {source}: no such folder or .zip file. Nothing was written.")
+    if source.is_file() and source.suffix.lower() != ".zip":
+        raise TinyVocError(f"DATASET {source}: a file that is not a .zip; give the export's folder or its zip.")
+    sig = _signature({"dataset": source})
+    if _marked(target / MARKER, sig):
+        return target
+    started = time.perf_counter()
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    elif target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_file():
+        print(f"unpacking {source} to {target} ...", flush=True)
+        _unzip(source, target)
+    elif copy:
+        print(f"copying {source} to {target} ...", flush=True)
+        shutil.copytree(source, target)
+    else:
+        _link_entries(source, target)
+    (target / MARKER).write_text(json.dumps(sig))
+    how = "read in place" if source.is_dir() and not copy else f"{time.perf_counter() - started:.0f} s"
+    print(f"dataset staged: {source} -> {target} ({how})", flush=True)
+    return target
+
+
 def make_local(stored: Path, local: Path) -> DataFiles:
     """Copy/unpack the data from ``stored`` (the project folder) to ``local``; check; skip when already done."""
     stored, local = Path(stored), Path(local)
