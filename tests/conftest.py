@@ -199,3 +199,58 @@ def offline_wheelhouse(tmp_path_factory, kaggle_like_image):
     house = tmp_path_factory.mktemp("wheelhouse") / "house"
     entries = wheelhouse.build_wheelhouse(house, wheelhouse.current_python(), kaggle_like_image[1])
     return house, entries
+
+
+# --- your own data: a small COCO export as an annotation tool writes it -------------------------------------------
+
+OWN_CATEGORIES = [{"id": 12, "name": "zebra"}, {"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]  # not in id order
+
+
+def write_own_export(root: Path, n: int = 6, masks: str = "polygon", size: tuple[int, int] = (96, 72)) -> Path:
+    """A plain COCO folder (``labels.json`` beside its JPEGs): ids 3, 7, 12, two objects an image (a bright
+    rectangle and a dark one on a grey ground, learnable in a few iterations), masks as polygons or RLE."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+
+    width, height = size
+    root.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for i in range(n):
+        pixels = np.full((height, width, 3), 128, np.uint8)
+        boxes = [(8 + i % 3, 10, 36, 30), (50, 30 + i % 4, 34, 28)]
+        for k, (x, y, w, h) in enumerate(boxes):
+            pixels[y : y + h, x : x + w] = (240, 220, 40) if k == 0 else (30, 40, 160)
+            mask = np.zeros((height, width), np.uint8, order="F")
+            mask[y : y + h, x : x + w] = 1
+            if masks == "rle":
+                segmentation = mask_utils.encode(mask)
+                segmentation["counts"] = segmentation["counts"].decode()
+            else:
+                segmentation = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+            category = (3, 7, 12)[(i + k) % 3]
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": i + 1,
+                    "category_id": category,
+                    "segmentation": segmentation,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
+        Image.fromarray(pixels).save(root / f"p{i}.jpg", quality=95)
+        images.append({"id": i + 1, "file_name": f"p{i}.jpg", "width": width, "height": height})
+    (root / "labels.json").write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": OWN_CATEGORIES})
+    )
+    return root
+
+
+@pytest.fixture
+def own_export():
+    """``write_own_export``: a small export of your own data, written where the test says."""
+    return write_own_export

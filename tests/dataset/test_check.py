@@ -385,7 +385,9 @@ def test_warnings_do_not_fail(synthetic):
     synthetic.save(data)
     report = synthetic.check()
     assert report.ok and report.errors == []
-    assert "(iscrowd: 1; e.g. annotation 5 (image 3))" in _find(report, "1 of 3 annotations are crowd", "warning").message
+    assert (
+        "(iscrowd: 1; e.g. annotation 5 (image 3))" in _find(report, "1 of 3 annotations are crowd", "warning").message
+    )
     assert "does not match the mask's bbox" in _find(report, "bbox [0, 0, 5, 5]", "warning").message
     assert "outside the 80x60 image" in _find(report, "polygon 0 has 1 point", "warning").message
     assert "(e.g. c.jpg)" in _find(report, "1 of 3 images have no annotations", "warning").message
@@ -642,7 +644,9 @@ def test_summary_truncates_but_report_keeps_everything(synthetic):
     assert len(report.errors) == 4
     summary = report.summary(limit=2)  # one kind: one line and where the others are
     assert summary.count("category_id 77") == 1
-    assert "... and 3 more like it (annotation 9 (image 8), annotation 12 (image 8), annotation 40 (image 21))" in summary
+    assert (
+        "... and 3 more like it (annotation 9 (image 8), annotation 12 (image 8), annotation 40 (image 21))" in summary
+    )
     data["categories"] = []
     synthetic.save(data)
     summary = synthetic.check().summary(limit=1)

@@ -67,17 +67,6 @@ def write(path: Path, data) -> Path:
     return path
 
 
-def plain_export(root: Path, n=6) -> Path:
-    """One json beside its images: ids 3, 7, 12, two objects an image."""
-    images = [image(i + 1, f"p{i}.jpg") for i in range(n)]
-    for im in images:
-        jpeg(root / im["file_name"])
-    anns = [polygon_ann(2 * i + 1, i + 1, (3, 7, 12)[i % 3]) for i in range(n)]
-    anns += [polygon_ann(2 * i + 2, i + 1, (7, 12, 3)[i % 3], x=30) for i in range(n)]
-    write(root / "labels.json", coco(images, anns))
-    return root
-
-
 def prepared_record(tmp_path, origin, **options):
     proj = Project(tmp_path / "project", tmp_path / "runtime" / "data", on_colab=False)
     data = dataset_source(proj, str(origin), **options)
@@ -164,8 +153,8 @@ def test_an_unknown_layout_stops_naming_what_it_found_and_the_layouts_known(tmp_
         own_data.prepare(root, tmp_path / "data")
 
 
-def test_a_zip_is_unpacked_once_and_ids_3_7_12_stay_the_datasets_own(tmp_path, capsys):
-    folder = plain_export(tmp_path / "src" / "my-pets")
+def test_a_zip_is_unpacked_once_and_ids_3_7_12_stay_the_datasets_own(own_export, tmp_path, capsys):
+    folder = own_export(tmp_path / "src" / "my-pets")
     archive = tmp_path / "my-pets.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for path in folder.rglob("*"):
@@ -178,14 +167,15 @@ def test_a_zip_is_unpacked_once_and_ids_3_7_12_stay_the_datasets_own(tmp_path, c
     dataset_source(proj, str(archive))  # the next notebook: staged already, nothing unpacked again
     assert "unpacking" not in capsys.readouterr().out
     assert record.test_split and "validation images" in record.test_source
-    assert json.loads(Path(record.test_split).read_text())["images"] == json.loads(Path(record.val_split).read_text())[
-        "images"
-    ]
+    assert (
+        json.loads(Path(record.test_split).read_text())["images"]
+        == json.loads(Path(record.val_split).read_text())["images"]
+    )
 
 
-def test_reversed_categories_change_nothing(tmp_path):
-    first, _, _ = prepared_record(tmp_path / "a", plain_export(tmp_path / "a" / "pets"))
-    second_root = plain_export(tmp_path / "b" / "pets")
+def test_reversed_categories_change_nothing(own_export, tmp_path):
+    first, _, _ = prepared_record(tmp_path / "a", own_export(tmp_path / "a" / "pets"))
+    second_root = own_export(tmp_path / "b" / "pets")
     data = json.loads((second_root / "labels.json").read_text())
     data["categories"].reverse()
     write(second_root / "labels.json", data)
@@ -197,16 +187,16 @@ def test_reversed_categories_change_nothing(tmp_path):
     )
 
 
-def test_a_new_runtime_stages_your_data_again_from_the_record(tmp_path):
-    record, proj, _ = prepared_record(tmp_path, plain_export(tmp_path / "pets"))
+def test_a_new_runtime_stages_your_data_again_from_the_record(own_export, tmp_path):
+    record, proj, _ = prepared_record(tmp_path, own_export(tmp_path / "pets"))
     elsewhere = Outputs.at(proj.outputs.root, tmp_path / "runtime2" / "data")
     again = DatasetRecord.load(elsewhere)
     assert again.data_files.train_images == tmp_path / "runtime2" / "data" / "datasets" / "pets"
     assert (again.data_files.train_images / "p0.jpg").is_file() and again.fingerprint == record.fingerprint
 
 
-def test_test_images_folder_gets_a_json_sorted_recursive_sizes_from_the_files(tmp_path):
-    root = plain_export(tmp_path / "pets")
+def test_test_images_folder_gets_a_json_sorted_recursive_sizes_from_the_files(own_export, tmp_path):
+    root = own_export(tmp_path / "pets")
     new = tmp_path / "new-photos"
     jpeg(new / "b.jpg", 30, 20)
     jpeg(new / "a" / "z.jpg", 40, 30, orientation=6)  # the loader turns it: 30 wide, 40 high
@@ -221,8 +211,8 @@ def test_test_images_folder_gets_a_json_sorted_recursive_sizes_from_the_files(tm
     assert record.data_files.test_images == tmp_path / "runtime" / "data" / "datasets" / "new-photos-test"
 
 
-def test_a_dataset_path_on_the_command_line_is_checked_as_01_reads_it(tmp_path, capsys):
-    root = plain_export(tmp_path / "pets")
+def test_a_dataset_path_on_the_command_line_is_checked_as_01_reads_it(own_export, tmp_path, capsys):
+    root = own_export(tmp_path / "pets")
     assert cli.main(["check-dataset", str(root), "--no-images"]) == 0
     out = capsys.readouterr().out
     assert "plain COCO folder (train labels.json)" in out and "Dataset check passed" in out

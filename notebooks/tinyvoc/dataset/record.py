@@ -139,7 +139,8 @@ class DatasetRecord:
         return ClassMap(tuple(self.category_ids), tuple(self.class_names))
 
     def rows(self) -> list[tuple[str, str]]:
-        """What notebook 01 shows: the source, the split and its counts, the classes."""
+        """What notebook 01 shows: the source, the split and its counts, the classes (your own data: its name,
+        where it came from, and the mask format its masks train with)."""
         counts = self.counts
         val = (
             f"{counts.get('val_images', 0):,} images, {counts.get('val_instances', 0):,} instances "
@@ -148,12 +149,15 @@ class DatasetRecord:
             else "none (VAL_FRACTION = 0: training on all images)"
         )
         names = ", ".join(self.class_names)
+        own = [] if self.is_course else [("masks", "RLE (INPUT.MASK_FORMAT bitmask)" if self.mask_format == "bitmask"
+                                                  else "polygons")]  # fmt: skip
         return [
-            ("source", self.source),
+            ("source", self.source if self.is_course else f"{self.name}: {self.origin}"),
             ("train", f"{counts.get('train_images', 0):,} images, {counts.get('train_instances', 0):,} instances"),
             ("validation", val),
             ("test", f"{counts.get('test_images', 0):,} images" + (f" ({self.test_source})" * bool(self.test_source))),
             ("classes", f"{len(self.class_names)}: {names if len(names) <= 160 else names[:157] + '...'}"),
+            *own,
         ]
 
     def __repr__(self) -> str:
@@ -186,6 +190,12 @@ class DatasetRecord:
 
             origin, test_origin = (_resolve(saved[k], outputs.root.parent) if saved.get(k) else None
                                    for k in ("origin", "test_origin"))  # fmt: skip
+            if not Path(origin).exists():
+                raise TinyVocError(
+                    f"{path} is the record of your dataset at {origin}, which is not on this runtime. Make it "
+                    "reachable there (on Kaggle: Add Input, the same dataset; on Colab: the same file on Drive), or "
+                    "run 01_register_dataset.ipynb again with DATASET set to where it is now."
+                )
             prepare(origin, outputs.data_dir, test_images=test_origin, crowd_as_objects=saved["crowd_as_objects"])
         saved.update(
             files=files,
