@@ -41,6 +41,7 @@ from tinyvoc.submission.check import validate_submission
 from tinyvoc.training import runs
 
 from ._processes import start, stop_tree
+from .conftest import write_own_export
 
 DOUBLE = Path(__file__).parent / "colab_double"
 # what Colab's image lacks among this project's requirements (its pip freeze has everything else we use)
@@ -240,3 +241,22 @@ def test_a_drive_that_drops_mid_run_is_remounted_and_the_run_finishes(colab_seri
     run = output / "runs" / RUN  # the run named after the recipe (RUN = "auto")
     assert (run / "last_checkpoint").read_text() == "model_final.pth"
     assert (run / "model_final.pth").stat().st_size > 0 and not list(output.rglob("*.tmp"))
+
+
+def test_your_own_export_as_a_zip_on_drive_is_registered_from_a_new_runtime(colab_series):
+    """01 with ``DATASET`` a zip on Drive, in a fresh runtime and another project folder: the zip is unpacked onto
+    the runtime's disk (never into Drive), and the record on Drive knows the data and its classes."""
+    colab, _, _ = colab_series
+    export = write_own_export(colab.root / "made" / "my-pets", n=8, masks="rle")
+    drive = colab.drive / "MyDrive"
+    shutil.make_archive(str(drive / "my-pets"), "zip", export.parent, export.name)
+    mount = "/".join(("{mount}", "MyDrive"))  # the runtime's own mount point: resolved below, per runtime
+    params = {"DATASET": mount + "/my-pets.zip", "PROJECT_DIR": mount + "/pets", "VAL_FRACTION": 0.25}
+    runtime_mount = colab.root / f"runtime-{colab.count + 1:02d}" / "content" / "drive"
+    book = colab.run(NOTEBOOKS[1], {k: str(v).replace("{mount}", str(runtime_mount)) for k, v in params.items()})
+    text = text_of(book)
+    assert "unpacking" in text and "Dataset check passed" in text, text[-3000:]
+    record = json.loads((drive / "pets" / "output" / "dataset.json").read_text())
+    assert (record["source"], record["name"], record["mask_format"]) == ("own", "my-pets", "bitmask")
+    assert record["category_ids"] == [3, 7, 12] and record["class_names"] == ["cat", "dog", "zebra"]
+    assert sorted(p.name for p in drive.iterdir()) == ["my-pets.zip", "pets", "tinyvoc"]  # nothing unpacked on Drive

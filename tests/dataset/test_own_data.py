@@ -305,3 +305,16 @@ def test_exif_turned_photos_labelled_as_shown_are_read_and_stored_size_labels_re
     report = check_files(data.files, found=data.problems)
     assert [Path(p.file).name for p in report.errors] == ["stored.jpg"], report.summary()
     assert "labelled on the stored pixels" in report.errors[0].message
+
+
+def test_a_read_only_input_is_read_in_place_and_never_written(own_export, tmp_path):
+    """Kaggle's ``/kaggle/input/<slug>/`` (and any local folder): linked entry by entry, the rewritten jsons beside the
+    links, the export itself untouched."""
+    export = own_export(tmp_path / "input" / "my-pets")
+    before = {p: p.stat().st_mtime_ns for p in export.rglob("*")}
+    proj = Project(tmp_path / "working", tmp_path / "scratch" / "data", on_colab=False, on_kaggle=True)
+    data = dataset_source(proj, str(export))
+    staged = data.files.train_images
+    assert staged == tmp_path / "scratch" / "data" / "datasets" / "my-pets"
+    assert (staged / "p0.jpg").is_symlink() and data.files.train_json.parent == staged / own_data.NORMALIZED
+    assert {p: p.stat().st_mtime_ns for p in export.rglob("*")} == before

@@ -116,3 +116,19 @@ def test_the_record_is_read_in_another_runtime_with_the_data_elsewhere(sample, t
     shutil.rmtree(second)
     with pytest.raises(TinyVocError, match="The data that .*dataset.json refers to is not on this runtime"):
         DatasetRecord.load(Outputs.at(tmp_path / "drive" / "output", second))
+
+
+def test_a_record_written_before_datasets_had_fingerprints_still_loads_the_same(sample, tmp_path):
+    """An upgraded project: ``dataset.json`` without name, fingerprint, mask format, origin or val_json."""
+    outputs = Outputs.at(tmp_path / "out", sample.parent)
+    record = prepare_dataset(DataFiles.in_folder(sample), outputs, "sample", 0.2, 0)
+    saved = json.loads(outputs.dataset_record.read_text())
+    new_keys = ("name", "fingerprint", "mask_format", "origin", "test_origin", "crowd_as_objects",
+                "keep_empty_images", "test_split", "test_source")  # fmt: skip
+    old = {k: v for k, v in saved.items() if k not in new_keys}
+    old["files"] = {k: v for k, v in old["files"].items() if k != "val_json"}
+    outputs.dataset_record.write_text(json.dumps(old))
+    loaded = DatasetRecord.load(outputs)
+    assert (loaded.name, loaded.mask_format, loaded.is_course, loaded.test_split) == ("sample", "polygon", True, None)
+    assert loaded.fingerprint == record.fingerprint  # computed from the split files, as 01 would have
+    assert loaded.data_files == DataFiles.in_folder(sample)
