@@ -166,6 +166,9 @@ def configured(
         recipe.DATASETS.TEST = ()
         recipe.TEST.EVAL_PERIOD = 0
     cfg = recipe.clone()
+    # the data's fact, not the recipe's: RLE masks need "bitmask" (polygon fails in detectron2's mapper); set before
+    # OPTS, so it shows among the changes and an explicit INPUT.MASK_FORMAT in OPTS still wins
+    cfg.INPUT.MASK_FORMAT = record.mask_format
     if ims_per_batch:
         _set_batch(cfg, profile, ims_per_batch)
     if max_iter:
