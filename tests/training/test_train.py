@@ -201,6 +201,7 @@ def test_a_budgeted_run_resumes_with_the_same_plan(sample, tmp_path, monkeypatch
     assert measured == [300]  # measured once, with the profile's own config
     plan = budget.Plan.load(the_run(outputs).plan)
     assert (plan.max_iter, plan.eval_period, plan.checkpoint_period, plan.warmup_iters) == (34, 12, 12, 17)
+    assert (plan.bound, plan.train_images, plan.max_epochs) == ("budget", 120, 12)  # the record's count reached it
     assert "Plan: 10 s/iter -> 34 iterations" in capsys.readouterr().out
     config = the_run(outputs).config.read_text()
     assert "MAX_ITER: 34" in config and "WARMUP_ITERS: 17" in config

@@ -169,8 +169,11 @@ def _different_config(files: TrainFiles, budget_h: float | None) -> TinyVocError
     )
 
 
-def _planned(cfg, files: TrainFiles, profile: str, budget_h: float | None, resume: bool, resumable: bool):
-    """The plan for the budget (None without one) and the signature of the config it gives.
+def _planned(
+    cfg, files: TrainFiles, profile: str, budget_h: float | None, resume: bool, resumable: bool, train_images: int
+):
+    """The plan for the budget (None without one) and the signature of the config it gives (``train_images``: what
+    the plan's epoch cap counts, from the dataset record every worker reads).
 
     A saved plan made for this budget and recipe is continued (a resume keeps its plan, measured
     once); otherwise this GPU is measured and the run planned anew. Not when the folder holds a
@@ -189,7 +192,7 @@ def _planned(cfg, files: TrainFiles, profile: str, budget_h: float | None, resum
     elif resumable:
         return None, None
     else:
-        plan = replace(plan_for(cfg, budget_h, profile, save_dir=str(files.dir)), base_config=base)
+        plan = replace(plan_for(cfg, budget_h, profile, train_images, save_dir=str(files.dir)), base_config=base)
         print(f"Plan: {plan.describe()}")
     return plan, config_signature(plan.applied_to(cfg))
 
@@ -221,7 +224,8 @@ def _setup(job: TrainJob) -> Setup:
     agree(state, "training run (config, last checkpoint, run record, plan)", files.dir)
     budget_h = resolve_budget(family(profile) or profile, recipe.time_budget_h, recipe.max_iter)
     resumable = resume and files.last_checkpoint.exists() and previous_config is not None
-    plan, config_text = _planned(cfg, files, profile, budget_h, resume, resumable)
+    train_images = int(record.counts.get("train_images") or 0)
+    plan, config_text = _planned(cfg, files, profile, budget_h, resume, resumable, train_images)
     if resumable and previous_config != config_text:
         raise _different_config(files, budget_h)
     cfg = plan.applied_to(cfg) if plan else cfg
