@@ -182,4 +182,8 @@ def test_a_plan_written_before_the_epoch_cap_still_reads(strong, tmp_path):
     del older["bound"], older["train_images"], older["max_epochs"]
     (tmp_path / "old.json").write_text(json.dumps(older))
     old = Plan.load(tmp_path / "old.json")
-    assert old.max_iter == 30000 and old.epochs is None and "(the profile's full length fits in the budget)" in old.describe()
+    assert (
+        old.max_iter == 30000
+        and old.epochs is None
+        and "(the profile's full length fits in the budget)" in old.describe()
+    )
