@@ -256,7 +256,7 @@ def test_a_dataset_with_rle_masks_trains(sample, tmp_path, capsys):
     saved = json.loads(outputs.dataset_record.read_text())
     write_json(outputs.dataset_record, {**saved, "mask_format": "bitmask"})  # as 01 records RLE data
     run = training.train(outputs, "smoke", max_iter=3, overrides=["TEST.EVAL_PERIOD", 0])
-    assert run.finished and run.iteration == 3
+    assert run.finished and run.iteration == 3 and run.weights_from == "random"  # smoke: random init, any data
     assert "INPUT.MASK_FORMAT: 'polygon' -> 'bitmask'" in capsys.readouterr().out
     assert "MASK_FORMAT: bitmask" in the_run(outputs).config.read_text()
     losses = [r["loss_mask"] for r in metrics.read_metrics(the_run(outputs).metrics) if "loss_mask" in r]
