@@ -197,7 +197,7 @@ def test_the_functions_the_cells_call_default_to_the_declaration():
         train: {"profile": "PROFILE", "max_iter": "MAX_ITER", "resume": "RESUME", "overrides": "OPTS",
                 "time_budget_h": "TIME_BUDGET_H", "pretrained": "PRETRAINED", "num_gpus": "NUM_GPUS",
                 "num_machines": "NUM_MACHINES", "machine_rank": "MACHINE_RANK", "dist_url": "DIST_URL",
-                "ims_per_batch": "IMS_PER_BATCH", "run": "RUN"},
+                "ims_per_batch": "IMS_PER_BATCH", "run": "RUN", "weights": "WEIGHTS"},
         prepare_dataset: {"val_fraction": "VAL_FRACTION", "seed": "SEED"},
         dataset_files: {"dataset": "DATASET", "download": "DOWNLOAD_DATA"},
         TrainedRun.load: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},  # 03 and 04 take "best"

@@ -9,7 +9,15 @@ import json
 import pytest
 
 from tinyvoc.core.errors import TinyVocError
-from tinyvoc.training.budget import DEFAULT_BUDGET_H, MAX_CHECKPOINTS, Plan, plan_budget, resolve_budget
+from tinyvoc.training.budget import (
+    DEFAULT_BUDGET_H,
+    EPOCHS,
+    MAX_CHECKPOINTS,
+    MIN_ITERATIONS,
+    Plan,
+    plan_budget,
+    resolve_budget,
+)
 from tinyvoc.training.profiles import build_config
 
 HOUR = 3600
@@ -115,3 +123,67 @@ def test_a_plan_for_several_workers_says_so_and_an_older_plan_file_reads_as_one(
     del older["world_size"], older["ims_per_batch"]  # written before plans knew about workers
     (tmp_path / "old.json").write_text(json.dumps(older))
     assert Plan.load(tmp_path / "old.json").world_size == 1
+
+
+def test_a_small_dataset_is_capped_in_epochs_and_the_schedule_follows(strong):
+    """100 images and 3 hours: not the ~40,000 iterations an H100 could do (the profile's 30,000 = 1,200 epochs)."""
+    plan = plan_budget(0.25, 3, strong, eval_seconds=20, device="H100", train_images=100, max_epochs=EPOCHS["strong"])
+    assert EPOCHS["strong"] == 100
+    assert (plan.max_iter, plan.bound, plan.capped) == (2500, "epochs", True)  # 100 epochs * 100 images / batch 4
+    assert plan.epochs == 100 and plan.planned_seconds < 0.25 * 3 * HOUR
+    assert plan.warmup_iters == 1000  # the profile's, under half of the capped run
+    assert plan.evaluations == 15 and plan.eval_period == 167  # the profile's count of passes, over the capped length
+    assert plan.checkpoint_period == 209 and plan.max_iter / plan.checkpoint_period <= MAX_CHECKPOINTS
+    cfg = plan.applied_to(strong)
+    assert (cfg.SOLVER.MAX_ITER, cfg.TEST.EVAL_PERIOD, cfg.SOLVER.LR_SCHEDULER_NAME) == (2500, 167, "WarmupCosineLR")
+    assert "2,500 iterations (the epoch cap, shorter than what fits the budget; 100 epochs of 100 images" in (
+        plan.describe()
+    )
+    assert ("iterations", "2,500 (the epoch cap, shorter than what fits the budget; 100 epochs of 100 images at 4 "
+            "per iteration)") in plan.rows()  # fmt: skip
+    # a slower GPU: the budget binds first, and the plan says how many epochs that is, under which cap
+    slow = plan_budget(2.3, 3, strong, eval_seconds=20, train_images=1214, max_epochs=100)
+    assert slow.bound == "budget" and not slow.capped and slow.max_iter < 30000
+    assert (
+        f"what fits the time budget; {slow.epochs:.3g} epochs of 1,214 images at 4 per iteration, cap 100"
+        in (dict(slow.rows())["iterations"])
+    )
+    assert f"{slow.max_iter:,} iterations, ends in about" in slow.describe()  # the one line as before the cap
+
+
+def test_the_epoch_cap_scales_steps_and_warmup_and_has_a_floor(smoke):
+    plan = plan_budget(0.5, 1, smoke, train_images=20, max_epochs=EPOCHS["smoke"])  # 12 epochs of 20 at batch 4
+    assert (plan.max_iter, plan.bound) == (60, "epochs")
+    assert plan.steps == (48,)  # the step at 240 of 300 lands at the same 80%
+    assert plan.warmup_iters == 30  # half of the run: the profile's 50 would not fit
+    assert plan.eval_period == 20 and plan.checkpoint_period == 20  # three of each, as in the profile
+    tiny = plan_budget(0.5, 1, smoke, train_images=2, max_epochs=12)
+    assert (tiny.max_iter, tiny.bound) == (MIN_ITERATIONS, "epochs")
+    assert plan_budget(0.5, 1, smoke).bound == "profile"  # no image count: no epoch cap
+
+
+def test_the_course_keeps_each_profiles_length(strong, smoke, tmp_path):
+    """The epoch figures leave the course's plans alone: Tiny VOC's 1,214 training images (VAL_FRACTION 0.1), the
+    sample's 120 (the main job's VAL_FRACTION 0.2; 135 at 0.1) reach each profile's own MAX_ITER first."""
+    reference = build_config("reference", 20, str(tmp_path), has_gpu=True)
+    for cfg, name, images in ((strong, "strong", 1214), (reference, "reference", 1214), (smoke, "smoke", 120)):
+        fast = plan_budget(0.01, 12, cfg, train_images=images, max_epochs=EPOCHS[name])
+        assert (fast.max_iter, fast.bound) == (cfg.SOLVER.MAX_ITER, "profile"), name
+        uncapped = plan_budget(0.01, 12, cfg)
+        assert fast.applied_to(cfg).dump() == uncapped.applied_to(cfg).dump() and fast.capped  # as without the cap
+        assert "the profile's full length fits in the budget" in fast.describe()
+
+
+def test_a_plan_written_before_the_epoch_cap_still_reads(strong, tmp_path):
+    plan = plan_budget(0.2, 12, strong, train_images=1214, max_epochs=100)
+    plan.save(tmp_path / "plan.json")
+    assert Plan.load(tmp_path / "plan.json") == plan
+    older = json.loads((tmp_path / "plan.json").read_text())
+    del older["bound"], older["train_images"], older["max_epochs"]
+    (tmp_path / "old.json").write_text(json.dumps(older))
+    old = Plan.load(tmp_path / "old.json")
+    assert (
+        old.max_iter == 30000
+        and old.epochs is None
+        and "(the profile's full length fits in the budget)" in old.describe()
+    )

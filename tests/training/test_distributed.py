@@ -254,6 +254,7 @@ def test_interrupting_stops_every_worker_and_one_worker_continues_the_plan_all_m
     assert not the_run(outputs).record.exists()
     plan = Plan.load(the_run(outputs).plan)
     assert (plan.world_size, plan.ims_per_batch) == (2, 4) and f"Plan: {plan.describe()}" in printed
+    assert (plan.train_images, plan.max_epochs) == (120, 12)  # the record's count reached the spawned workers' plan
     assert plan.describe().startswith("2 x CPU workers, batch 4, ")
     first = int(the_run(outputs).last_checkpoint.read_text()[6:13]) + 1
 

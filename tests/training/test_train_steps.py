@@ -19,7 +19,8 @@ def test_02_brings_in_what_it_trains_from_before_it_trains():
     cell = next(c for c in cells if "= train(" in c)
     bring_in = cell.find("kaggle.bring_in_for_training(outputs, RESUME, runs.wanted(RUN, recipe))")
     assert 0 <= bring_in < cell.find("= train("), cell
-    assert "runs.Recipe.given(PROFILE, OPTS, MAX_ITER, IMS_PER_BATCH, TIME_BUDGET_H, PRETRAINED)" in cell
+    assert "runs.Recipe.given(PROFILE, OPTS, MAX_ITER, IMS_PER_BATCH, TIME_BUDGET_H, PRETRAINED, WEIGHTS)" in cell
+    assert "weights=WEIGHTS" in cell  # the recipe that names the run is the one train() trains
     assert "bring_in_for_training(" not in (notebooks_dir() / "tinyvoc" / "training" / "train.py").read_text()
 
 

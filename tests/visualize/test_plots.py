@@ -100,3 +100,32 @@ def test_validation_figures(drawn):
     plots.ground_truth_vs_prediction(val, record.class_map, outputs.figures_dir / "gvp.png", Selection(0.5))
     for name in ("ap.png", "sweep.png", "errors.png", "gvp.png"):
         _png(outputs.figures_dir / name)
+
+
+def _closest_pair(colours) -> float:
+    lab = render._lab(colours)
+    distances = np.linalg.norm(lab[:, None] - lab[None], axis=-1)
+    return float(distances[~np.eye(len(colours), dtype=bool)].min())
+
+
+def test_forty_classes_get_forty_distinct_colours_and_the_first_twenty_keep_theirs(tmp_path):
+    import matplotlib
+
+    assert np.allclose(render._lab([[255, 255, 255], [0, 0, 0]]), [[100, 0, 0], [0, 0, 0]], atol=0.05)
+    tab20 = np.array(matplotlib.colormaps["tab20"].colors) * 255  # (dark, light) pairs: the darks first, then lights
+    assert np.allclose(render.PALETTE, np.concatenate([tab20[0::2], tab20[1::2]]), atol=0.5)
+    ids = [3 * k + 2 for k in range(40)]  # sparse ids, as your own data may have
+    renderer = render.Renderer(ClassMap(tuple(ids), tuple(f"c{k}" for k in ids)))
+    colours = np.stack([renderer.colour(i) for i in ids])
+    assert len({tuple(c) for c in colours}) == 40  # a fixed 20-list gave class 21 the colour of class 1
+    assert _closest_pair(colours) >= _closest_pair(render.PALETTE) > 16  # as far apart as tab20's closest pair
+    assert np.array_equal(colours[:20], render.PALETTE)  # the course's 20 classes look as before
+    course = render.Renderer(ClassMap(tuple(range(1, 21)), tuple(f"c{k}" for k in range(20))))
+    assert np.array_equal(np.stack([course.colour(i) for i in range(1, 21)]), render.PALETTE)
+    assert _closest_pair(render.palette(100)) > 16
+    # every run of the runs figure its own line colour: matplotlib's first 10, then distinct ones
+    curves = {f"run{k}": [(10, k / 20), (20, k / 15)] for k in range(12)}
+    fig = plots.runs_ap50(curves, tmp_path / "runs.png")
+    lines = [matplotlib.colors.to_rgb(line.get_color()) for line in fig.axes[0].get_lines()]
+    cycle = [matplotlib.colors.to_rgb(c) for c in matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]]
+    assert len(set(lines)) == 12 and np.allclose(lines[:10], cycle[:10], atol=1e-6)

@@ -143,6 +143,15 @@ SETTINGS: tuple[Setting, ...] = (
         flag="--random-init",
     ),
     Setting(
+        name="WEIGHTS",
+        default="auto",
+        help='"auto": ImageNet for the course\'s data, COCO\'s Mask R-CNN for your own; or "imagenet", "coco"',
+        notebooks=("02",),
+        flag="--weights",
+        kind=str,
+        choices=("auto", "imagenet", "coco"),
+    ),
+    Setting(
         name="NUM_GPUS",
         default="auto",
         help="worker processes here; auto: every visible GPU, 1 on a CPU (N: N gloo processes)",

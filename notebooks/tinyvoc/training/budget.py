@@ -8,6 +8,11 @@ machine (``speed.py``; the time it takes counts against the budget), and :func:`
 turns seconds per iteration into ``MAX_ITER``, the LR schedule, and the evaluation and checkpoint
 periods. The plan is saved beside the config (``plan.json``) so a resume continues it instead of
 measuring again.
+
+A budget alone would plan a small dataset into hundreds of passes over its images (100 images and
+3 hours on a T4: 4,600 iterations of 4 images, 184 epochs; on an H100 more), so the planner also
+caps the length in epochs (:data:`EPOCHS`, each built-in profile's figure): the run is the shortest
+of what fits the budget, the profile's own ``MAX_ITER``, and the epoch cap; the plan says which bound won.
 """
 
 from __future__ import annotations
@@ -31,6 +36,17 @@ MAX_CHECKPOINTS = 12  # a disconnect loses at most 1/12 of the run; fewer writes
 MAX_EVAL_SHARE = 0.10  # periodic validation takes at most this share of the budget
 MAX_WARMUP_SHARE = 0.5  # warmup keeps the profile's length (stability needs iterations), up to half the run
 MIN_ITERATIONS = 20
+# Each built-in profile's length in epochs (passes over the training images), the planner's cap for small datasets.
+# A user's YAML file takes the figure of the profile it builds on (``profiles.family``); none without one. The
+# course's data (1,214 training images at VAL_FRACTION 0.1) keeps each profile's MAX_ITER: strong's 30,000 at batch 4
+# are 99 epochs, reference's 10,000 at batch 2 are 16.5, smoke's 300 at batch 4 on the sample's 120 (VAL_FRACTION
+# 0.2; 135 at 0.1, 150 at 0) are 10 at most.
+EPOCHS = {"smoke": 12, "reference": 20, "strong": 100}
+BOUNDS = {
+    "budget": "what fits the time budget",
+    "profile": "the profile's full length fits in the budget",
+    "epochs": "the epoch cap, shorter than what fits the budget",
+}
 
 
 def resolve_budget(profile: str, time_budget_h: float | None, max_iter: int | None) -> float | None:
@@ -84,11 +100,33 @@ class Plan:
     eval_seconds: float = 0.0
     checkpoint_seconds: float = 0.0
     device: str = ""
-    capped: bool = False  # the profile's own length fits: the run is shorter than the budget
+    capped: bool = False  # the run is shorter than the budget allows: the profile's length or the epoch cap won
     profile: str = ""
     world_size: int = 1  # training workers the speed was measured with (a resume on another count keeps the plan)
     ims_per_batch: int = 0  # images per iteration, over all workers
     base_config: str = field(default="", repr=False)  # the config before planning, to reuse the plan on resume
+    bound: str = ""  # which bound set max_iter (a key of BOUNDS); "" in a plan written before the epoch cap
+    train_images: int = 0  # the training images an epoch passes over (0: not known, no epoch cap)
+    max_epochs: float = 0.0  # the epoch cap planned with (EPOCHS; 0: none)
+
+    @property
+    def epochs(self) -> float | None:
+        """Passes over the training images the planned run makes (None when their number is not known)."""
+        return self.max_iter * self.ims_per_batch / self.train_images if self.train_images else None
+
+    def why(self, short: bool = False) -> str:
+        """Which bound set the length, and the epochs it makes: ``what fits the time budget; 14.6 epochs of 1,214
+        images at 4 per iteration, cap 100``. ``short`` (the one-line :meth:`describe`): as before the epoch cap,
+        nothing when the budget set the length, and the epochs only when their cap did."""
+        why = BOUNDS.get(self.bound) or ("the profile's full length fits in the budget" if self.capped else "")
+        if short and self.bound == "budget":
+            why = ""
+        epochs = ""
+        if self.epochs and not (short and self.bound != "epochs"):
+            cap = f", cap {self.max_epochs:g}" if self.max_epochs and self.bound != "epochs" else ""
+            epochs = f"{self.epochs:.3g} epochs of {self.train_images:,} images at {self.ims_per_batch} per iteration"
+            epochs += cap
+        return "; ".join(filter(None, [why, epochs]))
 
     @property
     def evaluations(self) -> int:
@@ -114,11 +152,11 @@ class Plan:
         device = f"{self.device}, " if self.device else ""
         if self.world_size > 1:
             device = f"{self.world_size} x {self.device or 'device'} workers, batch {self.ims_per_batch}, "
-        capped = " (the profile's full length fits in the budget)" if self.capped else ""
         evals = f"validation every {self.eval_period:,}" if self.eval_period else "no validation"
+        why = f" ({self.why(short=True)})" if self.why(short=True) else ""
         return (
-            f"{device}{self.seconds_per_iter:.3g} s/iter -> {self.max_iter:,} iterations, ends in about "
-            f"{duration(self.planned_seconds)}{capped} (budget {duration(self.budget_hours * 3600)}); "
+            f"{device}{self.seconds_per_iter:.3g} s/iter -> {self.max_iter:,} iterations{why}, ends in about "
+            f"{duration(self.planned_seconds)} (budget {duration(self.budget_hours * 3600)}); "
             f"warmup {self.warmup_iters:,}, {evals}, checkpoint every {self.checkpoint_period:,}"
         )
 
@@ -127,11 +165,10 @@ class Plan:
         device = self.device or "this machine"
         if self.world_size > 1:
             device = f"{self.world_size} x {device} workers"
-        capped = " (the profile's full length fits)" if self.capped else ""
         return [
             ("profile", self.profile),
             ("measured on", f"{device}, {self.seconds_per_iter:.3g} s/iter"),
-            ("iterations", f"{self.max_iter:,}{capped}"),
+            ("iterations", f"{self.max_iter:,}" + (f" ({self.why()})" if self.why() else "")),
             (
                 "ends in about",
                 f"{duration(self.planned_seconds)} (budget {duration(self.budget_hours * 3600)})",
@@ -179,6 +216,8 @@ def plan_budget(
     device: str = "",
     profile: str = "",
     world_size: int = 1,
+    train_images: int | None = None,
+    max_epochs: float | None = None,
 ) -> Plan:
     """Plan the longest run of ``profile_cfg``'s recipe that fits ``budget_hours``; pure, no GPU needed.
 
@@ -190,6 +229,11 @@ def plan_budget(
     validation passes (capped at 10% of the budget) and the checkpoint writes. With ``world_size``
     workers, ``seconds_per_iter`` is the measured step of all of them together (one iteration is the
     whole batch, ``IMS_PER_BATCH``, over all workers), so the planning itself is the same.
+
+    ``max_epochs`` passes over ``train_images`` (the dataset record's count; :data:`EPOCHS` gives each profile's
+    figure) cap the length too, at ``max_epochs * train_images / IMS_PER_BATCH`` iterations (at least
+    :data:`MIN_ITERATIONS`): the run is the shortest of the three bounds, and the schedule and periods follow
+    whichever won. Without either, there is no epoch cap.
     """
     if seconds_per_iter <= 0:
         raise TinyVocError(f"seconds per iteration must be positive, not {seconds_per_iter}")
@@ -210,8 +254,12 @@ def plan_budget(
             f"{seconds_per_iter:.3g} s/iter (after {spent_seconds + setup_seconds:.0f} s measuring and setting up, "
             f"{evaluations} validations of {eval_seconds:.0f} s): raise TIME_BUDGET_H, or set MAX_ITER instead."
         )
-    capped = iterations >= profile_iters
-    iterations = min(iterations, profile_iters)
+    bounds = {"profile": profile_iters, "budget": iterations}  # ties: the profile's own length, then the epochs
+    if train_images and max_epochs:
+        epoch_iters = max(MIN_ITERATIONS, math.ceil(max_epochs * train_images / int(solver.IMS_PER_BATCH)))
+        bounds = {"profile": profile_iters, "epochs": epoch_iters, "budget": iterations}
+    bound = min(bounds, key=bounds.get)
+    iterations = bounds[bound]
     eval_period = math.ceil(iterations / evaluations) if evaluations else 0
     checkpoint_period = math.ceil(iterations / checkpoints) if checkpoints else iterations
     scale = iterations / profile_iters
@@ -237,8 +285,11 @@ def plan_budget(
         eval_seconds=round(eval_seconds, 2),
         checkpoint_seconds=round(checkpoint_seconds, 2),
         device=device,
-        capped=capped,
+        capped=bound != "budget",
         profile=profile,
         world_size=int(world_size),
         ims_per_batch=int(solver.IMS_PER_BATCH),
+        bound=bound,
+        train_images=int(train_images or 0),
+        max_epochs=float(max_epochs or 0) if train_images else 0.0,
     )

@@ -8,7 +8,7 @@ from ..core.errors import TinyVocError
 from ..core.paths import Outputs
 from ..dataset.record import DatasetRecord
 from .profiles import build_config, load_recipe, resolve_profile, unknown_key_message
-from .weights import fetch
+from .weights import choose, fetch
 
 
 def config_signature(cfg) -> str:
@@ -139,9 +139,11 @@ def configured(
     ims_per_batch: int | None = None,
     world_size: int = 1,
     output_dir: str | Path | None = None,
+    weights: str = "auto",
 ):
     """The profile resolved into a frozen detectron2 config for this dataset, with local weights
     (or, with ``pretrained=False``, none: see :func:`profiles.build_config`); returns ``(profile, cfg, changes)``.
+    ``weights``: notebook 02's ``WEIGHTS`` (ImageNet, or COCO's Mask R-CNN for your own data: :func:`weights.choose`).
 
     The one place a training config is built: the profile's recipe, this dataset's splits and
     classes, the batch (``ims_per_batch``, see :func:`linear_scaling`), ``max_iter`` and ``overrides``
@@ -166,6 +168,10 @@ def configured(
         recipe.DATASETS.TEST = ()
         recipe.TEST.EVAL_PERIOD = 0
     cfg = recipe.clone()
+    # the data's fact, not the recipe's: RLE masks need "bitmask" (polygon fails in detectron2's mapper); set before
+    # OPTS, so it shows among the changes and an explicit INPUT.MASK_FORMAT in OPTS still wins
+    cfg.INPUT.MASK_FORMAT = record.mask_format
+    cfg.MODEL.WEIGHTS = choose(cfg, weights, is_course=record.is_course, pretrained=pretrained)  # a change shown too
     if ims_per_batch:
         _set_batch(cfg, profile, ims_per_batch)
     if max_iter:

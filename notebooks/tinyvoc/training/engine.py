@@ -52,6 +52,7 @@ from ..core.paths import TrainFiles
 from ..runtime.colab import remounter
 from .distributed import ddp_options
 from .metrics import BEST_METRIC, best_from_metrics, build_evaluator
+from .weights import is_coco, without_class_heads
 
 KEEP_PERIODIC = 2
 LOSSES = (("loss_cls", "cls"), ("loss_box_reg", "box"), ("loss_mask", "mask"), ("loss_rpn_cls", "rpn"))
@@ -105,10 +106,16 @@ class AtomicCheckpointer(DetectionCheckpointer):
             write_bytes(self.files.last_checkpoint, last_filename_basename.encode())
 
     def _load_file(self, filename):
+        """The file's contents; from the COCO Mask R-CNN file, without its class heads (``weights.without_class_heads``:
+        detectron2 would load them whenever their shapes fit, i.e. on a dataset of 80 classes)."""
         try:
-            return super()._load_file(filename)
+            loaded = super()._load_file(filename)
         except Exception as exc:  # noqa: BLE001 - whatever unpickling raises, the file is unusable
             raise UnreadableCheckpoint(f"{filename} cannot be read ({type(exc).__name__}: {exc})") from exc
+        if is_coco(filename):
+            loaded["model"], dropped = without_class_heads(loaded["model"])
+            self.logger.info(f"COCO weights: their class heads are not loaded, these start fresh: {', '.join(dropped)}")
+        return loaded
 
     def resume_candidates(self) -> list[Path]:
         """The file ``last_checkpoint`` names, then the periodic checkpoints, newest first."""

@@ -221,6 +221,14 @@ def build_config(
 
 def describe_weights(cfg, profile: str) -> str:
     """One line for the notebook and the run record: where the backbone's weights come from."""
+    from .weights import is_coco
+
+    if is_coco(cfg.MODEL.WEIGHTS):
+        classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
+        return (
+            f"pretrained on COCO: {Path(cfg.MODEL.WEIGHTS).name} (Mask R-CNN X-101-32x8d-FPN 3x), its class heads "
+            f"(box classifier, box regressor, mask predictor) re-initialised for {classes} classes"
+        )
     if cfg.MODEL.WEIGHTS:
         return f"pretrained: {Path(cfg.MODEL.WEIGHTS).name}"
     if profile == "smoke":

@@ -54,6 +54,7 @@ class Recipe:
     ims_per_batch: int | None = None
     time_budget_h: float | None = None
     pretrained: bool = True
+    weights: str = "auto"  # notebook 02's WEIGHTS as given (weights.choose resolves "auto" with the dataset record)
     changes: tuple = ()  # the config lines in which the run differs from its profile (config.config_changes)
 
     def settings(self) -> list[tuple[str, str]]:
@@ -67,16 +68,28 @@ class Recipe:
             pairs.append(("TIME_BUDGET_H", f"{self.time_budget_h:g}"))
         if not self.pretrained:
             pairs.append(("PRETRAINED", "False"))
+        if self.weights != "auto":
+            pairs.append(("WEIGHTS", self.weights))
         return pairs
 
     @classmethod
     def given(
-        cls, profile: str = "auto", opts=(), max_iter=0, ims_per_batch=0, time_budget_h=None, pretrained=True
+        cls,
+        profile: str = "auto",
+        opts=(),
+        max_iter=0,
+        ims_per_batch=0,
+        time_budget_h=None,
+        pretrained=True,
+        weights="auto",
     ) -> Recipe:
         """The recipe of 02's settings as a training call reads them: the profile resolved (``auto``: strong on a
         GPU, smoke on a CPU; a YAML file by its absolute path) and 0, "the profile's own", as None."""
         max_iter, ims_per_batch = int(max_iter or 0) or None, int(ims_per_batch or 0) or None
-        return cls(resolve_profile(profile), tuple(opts or ()), max_iter, ims_per_batch, time_budget_h, pretrained)
+        weights = str(weights or "auto").strip().lower()
+        return cls(
+            resolve_profile(profile), tuple(opts or ()), max_iter, ims_per_batch, time_budget_h, pretrained, weights
+        )
 
     @property
     def profile_name(self) -> str:

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 from ..core.units import duration
-from .budget import Plan, Speed, plan_budget
+from .budget import EPOCHS, Plan, Speed, plan_budget
 from .metrics import build_evaluator
+from .profiles import family
 
 
 def device_name(cfg) -> str:
@@ -141,8 +142,9 @@ def warmup_iterations(cfg) -> int:
     return 30 if str(cfg.MODEL.DEVICE).startswith("cuda") else 8
 
 
-def plan_for(cfg, budget_hours: float, profile: str, save_dir: str | None = None) -> Plan:
-    """Measure this machine, then plan ``cfg`` (the profile's own config) to fit ``budget_hours``.
+def plan_for(cfg, budget_hours: float, profile: str, train_images: int, save_dir: str | None = None) -> Plan:
+    """Measure this machine, then plan ``cfg`` (the profile's own config) to fit ``budget_hours``, and at most the
+    epochs of the profile's family (:data:`budget.EPOCHS`) over ``train_images`` (the dataset record's count).
 
     With several workers all measure together and all plan from rank 0's measurement (its step
     waits for the slowest worker's gradients; it alone times the checkpoint write), so every worker
@@ -165,4 +167,6 @@ def plan_for(cfg, budget_hours: float, profile: str, save_dir: str | None = None
         device=speed.device,
         profile=profile,
         world_size=comm.get_world_size(),
+        train_images=train_images,
+        max_epochs=EPOCHS.get(family(profile) or ""),
     )

@@ -48,6 +48,7 @@ from .metrics import best_from_metrics
 from .profiles import describe_weights, family
 from .speed import plan_for
 from .storage import require_checkpoint_space, retried
+from .weights import course_warning, source
 
 
 def remove_leftovers(folder: Path) -> list[Path]:
@@ -81,6 +82,7 @@ class RunRecord:
     weights: str | None = None  # where the backbone's weights came from (profiles.describe_weights)
     world_size: int = 1  # training workers of the call that wrote this record (a resume may use another count)
     name: str | None = None  # the run's name (its folder in output/runs/); None in a record from before runs had names
+    weights_from: str | None = None  # "imagenet", "coco", "random" or a file name (weights.source); None: older record
 
     @classmethod
     def load(cls, path: Path) -> RunRecord | None:
@@ -169,8 +171,11 @@ def _different_config(files: TrainFiles, budget_h: float | None) -> TinyVocError
     )
 
 
-def _planned(cfg, files: TrainFiles, profile: str, budget_h: float | None, resume: bool, resumable: bool):
-    """The plan for the budget (None without one) and the signature of the config it gives.
+def _planned(
+    cfg, files: TrainFiles, profile: str, budget_h: float | None, resume: bool, resumable: bool, train_images: int
+):
+    """The plan for the budget (None without one) and the signature of the config it gives (``train_images``: what
+    the plan's epoch cap counts, from the dataset record every worker reads).
 
     A saved plan made for this budget and recipe is continued (a resume keeps its plan, measured
     once); otherwise this GPU is measured and the run planned anew. Not when the folder holds a
@@ -189,7 +194,7 @@ def _planned(cfg, files: TrainFiles, profile: str, budget_h: float | None, resum
     elif resumable:
         return None, None
     else:
-        plan = replace(plan_for(cfg, budget_h, profile, save_dir=str(files.dir)), base_config=base)
+        plan = replace(plan_for(cfg, budget_h, profile, train_images, save_dir=str(files.dir)), base_config=base)
         print(f"Plan: {plan.describe()}")
     return plan, config_signature(plan.applied_to(cfg))
 
@@ -210,9 +215,11 @@ def _setup(job: TrainJob) -> Setup:
     register_all(record)
     profile, cfg = train_config(
         outputs, recipe.profile, recipe.max_iter, list(recipe.opts), record=record, pretrained=recipe.pretrained,
-        ims_per_batch=recipe.ims_per_batch, world_size=world_size(), output_dir=files.dir,
+        ims_per_batch=recipe.ims_per_batch, world_size=world_size(), output_dir=files.dir, weights=recipe.weights,
     )  # fmt: skip
     print(f"Profile {profile}, weights: {describe_weights(cfg, profile)}")
+    if warning := course_warning(recipe.weights, record.is_course):
+        print(warning)
     files.dir.mkdir(parents=True, exist_ok=True)
     if is_main():
         remove_leftovers(files.dir)
@@ -221,7 +228,8 @@ def _setup(job: TrainJob) -> Setup:
     agree(state, "training run (config, last checkpoint, run record, plan)", files.dir)
     budget_h = resolve_budget(family(profile) or profile, recipe.time_budget_h, recipe.max_iter)
     resumable = resume and files.last_checkpoint.exists() and previous_config is not None
-    plan, config_text = _planned(cfg, files, profile, budget_h, resume, resumable)
+    train_images = int(record.counts.get("train_images") or 0)
+    plan, config_text = _planned(cfg, files, profile, budget_h, resume, resumable, train_images)
     if resumable and previous_config != config_text:
         raise _different_config(files, budget_h)
     cfg = plan.applied_to(cfg) if plan else cfg
@@ -291,6 +299,7 @@ def _record(files: TrainFiles, setup: Setup, trainer, seconds: float, wall: floa
         planned_seconds=plan.planned_seconds if plan else None,
         wall_seconds=round(wall, 1),
         weights=describe_weights(cfg, profile),
+        weights_from=source(cfg.MODEL.WEIGHTS),
         world_size=world_size(),
         name=files.name,
     )
@@ -340,6 +349,7 @@ def train(
     dist_url: str = "auto",
     ims_per_batch: int | None = 0,
     run: str = "auto",
+    weights: str = "auto",
 ) -> RunRecord | None:
     """Train (or resume, or skip when already finished with the same config); return the run record.
 
@@ -360,6 +370,9 @@ def train(
     :func:`config.linear_scaling`). On a machine other than machine 0 the record is rank 0's, read
     from the shared folder (None when this machine cannot see it).
 
+    ``weights``: notebook 02's ``WEIGHTS``: ``"auto"`` (ImageNet for the course's data, the COCO Mask R-CNN for your
+    own), ``"imagenet"`` or ``"coco"`` (see :func:`weights.choose`); the run record says which (``weights_from``).
+
     ``run``: the run's folder in ``output/runs/`` (notebook 02's ``RUN``): ``"auto"`` names it after the
     recipe and resumes the run holding the same recipe; a name trains there (see :func:`runs.choose`).
 
@@ -367,7 +380,7 @@ def train(
     (``kaggle.bring_in_for_training``, in the notebook's cell); this function reads only the project.
     """
     world = World.resolve(num_gpus, num_machines, machine_rank, dist_url)
-    recipe = runs.Recipe.given(profile, overrides, max_iter, ims_per_batch, time_budget_h, pretrained)
+    recipe = runs.Recipe.given(profile, overrides, max_iter, ims_per_batch, time_budget_h, pretrained, weights)
     if world.machine_rank == 0:
         runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
     name, recipe = _choose(outputs, recipe, run, resume, world.size)
@@ -385,7 +398,7 @@ def _choose(outputs: Outputs, given: runs.Recipe, wanted: str, resume: bool, wor
     """The run this call trains (``runs.choose``), said in one line; and the recipe with its config changes."""
     profile, cfg, changes = configured(
         outputs, given.profile, given.max_iter, list(given.opts), record=DatasetRecord.load(outputs),
-        pretrained=given.pretrained, ims_per_batch=given.ims_per_batch, world_size=workers,
+        pretrained=given.pretrained, ims_per_batch=given.ims_per_batch, world_size=workers, weights=given.weights,
     )  # fmt: skip
     budget_h = resolve_budget(family(profile) or profile, given.time_budget_h, given.max_iter)
     name, why = runs.choose(outputs, wanted, given, config_signature(cfg), budget_h, resume)

@@ -18,7 +18,7 @@ from ..dataset.record import ClassMap
 from ..inference.cache_file import Predictions
 from ..inference.selection import Selection
 from ..training.metrics import BEST_METRIC
-from .render import FIGURE_SIDE, Renderer
+from .render import FIGURE_SIDE, Renderer, palette
 
 
 def _plt():
@@ -129,9 +129,10 @@ def runs_ap50(curves: dict[str, list[tuple[int, float]]], path: Path, best: str 
     ``best`` (a run's name) drawn bold."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, points in sorted(curves.items(), key=lambda item: -max(ap for _, ap in item[1])):
+    colours = palette(len(curves)) / 255  # matplotlib's own first 10, then distinct ones (its cycle repeats)
+    for k, (name, points) in enumerate(sorted(curves.items(), key=lambda item: -max(ap for _, ap in item[1]))):
         top = max(ap for _, ap in points)
-        ax.plot(*zip(*points), marker="o", markersize=3, linewidth=2.5 if name == best else 1.2,
+        ax.plot(*zip(*points), marker="o", markersize=3, linewidth=2.5 if name == best else 1.2, color=colours[k],
                 label=f"{name} (best {top:.3f})")  # fmt: skip
     ax.set(xlabel="iteration", ylabel="val mask AP50", title="validation mask AP50, every run", ylim=(0, 1))
     if curves:

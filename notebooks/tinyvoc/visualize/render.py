@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +30,46 @@ PALETTE = np.array(
         (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
     ],
     dtype=np.float32,
-)  # fmt: skip  # matplotlib's tab20, one colour per class
+)  # fmt: skip  # matplotlib's tab20 (tab10, then its light shades): the first 20 classes' colours, see palette()
 TITLE_BAR = 14  # pixels above a tile for its title line, when it has one
 VIEW_SIDE = 300  # the view's tiles: small, so a move redraws in tens of milliseconds
 FIGURE_SIDE = 480  # the saved figures' tiles: about twice what a 3.2-inch grid cell shows at 110 dpi
+
+
+def _lab(rgb) -> np.ndarray:
+    """sRGB (0-255) to CIELAB (D65), where Euclidean distance is about how different two colours look."""
+    c = np.asarray(rgb, dtype=np.float64) / 255
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+@lru_cache(maxsize=8)
+def palette(count: int) -> np.ndarray:
+    """``count`` colours, one per class (or per run in a figure), as a ``(count, 3)`` float array of 0-255 RGB.
+
+    The first 20 are :data:`PALETTE` (the course's 20 classes keep their colours; its first 10 are matplotlib's
+    default line colours). Past 20 a fixed palette would repeat, two classes in one colour: each further colour is
+    the one, of a grid over the RGB cube, farthest in CIELAB from every colour already taken (deterministic), of
+    middle lightness so the white label text stays readable. Every colour is then at least as far from the
+    others as tab20's two closest (CIELAB distance 16.6) up to about 100 colours.
+    """
+    if count <= len(PALETTE):
+        return PALETTE[: max(count, 1)]
+    steps = np.arange(0, 256, 17)
+    grid = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), axis=-1).reshape(-1, 3)
+    grid_lab = _lab(grid)
+    middle = (grid_lab[:, 0] >= 30) & (grid_lab[:, 0] <= 80)
+    grid, grid_lab = grid[middle], grid_lab[middle]
+    nearest = np.linalg.norm(grid_lab[:, None] - _lab(PALETTE)[None], axis=-1).min(axis=1)
+    chosen = list(PALETTE)
+    while len(chosen) < count:
+        k = int(np.argmax(nearest))
+        chosen.append(grid[k].astype(np.float32))
+        nearest = np.minimum(nearest, np.linalg.norm(grid_lab - grid_lab[k], axis=1))
+    return np.array(chosen, dtype=np.float32)
 
 
 class Renderer:
@@ -46,12 +83,13 @@ class Renderer:
     def __init__(self, class_map: ClassMap, max_side: int = VIEW_SIDE, grayscale: bool = False):
         self.class_map, self.max_side, self.grayscale = class_map, max_side, grayscale
         self._contiguous = {cid: k for k, cid in enumerate(class_map.ids)}
+        self._palette = palette(len(class_map.ids))  # one colour per class, however many
         self._images: dict[Path, tuple[np.ndarray, np.ndarray, float, tuple[int, int]]] = {}
         self._masks: dict[tuple, tuple[int, int, np.ndarray]] = {}
         self._labels: dict = {}
 
     def colour(self, category_id: int) -> np.ndarray:
-        return PALETTE[self._contiguous.get(category_id, 0) % len(PALETTE)]
+        return self._palette[self._contiguous.get(category_id, 0)]
 
     def _image(self, path: Path):
         """``(colour tile, background tile, scale, (height, width) of the file)``, read once."""
