@@ -53,3 +53,12 @@ def test_another_total_batch_scales_lr_and_warmup_linearly_and_says_so(outputs, 
 def test_a_batch_the_workers_cannot_split_stops_with_what_to_do(outputs, kwargs, message):
     with pytest.raises(TinyVocError, match=message):
         _config(outputs, **kwargs)
+
+
+def test_images_without_objects_train_as_negatives_only_when_01_kept_them(outputs):
+    from dataclasses import replace
+
+    record = DatasetRecord.load(outputs)
+    assert _config(outputs).DATALOADER.FILTER_EMPTY_ANNOTATIONS  # detectron2's way: left out
+    kept = train_config(outputs, "smoke", record=replace(record, keep_empty_images=True))[1]
+    assert not kept.DATALOADER.FILTER_EMPTY_ANNOTATIONS

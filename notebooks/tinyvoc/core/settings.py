@@ -54,7 +54,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         name="TEST_IMAGES",
         default="",
-        help="your own data: a folder of images to predict (no json needed); empty: the export's test set, else val",
+        help="own data: a folder of new images to predict (no json needed); empty: the export's test set or val",
         notebooks=("01",),
         flag="--test-images",
     ),

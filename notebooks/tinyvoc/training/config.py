@@ -171,6 +171,8 @@ def configured(
     # the data's fact, not the recipe's: RLE masks need "bitmask" (polygon fails in detectron2's mapper); set before
     # OPTS, so it shows among the changes and an explicit INPUT.MASK_FORMAT in OPTS still wins
     cfg.INPUT.MASK_FORMAT = record.mask_format
+    # 01's KEEP_EMPTY_IMAGES: images without objects train as negatives instead of being left out (detectron2's way)
+    cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS = not record.keep_empty_images
     cfg.MODEL.WEIGHTS = choose(cfg, weights, is_course=record.is_course, pretrained=pretrained)  # a change shown too
     if ims_per_batch:
         _set_batch(cfg, profile, ims_per_batch)
