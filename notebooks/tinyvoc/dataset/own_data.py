@@ -2,7 +2,8 @@
 
 ``DATASET`` may name a folder or a ``.zip`` (on Drive, under ``/kaggle/input/``, or local). It is staged on this
 runtime's disk (``runtime.local_data.stage_folder``), its layout recognised (``layouts``), and each of its jsons
-rewritten once into ``.tinyvoc/{train,val,test}.json`` inside the staged folder, where the dataset check,
+rewritten once into ``.tinyvoc/<part>/<its own file name>`` inside the staged folder (the check names the file
+as you know it), where the dataset check,
 the split and detectron2 read them. The originals are never changed. Rewriting does three things:
 
 - **Every ``file_name`` resolves by one rule**, relative to the staged folder. Backslashes become slashes, and
@@ -91,15 +92,16 @@ def prepare(
                 written[name] = parts[name].json
                 continue
             coco = _rewritten(coco, parts[name], root, index, categories, dropped, crowd_as_objects, problems)
-            written[name] = write_json(out / f"{name}.json", coco)
+            written[name] = write_json(out / name / parts[name].json.name, coco)  # its own name: what messages say
         train_json = written["train"]
     test_root = root
+    for name in ("train", "val", "test"):  # a part written by an earlier staging of another layout
+        for old in (out / name).glob("*.json") if name not in written else ():
+            old.unlink()
     if test_images is not None:
         test_root = stage(test_images, data_dir, "-test")
         categories = json.loads(Path(written.get("train", train_json)).read_text()).get("categories", [])
-        written["test"] = write_json(out / "test.json", test_json_for(test_root, categories, problems))
-    elif "test" not in written:
-        (out / "test.json").unlink(missing_ok=True)
+        written["test"] = write_json(out / "test" / "test.json", test_json_for(test_root, categories, problems))
     files = DataFiles(
         train_json=Path(train_json),
         train_images=root,
