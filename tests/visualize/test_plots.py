@@ -87,6 +87,19 @@ def test_ground_truth_grid_and_training_curves(drawn):
     _png(outputs.figures_dir / "curves.png")
 
 
+def test_a_fusions_curves_are_each_members_titled_with_its_name(drawn):
+    """03's curves cell: one run, its figure; a fusion (never trained itself), one figure per member, each named."""
+    from tinyvoc.inference.ensemble import FusedRun
+
+    run, _, _ = drawn
+    folder = run.outputs.figures_dir
+    (one,) = plots.run_curves(run, folder)
+    assert not one._suptitle and _png(folder / "training_curves.png") is not None
+    figures = plots.run_curves(FusedRun((run, run)), folder)
+    assert [f._suptitle.get_text() for f in figures] == [f"member {run.name}"] * 2
+    _png(folder / f"training_curves_{run.name}.png")
+
+
 def test_validation_figures(drawn):
     run, record, _ = drawn
     outputs = run.outputs

@@ -101,10 +101,12 @@ def ground_truth_grid(coco: dict, image_dir: Path, class_map: ClassMap, path: Pa
     return image_grid(drawn, titles, path, ncols=ncols)
 
 
-def training_curves(rows: list[dict], path: Path):
-    """Loss curves and validation AP over iterations, from the metrics file rows."""
+def training_curves(rows: list[dict], path: Path, title: str = ""):
+    """Loss curves and validation AP over iterations, from the metrics file rows (``title`` above both)."""
     plt = _plt()
     fig, (ax_loss, ax_ap) = plt.subplots(1, 2, figsize=(12, 4))
+    if title:
+        fig.suptitle(title)
     loss_keys = sorted({k for r in rows for k in r if k.startswith("loss_") or k == "total_loss"})
     for key in loss_keys:
         pts = [(r["iteration"], r[key]) for r in rows if key in r]
@@ -122,6 +124,22 @@ def training_curves(rows: list[dict], path: Path):
     fig.tight_layout()
     save(fig, path)
     return fig
+
+
+def run_curves(run, folder: Path) -> list:
+    """The training curves of what 03 shows: ``training_curves.png`` for one run; for a fusion (``members``) one
+    figure per member, titled and named after it, since the fusion itself was never trained."""
+    from ..training.metrics import read_metrics
+
+    members = getattr(run, "members", None)
+    if not members:
+        return [training_curves(read_metrics(run.files.metrics), Path(folder) / "training_curves.png")]
+    return [
+        training_curves(
+            read_metrics(m.files.metrics), Path(folder) / f"training_curves_{m.name}.png", f"member {m.name}"
+        )
+        for m in members
+    ]
 
 
 def runs_ap50(curves: dict[str, list[tuple[int, float]]], path: Path, best: str | None = None):
