@@ -42,11 +42,17 @@ class Renderer:
     RLE, uncompressed RLE or polygons) and, for a detection, ``score``. ``grayscale`` is the original
     notebook's look: the background in gray, the objects in colour. ``upscale``: smaller images are enlarged
     to ``max_side`` too (the saved figures: a 128-pixel image shown at 3 inches would otherwise have labels
-    as big as its objects); the view leaves them as they are, which keeps a move fast.
+    as big as its objects), and labels are written in a font scaled to the tile, so they stay readable once the
+    figure shrinks it; the view leaves images as they are and uses PIL's small bitmap font, which keeps a move fast.
     """
 
     def __init__(self, class_map: ClassMap, max_side: int = VIEW_SIDE, grayscale: bool = False, upscale=False):
         self.class_map, self.max_side, self.grayscale, self.upscale = class_map, max_side, grayscale, upscale
+        self._font = None
+        if upscale:
+            from PIL import ImageFont
+
+            self._font = ImageFont.load_default(size=max(11, max_side // 28))
         self._contiguous = {cid: k for k, cid in enumerate(class_map.ids)}
         self._images: dict[Path, tuple[np.ndarray, np.ndarray, float, tuple[int, int]]] = {}
         self._masks: dict[tuple, tuple[int, int, np.ndarray]] = {}
@@ -96,9 +102,9 @@ class Renderer:
         if key not in self._labels:
             from PIL import Image, ImageDraw
 
-            left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text)
+            left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text, self._font)
             label = Image.new("RGB", (right - left + 4, bottom - top + 3), colour)
-            ImageDraw.Draw(label).text((2 - left, 1 - top), text, fill=(255, 255, 255))
+            ImageDraw.Draw(label).text((2 - left, 1 - top), text, fill=(255, 255, 255), font=self._font)
             self._labels[key] = label
         return self._labels[key]
 
