@@ -53,9 +53,12 @@ def threshold_view_picture(outputs: Outputs, path: Path) -> Path:
     summary = re.sub(r"<table>.*", "", view.summary.value).replace("<br>", "\n")
     summary = re.sub(r"<[^>]+>", "", summary)
     picture = Image.open(io.BytesIO(view.picture.value)).convert("RGB")
-    canvas = Image.new("RGB", (picture.width, picture.height + 32), "white")
-    canvas.paste(picture, (0, 32))
-    ImageDraw.Draw(canvas).multiline_text((4, 2), summary, fill="black")
+    summary = summary.strip()
+    left, top, right, bottom = ImageDraw.Draw(picture).multiline_textbbox((0, 0), summary)
+    above = bottom - top + 8  # the summary's lines, whole: the canvas is as wide as the longest
+    canvas = Image.new("RGB", (max(picture.width, right - left + 8), picture.height + above), "white")
+    canvas.paste(picture, (0, above))
+    ImageDraw.Draw(canvas).multiline_text((4 - left, 4 - top), summary, fill="black")
     canvas.save(path, format="JPEG", quality=90)
     return path
 

@@ -25,6 +25,7 @@ venv under ``make test``, Colab's own versions (Python 3.13, torch 2.11, ...) un
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,7 +50,8 @@ COLAB_LACKS = {"tinyvoc", "detectron2", "fvcore", "iopath", "yacs", "hydra-core"
 # 02's run: a checkpoint every 20 iterations (the smoke profile's is 100), interrupted after the first, resumed to 40.
 # 40 iterations: as trained_sample, enough for detections above the profile's test threshold in 03 and 04.
 MAX_ITER, CHECKPOINT = 40, 20
-TRAIN = {"MAX_ITER": MAX_ITER, "OPTS": ["SOLVER.CHECKPOINT_PERIOD", str(CHECKPOINT)]}
+# PROFILE named: this simulated Colab has no GPU, where "auto" stops (tests/training/test_profiles.py).
+TRAIN = {"PROFILE": "smoke", "MAX_ITER": MAX_ITER, "OPTS": ["SOLVER.CHECKPOINT_PERIOD", str(CHECKPOINT)]}
 RUN = runs.Recipe("smoke", tuple(TRAIN["OPTS"]), MAX_ITER).auto_name()  # the run RUN = "auto" trains into
 
 
@@ -196,10 +198,14 @@ def colab_series(tmp_path_factory, repo_snapshot, pip_cache):
 
 
 def test_the_series_ends_with_a_valid_submission_on_drive(colab_series):
-    colab, output, _ = colab_series
+    colab, output, books = colab_series
     report = validate_submission(output / "submission.json", colab.drive / "MyDrive" / "tinyvoc" / "data" / "test.json")
     assert report.ok, report.summary()
     assert report.per_image, "no detections at all"
+    said = text_of(books["04"])  # the export after the validation AP and the sweep, then the browser download
+    assert said.index("validation mask AP50") < said.index("the export below uses it") < said.index("VALID: ")
+    assert re.search(r"To upload: submission.json alone, at \S+/content/drive/MyDrive/tinyvoc/output/submission.json; "
+                     "your browser is downloading it", said)  # fmt: skip
 
 
 def test_every_runtime_was_fresh_and_is_gone(colab_series):

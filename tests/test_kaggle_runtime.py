@@ -13,8 +13,8 @@ What Kaggle does and this test reproduces:
   afterwards only as that notebook's output, attached to the next sessions as inputs ("Your Work"); every
   input is hashed before and after: nothing may be written there (Kaggle mounts them read-only);
 * 02 trains with two gloo workers (standing for the two T4s); a "Save Version" session runs
-  ``pip install`` then ``tinyvoc run-all`` with no arguments; a session with the network off installs from an
-  attached ``tinyvoc wheelhouse``, another without one says how to turn Internet on.
+  ``pip install`` then ``tinyvoc run-all --profile smoke`` (no GPU here: ``auto`` would stop); a session with the
+  network off installs from an attached ``tinyvoc wheelhouse``, another without one says how to turn Internet on.
 
 What it cannot reproduce (see README): the GPUs and NCCL, the read-only mount itself, the 20 GB limit, the
 12-hour cut. Under ``../shared/kaggle/replica.sh`` the session's packages are Kaggle's own versions.
@@ -40,6 +40,7 @@ from tinyvoc.submission.check import validate_submission
 from ._processes import run
 
 MAX_ITER = 40  # 02 session by session: as trained_sample, enough for detections above the profile's threshold
+TRAIN = {"PROFILE": "smoke", "MAX_ITER": MAX_ITER, "NUM_GPUS": "2"}  # named: without a GPU, "auto" stops on Kaggle
 # the batch session checks what only one session running `tinyvoc run-all` can break (the install in its cell, the
 # command, the five notebooks in one folder, nothing brought in), not the training again: a few iterations
 BATCH_MAX_ITER = 4
@@ -144,7 +145,7 @@ class Kaggle:
         python = session / "venv" / "bin" / "python"
         script = (
             f'"{python}" -m pip install -q "git+{self.repo_url}@{self.repo_ref}" && '
-            f"tinyvoc run-all --max-iter {BATCH_MAX_ITER}"  # only shorter than the default run
+            f"tinyvoc run-all --profile smoke --max-iter {BATCH_MAX_ITER}"  # no GPU here: "auto" would stop
         )
         started = time.perf_counter()
         try:
@@ -199,7 +200,7 @@ def series(kaggle):
     started = time.perf_counter()
     books = {
         "01": kaggle.run(NOTEBOOKS[1], {}, ["tinyvoc-course"]),
-        "02": kaggle.run(NOTEBOOKS[2], {"MAX_ITER": MAX_ITER, "NUM_GPUS": "2"}, ["tinyvoc-course", "01-output"]),
+        "02": kaggle.run(NOTEBOOKS[2], TRAIN, ["tinyvoc-course", "01-output"]),
         "03": kaggle.run(NOTEBOOKS[3], {}, ["tinyvoc-course", "01-output", "02-output"]),
         "04": kaggle.run(NOTEBOOKS[4], {}, ["tinyvoc-course", "02-output", "03-output"]),
     }

@@ -14,7 +14,7 @@ package installs (``python -m tinyvoc`` is the same), and works from any folder:
     tinyvoc runs                                # every training run compared (--json; --remove NAME)
     tinyvoc run-all --dataset /path/to/my-export.zip   # your own COCO export (Roboflow, CVAT, Label Studio, ...)
     tinyvoc check-dataset /path/to/my-export.zip   # only the check
-    tinyvoc validate output/submission.json --test-json data/test.json
+    tinyvoc validate                            # the project's submission.json against its test.json
     tinyvoc wheelhouse tinyvoc-wheelhouse       # for Kaggle with Internet off: upload it once as a dataset
 """
 
@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from .core.errors import TinyVocError
-from .core.paths import NOTEBOOKS, Outputs
+from .core.paths import NOTEBOOKS, TEST_JSON, Outputs
 from .core.settings import SETTINGS, default
 from .dataset import check as dataset_check
 from .runtime import colab
@@ -59,7 +59,8 @@ def add_setting_flags(parser: argparse.ArgumentParser, notebooks) -> None:
     for setting in SETTINGS:
         if not setting.flag or not any(setting.declared_in(name) for name in notebooks):
             continue
-        flag = dict(dest=setting.name, default=None, help=setting.help.replace("%", "%%"))
+        text = setting.help_in(notebooks[0]) if len(notebooks) == 1 else setting.help
+        flag = dict(dest=setting.name, default=None, help=text.replace("%", "%%"))
         kind = setting.kind or type(setting.default)
         if kind is bool:
             parser.add_argument(setting.flag, action="store_const", const=not setting.default, **flag)
@@ -86,6 +87,24 @@ def _parameters(args: argparse.Namespace) -> dict:
             params[setting.name] = value[0]  # one --run: the string it always was
     params.update(dict(args.p))
     return params
+
+
+PROJECT_HELP = "the project folder (default: MyDrive/tinyvoc on Colab, /kaggle/working on Kaggle, else this repo)"
+
+
+def project_folder(project_dir: str = "") -> Path:
+    """The project the notebooks use here, as ``start`` finds it (on Colab the Drive folder), said on stderr.
+
+    Every verb that reads or writes a project goes through here, so ``tinyvoc runs`` in a Colab cell sees the
+    runs 02 trained on Drive. The command cannot mount Drive itself (Colab asks in the browser): an unmounted
+    Drive stops, saying so (a notebook's first two cells mount it), before anything is read or written.
+    stderr keeps ``--json`` clean.
+    """
+    root = project_root(os.path.abspath(project_dir) if project_dir else "")
+    colab.require_mounted(root, "PROJECT_DIR")
+    given = "--project-dir" if project_dir else "the notebooks' default here; --project-dir for another"
+    print(f"project: {root} ({given})", file=sys.stderr)
+    return root
 
 
 def _add_check_dataset(verbs) -> None:
@@ -133,21 +152,48 @@ def check_dataset(args: argparse.Namespace) -> int:
 def _add_validate(verbs) -> None:
     valid = verbs.add_parser(
         "validate",
-        help="validate a submission: validate SUBMISSION --test-json FILE",
+        help="validate a submission: validate [SUBMISSION] [--test-json FILE] (default: the project's)",
         description="Check a submission json (list of image_id, category_id, segmentation RLE, score).",
     )
-    valid.add_argument("submission", help="the submission json to check")
-    valid.add_argument("--test-json", required=True, help="the test set's COCO json (images and categories)")
+    valid.add_argument(
+        "submission", nargs="?", help="the submission json to check (default: the project's output/submission.json)"
+    )
+    valid.add_argument(
+        "--test-json",
+        help="the test set's COCO json, images and categories (default: the project's, as 01 registered it)",
+    )
+    valid.add_argument("--project-dir", dest="PROJECT_DIR", default="", help=PROJECT_HELP)
     valid.add_argument(
         "--max-errors", type=int, default=50, help="how many errors to print to stderr (default 50; 0 = all kept)"
     )
     valid.set_defaults(handler=validate)
 
 
-def validate(args: argparse.Namespace) -> int:
-    """0 valid, 1 invalid, 2 when the test json or the file cannot be read (as for a usage error)."""
+def project_test_json(root: Path) -> Path:
+    """The project's test json: the one 01 registered (its dataset record), else ``data/test.json``."""
+    from .dataset.record import DatasetRecord
+
     try:
-        report = submission_check.validate_submission(args.submission, args.test_json)
+        registered = DatasetRecord.load(Outputs.at(root / "output")).data_files.test_json
+    except (TinyVocError, OSError, ValueError, KeyError):  # no record yet, or one this version cannot read
+        registered = None
+    return registered if registered is not None and registered.is_file() else root / "data" / TEST_JSON
+
+
+def validate(args: argparse.Namespace) -> int:
+    """0 valid, 1 invalid, 2 when the test json or the file cannot be read (as for a usage error).
+
+    A path not given is the project's (:func:`project_folder`): on Colab the submission 04 wrote on Drive."""
+    try:
+        submission, test_json = args.submission, args.test_json
+        if submission is None or test_json is None:
+            root = project_folder(args.PROJECT_DIR)
+            if submission is None:
+                submission = Outputs.at(root / "output").submission
+                if not submission.is_file():
+                    raise TinyVocError(f"{submission}: submission file not found (04_export_submission writes it)")
+            test_json = test_json or project_test_json(root)
+        report = submission_check.validate_submission(submission, test_json)
     except TinyVocError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -173,7 +219,7 @@ def _add_runs(verbs) -> None:
         "--json", action="store_true", help="a json list: name, dir, best_ap50, best_iteration, state, ..."
     )
     runs.add_argument("--remove", metavar="NAME", help="delete run NAME (its checkpoints and prediction caches)")
-    runs.add_argument("--project-dir", dest="PROJECT_DIR", default="", help="the project folder (default: this repo)")
+    runs.add_argument("--project-dir", dest="PROJECT_DIR", default="", help=PROJECT_HELP)
     runs.set_defaults(handler=list_runs)
 
 
@@ -181,8 +227,7 @@ def list_runs(args: argparse.Namespace) -> int:
     """Print the runs table (or its json); ``--remove NAME`` deletes that run first (asked for: nothing else does)."""
     from .training import runs
 
-    root = project_root(os.path.abspath(args.PROJECT_DIR) if args.PROJECT_DIR else "", on_colab=False)
-    outputs = Outputs.at(root / "output")
+    outputs = Outputs.at(project_folder(args.PROJECT_DIR) / "output")
     runs.adopt_legacy(outputs)
     if args.remove:
         runs.remove(outputs, args.remove)
@@ -266,8 +311,7 @@ def run_notebooks(args: argparse.Namespace) -> int:
     check_opts_early(params)
     if params.get("PROJECT_DIR"):
         params["PROJECT_DIR"] = os.path.abspath(params["PROJECT_DIR"])  # relative to where the user typed it
-    root = project_root(params.get("PROJECT_DIR") or "", on_colab=False)
-    colab.require_mounted(root, "PROJECT_DIR")  # before papermill writes the executed copies there
+    root = project_folder(params.get("PROJECT_DIR") or "")  # before papermill writes the executed copies there
     outputs = Outputs.at(root / "output")
     if args.verb != "run-all":
         run_notebook(NOTEBOOK_VERBS[args.verb][0], params, outputs)

@@ -89,6 +89,56 @@ def test_every_notebook_starts_with_the_same_setup_cell_and_repo():
     assert "start(PROJECT_DIR, REPO_REF, DETECTRON2_METHOD)" in project.START_CELL
 
 
+def _names(cell_source: str) -> tuple[set[str], set[str], set[str]]:
+    """A code cell's names: read anywhere, bound anywhere, and bound by its top-level statements (for sure:
+    a name bound only inside an ``if``, ``for``, ``with`` or ``try`` may be unset when the cell has run)."""
+    import ast
+
+    tree = ast.parse("\n".join("pass" if line.lstrip().startswith(("%", "!")) else line
+                               for line in cell_source.splitlines()))  # fmt: skip
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    bound |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
+              for a in n.names}  # fmt: skip
+    surely = set()
+    for statement in tree.body:
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            surely |= {(a.asname or a.name).split(".")[0] for a in statement.names}
+        elif isinstance(statement, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+            surely |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return read, bound, surely
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_every_cell_runs_after_the_cells_above_whatever_branch_they_took(name):
+    """A name a cell reads is set for sure by a cell above (or by the cell itself): never only inside an ``if``
+    that another runtime, another dataset (no validation split) or a headless run skips."""
+    import builtins
+
+    known = set(dir(builtins)) | {"display", "get_ipython"}  # IPython's, in every kernel
+    unset = []
+    for cell in notebook(name).cells:
+        if cell.cell_type != "code":
+            continue
+        read, bound, surely = _names(cell.source)
+        unset += [f"{n!r} in: {cell.source.splitlines()[0][:60]}" for n in sorted(read - known - bound)]
+        known |= surely
+    assert not unset, f"{name} reads names set only on some branch of an earlier cell: {unset}"
+
+
+def test_each_notebooks_comment_names_that_notebooks_default():
+    """``RUN`` means this recipe's run in 02 and the run to show or export in 03 and 04: each parameters cell's
+    comment says its own default, and no other notebook's."""
+    from tinyvoc.core.settings import SETTINGS
+
+    for setting in (s for s in SETTINGS if s.elsewhere):
+        defaults = {setting.default_in(n) for n in NOTEBOOKS if setting.declared_in(n)}
+        for name in (n for n in NOTEBOOKS if setting.declared_in(n)):
+            own, text = setting.default_in(name), setting.help_in(name)
+            assert f'"{own}"' in text and not any(f'"{d}"' in text for d in defaults - {own}), (setting.name, name)
+
+
 def test_the_first_cell_installs_from_an_attached_wheelhouse_else_from_git(tmp_path, monkeypatch):
     """What the first cell hands to pip, as IPython expands its %pip line: Kaggle's inputs are ../input from
     /kaggle/working, the wheelhouse may sit one folder down, and without one the source is REPO_URL at REPO_REF."""
@@ -145,11 +195,11 @@ def test_every_notebooks_parameters_cell_declares_the_settings_of_the_declaratio
         for key, parameter in found.items():
             setting = declared[key]
             assert ast.literal_eval(parameter["default"]) == setting.default_in(name), (name, key)
-            assert parameter["help"] == setting.help, (name, key)
+            assert parameter["help"] == setting.help_in(name), (name, key)
 
 
 def test_every_cli_flag_is_made_from_the_declaration_of_its_notebooks_settings():
-    """``tinyvoc train`` takes the flags of 02's settings, ``run-all`` every flag, each with its setting's help."""
+    """``tinyvoc train`` takes the flags of 02's settings (with 02's help), ``run-all`` every flag."""
     import argparse
 
     from tinyvoc.cli import NOTEBOOK_VERBS, build_parser
@@ -161,7 +211,7 @@ def test_every_cli_flag_is_made_from_the_declaration_of_its_notebooks_settings()
         assert set(flags) == {s.flag for s in declared_in(notebook) if s.flag}, verb
         for setting in declared_in(notebook):
             if setting.flag:
-                assert (flags[setting.flag].dest, flags[setting.flag].help) == (setting.name, setting.help), verb
+                assert (flags[setting.flag].dest, flags[setting.flag].help) == (setting.name, setting.help_in(notebook))
     every = {a.option_strings[0] for a in verbs["run-all"]._actions} - {"-h", "-p"}
     assert every == {s.flag for s in SETTINGS if s.flag}
     assert len({s.flag for s in SETTINGS if s.flag}) == len([s for s in SETTINGS if s.flag])  # one flag, one setting
@@ -189,17 +239,21 @@ def test_the_functions_the_cells_call_default_to_the_declaration():
 
     from tinyvoc.core.settings import BY_NAME, default
     from tinyvoc.dataset.record import prepare_dataset
-    from tinyvoc.dataset.sources import dataset_files
+    from tinyvoc.dataset.sources import dataset_files, dataset_source
     from tinyvoc.inference.trained_run import TrainedRun
-    from tinyvoc.training.train import train
+    from tinyvoc.training.train import train, train_recipe
 
     held = {
         train: {"profile": "PROFILE", "max_iter": "MAX_ITER", "resume": "RESUME", "overrides": "OPTS",
                 "time_budget_h": "TIME_BUDGET_H", "pretrained": "PRETRAINED", "num_gpus": "NUM_GPUS",
                 "num_machines": "NUM_MACHINES", "machine_rank": "MACHINE_RANK", "dist_url": "DIST_URL",
                 "ims_per_batch": "IMS_PER_BATCH", "run": "RUN", "weights": "WEIGHTS"},
+        train_recipe: {"run": "RUN", "resume": "RESUME", "num_gpus": "NUM_GPUS", "num_machines": "NUM_MACHINES",
+                       "machine_rank": "MACHINE_RANK", "dist_url": "DIST_URL"},
         prepare_dataset: {"val_fraction": "VAL_FRACTION", "seed": "SEED"},
         dataset_files: {"dataset": "DATASET", "download": "DOWNLOAD_DATA"},
+        dataset_source: {"dataset": "DATASET", "download": "DOWNLOAD_DATA", "test_images": "TEST_IMAGES",
+                         "crowd_as_objects": "CROWD_AS_OBJECTS", "keep_empty_images": "KEEP_EMPTY_IMAGES"},
         TrainedRun.load: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},  # 03 and 04 take "best"
         kaggle.bring_in_trained_run: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},
         project.start: {"project_dir": "PROJECT_DIR"},

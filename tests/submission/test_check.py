@@ -535,11 +535,22 @@ def test_main_missing_submission(synthetic, tmp_path, capsys):
     assert "gone.json: submission file not found" in capsys.readouterr().err
 
 
-def test_main_usage(capsys):
-    assert main([]) == 2
-    assert "--test-json" in capsys.readouterr().err
-    assert main(["only_submission.json"]) == 2
-    assert "the following arguments are required: --test-json" in capsys.readouterr().err
+def test_main_defaults_to_the_projects_submission_and_test_json(synthetic, tmp_path, capsys):
+    """``tinyvoc validate`` alone checks what 04 wrote against the project's test json, and names the folder."""
+    entries, test_json = synthetic
+    assert main(["--project-dir", str(tmp_path)]) == 2  # nothing exported yet: said, as for any unreadable file
+    out, err = capsys.readouterr()
+    assert (
+        f"project: {tmp_path} (--project-dir)" in err
+        and "submission.json: submission file not found (04_export_submission writes it)" in err
+    )
+    (tmp_path / "output").mkdir()
+    write_json(tmp_path / "output" / "submission.json", entries)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test.json").write_bytes(test_json.read_bytes())
+    assert main(["--project-dir", str(tmp_path)]) == 0
+    assert f"{tmp_path / 'output' / 'submission.json'}: VALID: 6 instances" in capsys.readouterr().out
+    assert main(["a.json", "b.json"]) == 2  # one submission at a time: a usage error
 
 
 def test_empty_and_broken_files(synthetic, tmp_path):

@@ -122,3 +122,28 @@ def test_export_from_a_read_cache_still_checks_changed_masks(test_json, tmp_path
         export_submission(cached, test_json, target, Selection(0.3))
     assert len(json.loads(target.read_text())) == 2  # the good file stays
     assert [p.name for p in tmp_path.glob(".*.tmp")] == []
+
+
+def test_hand_in_says_what_to_upload_and_on_colab_downloads_it(on_colab, tmp_path):
+    """04's last export line: the file alone is uploaded, the record beside it is not; Colab's browser gets it."""
+    from google.colab import files
+
+    from tinyvoc.submission.export import hand_in
+
+    target = tmp_path / "output" / "submission.json"
+    target.parent.mkdir()
+    target.write_text("[]")
+    files.downloaded.clear()
+    said = hand_in(target)
+    assert files.downloaded == [str(target)]
+    assert said.startswith(f"To upload: submission.json alone, at {target}; your browser is downloading it")
+    assert "submission_source.json beside it records which run made it: keep it, do not upload it" in said
+
+
+def test_hand_in_off_colab_downloads_nothing(tmp_path, monkeypatch):
+    from tinyvoc.submission.export import hand_in
+
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    assert "it is on this machine" in hand_in(tmp_path / "submission.json")
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Batch")
+    assert "download it from the notebook's Output tab" in hand_in(tmp_path / "submission.json")

@@ -19,7 +19,7 @@ def _smoke(cfg) -> None:
     cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
     # BN statistics over the whole batch, however many workers share it (``naiveSyncBN``: gloo-capable; with one
     # worker it is BatchNorm2d itself): plain BN on 2 workers x 2 images reached 0.13-0.19 mask AP50 at 60 iterations
-    # where one worker x 4 reached 0.51-0.56 (README, "More GPUs, more machines")
+    # where one worker x 4 reached 0.51-0.56 (docs/multi-gpu.md)
     cfg.MODEL.RESNETS.NORM = "naiveSyncBN"
     cfg.MODEL.BACKBONE.FREEZE_AT = 0
     cfg.MODEL.FPN.OUT_CHANNELS = 64

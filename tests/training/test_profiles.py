@@ -15,6 +15,30 @@ def test_auto_picks_by_accelerator():
     assert resolve_profile("reference", has_gpu=True) == "reference"
 
 
+def test_auto_on_a_colab_runtime_without_a_gpu_stops_before_training(on_colab, drive, tmp_path):
+    """Colab without a GPU (runtime type CPU, quota spent): no quiet smoke model trained on the real data."""
+    from tinyvoc.core.paths import Outputs
+    from tinyvoc.training import runs
+    from tinyvoc.training.train import train
+
+    with pytest.raises(TinyVocError, match=r'PROFILE = "auto" found no GPU on this Colab runtime.*T4 GPU'):
+        runs.Recipe.given("auto")  # 02's training cell, before anything is written
+    outputs = Outputs.at(tmp_path / "output")
+    with pytest.raises(TinyVocError, match='set PROFILE = "smoke"'):
+        train(outputs, "auto", max_iter=1)
+    assert not outputs.runs_dir.exists()  # stopped before training: no run, no folder
+    assert runs.Recipe.given("smoke").profile == "smoke"  # named by hand, the CPU profile still runs
+    assert resolve_profile("auto", has_gpu=True) == "strong"
+    assert resolve_profile("auto", has_gpu=False, allow_cpu=True) == "smoke"  # checking OPTS, not training
+
+
+def test_auto_on_kaggle_without_a_gpu_names_the_accelerator_setting(monkeypatch):
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    with pytest.raises(TinyVocError, match="Kaggle runtime.*Accelerator > GPU T4 x2"):
+        resolve_profile("auto", has_gpu=False)
+    assert resolve_profile("auto", has_gpu=False, hosted=None) == "smoke"  # off Colab and Kaggle: the sample's CPU run
+
+
 def test_gpu_profile_on_cpu_is_a_clear_error():
     with pytest.raises(TinyVocError, match="needs a GPU.*PROFILE='smoke'"):
         resolve_profile("strong", has_gpu=False)

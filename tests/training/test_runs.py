@@ -269,6 +269,27 @@ def test_twenty_runs_show_in_well_under_a_second_and_the_cli_lists_and_removes(t
     print(f"20 runs (1,000 metric rows each): table and both renderings in {seconds * 1000:.0f} ms")
 
 
+def test_the_cli_on_colab_lists_the_runs_of_the_drive_project_and_says_which_folder(
+    on_colab, drive, monkeypatch, capsys
+):
+    """``!tinyvoc runs`` in a Colab cell: the project 02 trained on Drive, not the runtime's own disk."""
+    mount, fake = drive
+    project = mount / "MyDrive" / "tinyvoc"
+    assert cli.main(["runs"]) == 1  # Drive not mounted yet: said, nothing written under the mount point
+    assert "is on Google Drive (" in capsys.readouterr().err and not mount.exists()
+    from google.colab import drive as colab_drive
+
+    monkeypatch.setenv("TINYVOC_FAKE_DRIVE", str(fake))
+    colab_drive.mount(str(mount))  # what a notebook's start cell did in this runtime
+    assert "Mounted at" in capsys.readouterr().out
+    fake_run(Outputs.at(project / "output"), "strong", [30.0, 41.0])
+    assert cli.main(["runs", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert [r["name"] for r in json.loads(out)] == ["strong"]
+    assert f"project: {project} (the notebooks' default here" in err
+    assert cli.main(["runs", "--remove", "strong"]) == 0 and runs.names(Outputs.at(project / "output")) == []
+
+
 def test_the_overlaid_ap50_figure_has_one_line_a_run(tmp_path):
     from tinyvoc.visualize import plots
 

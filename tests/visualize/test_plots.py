@@ -87,6 +87,53 @@ def test_ground_truth_grid_and_training_curves(drawn):
     _png(outputs.figures_dir / "curves.png")
 
 
+def test_the_looking_figure_draws_from_its_stated_threshold_with_labels_apart(drawn, monkeypatch):
+    """03's test predictions: only scores at the display threshold or above, said in the title beside the export's
+    selection; no label over another, however many detections share a place."""
+    run, record, cached = drawn
+    texts = []
+    original = render.Renderer.label
+    monkeypatch.setattr(
+        render.Renderer, "label", lambda self, text, colour: texts.append(text) or original(self, text, colour)
+    )
+    selection = Selection(cached.score_floor)
+    fig = plots.prediction_grid(cached, record.class_map, run.outputs.figures_dir / "looking.png", selection, n=8)
+    assert (
+        fig._suptitle.get_text()
+        == f"drawn: score >= {plots.DISPLAY_THRESH:g}, of what the export keeps ({selection.describe()})"
+    )
+    scores = [int(t.rsplit(" ", 1)[1].rstrip("%")) for t in texts]
+    assert all(score >= 100 * plots.DISPLAY_THRESH for score in scores)
+    everything = plots.prediction_grid(cached, record.class_map, run.outputs.figures_dir / "all.png", selection, n=8,
+                                       display=None)  # fmt: skip
+    assert everything._suptitle.get_text().startswith("what the export keeps")
+
+    renderer = render.Renderer(record.class_map, 480, upscale=True)
+    image = cached.images.paths()[cached.image_ids[0]]
+    pile = [{**cached.detections[0], "score": 0.9 - k / 100} for k in range(12)]  # one place, twelve detections
+    tile = renderer.draw(image, pile)
+    assert max(tile.size) == 480  # the small sample image enlarged, so masks show beside the labels
+    placed = [(left, top, left + label.width, top + label.height) for label, (left, top) in
+              renderer._placed(pile, [tuple(v * renderer._image(image)[2] for v in d["bbox"]) for d in pile],
+                               [renderer.colour(d["category_id"]) for d in pile], tile.size, 0)]  # fmt: skip
+    assert 1 <= len(placed) <= 3  # three places a box offers labels; the rest go without
+    for k, a in enumerate(placed):
+        assert not any(a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3] for b in placed[k + 1 :])
+
+
+def test_a_fusions_curves_are_each_members_titled_with_its_name(drawn):
+    """03's curves cell: one run, its figure; a fusion (never trained itself), one figure per member, each named."""
+    from tinyvoc.inference.ensemble import FusedRun
+
+    run, _, _ = drawn
+    folder = run.outputs.figures_dir
+    (one,) = plots.run_curves(run, folder)
+    assert not one._suptitle and _png(folder / "training_curves.png") is not None
+    figures = plots.run_curves(FusedRun((run, run)), folder)
+    assert [f._suptitle.get_text() for f in figures] == [f"member {run.name}"] * 2
+    _png(folder / f"training_curves_{run.name}.png")
+
+
 def test_validation_figures(drawn):
     run, record, _ = drawn
     outputs = run.outputs

@@ -21,7 +21,8 @@ class Setting:
     takes none and sets the opposite of the default (``--no-resume``); ``kind="on/off"`` takes on or off;
     ``kind=list`` takes one or more values (``--opts KEY VALUE ...``); ``kind="runs"`` is repeatable (``--run A
     --run B``: a list; once: a string). ``elsewhere``: ``(notebook prefix,
-    default)`` pairs where a notebook's default differs (``RUN``: 02 names its run, 03 and 04 take the best).
+    default[, help])`` where a notebook's default or comment differs (``RUN``: 02 names its run, 03 and 04 take
+    the best); a comment says what the setting means in that notebook, where a student reads it.
     """
 
     name: str
@@ -38,7 +39,12 @@ class Setting:
 
     def default_in(self, notebook: str):
         """The default in ``notebook``'s parameters cell (``default`` unless ``elsewhere`` says otherwise)."""
-        return dict(self.elsewhere).get(notebook[:2], self.default)
+        return next((e[1] for e in self.elsewhere if e[0] == notebook[:2]), self.default)
+
+    def help_in(self, notebook: str) -> str:
+        """The comment in ``notebook``'s parameters cell, and its CLI verb's help (``help`` unless ``elsewhere``
+        gives one); ``help`` itself serves ``run-all``, which passes the setting to every notebook."""
+        return next((e[2] for e in self.elsewhere if e[0] == notebook[:2] and len(e) > 2), self.help)
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -92,7 +98,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         name="PROFILE",
         default="auto",
-        help='"auto": strong on GPU, smoke on CPU; or "reference", or your .yaml file\'s path',
+        help='"auto": strong on a GPU (none on Colab/Kaggle: stops), else smoke; "reference", "smoke", your .yaml',
         notebooks=("02",),
         flag="--profile",
     ),
@@ -133,7 +139,11 @@ SETTINGS: tuple[Setting, ...] = (
         notebooks=("02", "03", "04"),
         flag="--run",
         kind="runs",
-        elsewhere=(("03", "best"), ("04", "best")),
+        elsewhere=(
+            ("02", "auto", '"auto": this recipe\'s run (named after it, resumed if there), or a name of yours'),
+            ("03", "best", '"best": show the run with the top val AP50; or a run\'s name, or a list of names to fuse'),
+            ("04", "best", '"best": export the run with the top val AP50; or a run\'s name, or a list to fuse'),
+        ),
     ),
     Setting(
         name="PRETRAINED",

@@ -84,3 +84,10 @@ def require_mounted(path: str | os.PathLike, what: str = "This folder") -> None:
             "files put there now would sit on the runtime's own disk and vanish at the disconnect. Run the "
             "notebook's first two cells (they mount Drive on Colab), or choose a PROJECT_DIR that is not on Drive."
         )
+
+
+def download(path: str | os.PathLike) -> None:
+    """Have the browser save ``path`` to the user's computer (``google.colab.files.download``); Colab only."""
+    from google.colab import files
+
+    files.download(str(path))

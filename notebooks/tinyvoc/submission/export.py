@@ -18,6 +18,7 @@ from ..core.errors import TinyVocError
 from ..core.gc_pause import paused_gc
 from ..inference.cache_file import Predictions
 from ..inference.selection import Selection
+from ..runtime import colab, kaggle
 from .check import SUBMISSION_KEYS, validate_submission
 
 
@@ -69,3 +70,24 @@ def exporter(
 ) -> Callable[[Selection], object]:
     """:func:`export_submission` bound to the test predictions and ``target``: what 04's export button calls."""
     return lambda selection: export_submission(predictions, predictions.images.coco, target, selection, made_by)
+
+
+def hand_in(target: str | Path) -> str:
+    """The line 04 ends with: which file to upload, where it is, how to get it to your computer.
+
+    On Colab the browser is asked to save it at once (``google.colab.files.download``; Colab shows a prompt
+    or saves to Downloads); on Kaggle it is among the notebook's saved output. ``submission_source.json`` beside
+    it records what made it and is not for upload.
+    """
+    target = Path(target)
+    if colab.on_colab():
+        colab.download(target)
+        how = "your browser is downloading it (it stays on Drive too)"
+    elif kaggle.on_kaggle():
+        how = "after Save Version, download it from the notebook's Output tab"
+    else:
+        how = "it is on this machine"
+    return (
+        f"To upload: {target.name} alone, at {target}; {how}. "
+        f"{source_record(target).name} beside it records which run made it: keep it, do not upload it."
+    )

@@ -44,7 +44,7 @@ def build_evaluator(dataset_name: str):
 
     Distributed: with N workers each predicts its share of the split (detectron2's test loader
     shards it) and rank 0 gathers the predictions and scores them once; with one worker it is the
-    plain evaluation. Measured on a 2-core CPU, 2 workers: see README ("More GPUs, more machines").
+    plain evaluation. Measured on a 2-core CPU, 2 workers: see docs/multi-gpu.md.
     """
     from detectron2.evaluation import COCOEvaluator
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..core.errors import TinyVocError
 from ..core.image_reader import LOADER_FORMAT
+from ..runtime import colab, kaggle
 
 CONFIGS = Path(__file__).parent / "configs"  # package data (pyproject.toml)
 PROFILES = ("smoke", "reference", "strong")
@@ -34,6 +35,28 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def hosted_runtime() -> str | None:
+    """``"Colab"`` or ``"Kaggle"`` where the notebooks run on a hosted runtime (which trains on its GPU), else None."""
+    return "Colab" if colab.on_colab() else "Kaggle" if kaggle.on_kaggle() else None
+
+
+# Where a hosted runtime's GPU is switched on (the words of each site's menus).
+GPU_SETTING = {
+    "Colab": "Runtime > Change runtime type > T4 GPU > Save",
+    "Kaggle": "the notebook's Settings > Accelerator > GPU T4 x2 (a phone-verified account)",
+}
+
+
+def no_gpu_message(where: str) -> str:
+    """Why ``PROFILE = "auto"`` stops on a hosted runtime without a GPU, and the two ways on."""
+    return (
+        f'PROFILE = "auto" found no GPU on this {where} runtime (torch.cuda.is_available() is False: the runtime '
+        "type is CPU, or the free GPU quota is used up for now). Nothing was trained. Turn the GPU on: "
+        f"{GPU_SETTING[where]}, then run the notebooks again from 00 (a new runtime starts empty). To test the "
+        'pipeline on this CPU instead, set PROFILE = "smoke": a 128-pixel model from random weights, not one to submit.'
+    )
 
 
 def is_file_profile(profile: str) -> bool:
@@ -112,8 +135,15 @@ def family(profile: str) -> str | None:
     return None
 
 
-def resolve_profile(name: str, has_gpu: bool | None = None, allow_cpu: bool = False) -> str:
+def resolve_profile(
+    name: str, has_gpu: bool | None = None, allow_cpu: bool = False, hosted: str | None | bool = True
+) -> str:
     """Turn ``auto`` into ``strong`` on a GPU and ``smoke`` on CPU; refuse GPU profiles on CPU.
+
+    On Colab and Kaggle (``hosted``: True asks :func:`hosted_runtime`; a name or None says) ``auto`` without a
+    GPU stops with :func:`no_gpu_message` instead: there it means the GPU is off or its quota spent, and a quiet
+    ``smoke`` would train a toy model on the real data that 04 then submits. ``smoke`` named by hand still runs;
+    ``allow_cpu`` (checking keys, not training) resolves as off those sites.
 
     A ``.yaml`` path is the user's own recipe: returned as an absolute path, after checking that its
     ``_BASE_`` chain resolves; it needs a GPU unless it builds on ``smoke``.
@@ -126,6 +156,9 @@ def resolve_profile(name: str, has_gpu: bool | None = None, allow_cpu: bool = Fa
     else:
         path = name.lower()
         if path == "auto":
+            where = hosted_runtime() if hosted is True else hosted
+            if not has_gpu and where and not allow_cpu:
+                raise TinyVocError(no_gpu_message(where))
             return "strong" if has_gpu else "smoke"
         if path not in PROFILES:
             raise TinyVocError(
@@ -135,7 +168,7 @@ def resolve_profile(name: str, has_gpu: bool | None = None, allow_cpu: bool = Fa
     if gpu and not has_gpu and not allow_cpu:
         raise TinyVocError(
             f"profile {name!r} trains X-101 and needs a GPU, and none is visible (torch.cuda.is_available() "
-            "is False). On Colab: Runtime > Change runtime type > GPU. On CPU use PROFILE='smoke' (or a file with "
+            "is False). On Colab: Runtime > Change runtime type > T4 GPU. On CPU use PROFILE='smoke' (or a file with "
             "_BASE_: smoke.yaml)."
         )
     return path

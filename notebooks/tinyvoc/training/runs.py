@@ -479,7 +479,7 @@ def table(outputs: Outputs, fused: tuple[list[str], float, float] | None = None)
         members, ap50, ap = fused
         extra.append(("⊕", "fused", "fusion of " + " + ".join(members), "-", "-", "fused from the caches", "-",
                       f"{ap50:.3f}", f"{ap:.3f}", "-", "-"))  # fmt: skip
-    return RunsTable(list_runs(outputs), str(outputs.runs_dir), extra)
+    return RunsTable(list_runs(outputs), f"{outputs.root.name}/{outputs.runs_dir.name}", extra)  # as the pages say it
 
 
 def ap50_curves(outputs: Outputs) -> dict[str, list[tuple[int, float]]]:

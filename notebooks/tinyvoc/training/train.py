@@ -379,8 +379,26 @@ def train(
     On Kaggle, 02 first brings in what training needs from the attached outputs
     (``kaggle.bring_in_for_training``, in the notebook's cell); this function reads only the project.
     """
-    world = World.resolve(num_gpus, num_machines, machine_rank, dist_url)
     recipe = runs.Recipe.given(profile, overrides, max_iter, ims_per_batch, time_budget_h, pretrained, weights)
+    where = dict(num_gpus=num_gpus, num_machines=num_machines, machine_rank=machine_rank, dist_url=dist_url)
+    return train_recipe(outputs, recipe, run, resume, **where)
+
+
+def train_recipe(
+    outputs: Outputs,
+    recipe: runs.Recipe,
+    run: str = "auto",
+    resume: bool = True,
+    *,
+    num_gpus: int | str = "auto",
+    num_machines: int = 1,
+    machine_rank: int = 0,
+    dist_url: str = "auto",
+) -> RunRecord | None:
+    """:func:`train` for a recipe already made (``runs.Recipe.given``): notebook 02 makes it once, names the run
+    to bring in from Kaggle's inputs with it, and trains it, so the settings are passed once and cannot drift.
+    The other arguments are where the run goes and on which workers (see :func:`train`)."""
+    world = World.resolve(num_gpus, num_machines, machine_rank, dist_url)
     if world.machine_rank == 0:
         runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
     name, recipe = _choose(outputs, recipe, run, resume, world.size)

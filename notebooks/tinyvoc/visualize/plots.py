@@ -20,6 +20,11 @@ from ..inference.selection import Selection
 from ..training.metrics import BEST_METRIC
 from .render import FIGURE_SIDE, Renderer, palette
 
+# What a figure meant for looking draws (03's test predictions): the export keeps far lower scores (0.05, 0.01), which
+# pile low-score duplicates over the objects; the figure says its threshold, and the export's. 04's preview and the
+# threshold view draw exactly what is exported.
+DISPLAY_THRESH = 0.5
+
 
 def _plt():
     import matplotlib.pyplot as plt
@@ -42,22 +47,26 @@ def draw_detections(
     ``grayscale`` is the original notebook's look: the background in gray, detected objects in colour.
     Pass one ``renderer`` for a whole figure, so an image drawn twice is read once.
     """
-    renderer = renderer or Renderer(class_map, FIGURE_SIDE, grayscale)
+    renderer = renderer or Renderer(class_map, FIGURE_SIDE, grayscale, upscale=True)
     return np.asarray(renderer.draw(image_path, detections))
 
 
 def draw_ground_truth(image_path: Path, annotations: list[dict], class_map: ClassMap, renderer=None) -> np.ndarray:
     """Ground-truth masks (polygons or RLE) with class names, drawn as detections are."""
-    renderer = renderer or Renderer(class_map, FIGURE_SIDE)
+    renderer = renderer or Renderer(class_map, FIGURE_SIDE, upscale=True)
     return np.asarray(renderer.draw(image_path, annotations))
 
 
-def image_grid(images: list[np.ndarray], titles: list[str], path: Path, ncols: int = 4, tile: float = 3.2):
-    """Lay images out in a grid, save it to ``path`` and return the figure."""
+def image_grid(
+    images: list[np.ndarray], titles: list[str], path: Path, ncols: int = 4, tile: float = 3.2, title: str = ""
+):
+    """Lay images out in a grid (``title`` above it all), save it to ``path`` and return the figure."""
     plt = _plt()
     ncols = max(1, min(ncols, len(images)))
     nrows = max(1, math.ceil(len(images) / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(tile * ncols, tile * nrows), squeeze=False)
+    if title:
+        fig.suptitle(title, fontsize=11)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, title in zip(axes.ravel(), images, titles):
@@ -76,17 +85,26 @@ def prediction_grid(
     n: int = 12,
     grayscale: bool = False,
     ncols: int = 4,
+    display: float | None = DISPLAY_THRESH,
 ):
-    """The first ``n`` images of a split's predictions with the detections ``selection`` keeps (what is exported)."""
-    by_image = defaultdict(list)
+    """The first ``n`` images of a split's predictions with the detections ``selection`` keeps (what is exported),
+    drawn from score ``display`` up (the figure's title says both thresholds); ``display=None``: all of them."""
+    by_image, kept = defaultdict(list), defaultdict(int)
     for det in selection.apply(predictions.detections):
-        by_image[det["image_id"]].append(det)
+        kept[det["image_id"]] += 1
+        if display is None or det["score"] >= display:
+            by_image[det["image_id"]].append(det)
     images = predictions.images.paths()
     ids = predictions.image_ids[:n]
-    renderer = Renderer(class_map, FIGURE_SIDE, grayscale)
+    renderer = Renderer(class_map, FIGURE_SIDE, grayscale, upscale=True)
     drawn = [draw_detections(images[i], by_image[i], class_map, renderer=renderer) for i in ids]
-    titles = [f"image {i}: {len(by_image[i])} detections" for i in ids]
-    return image_grid(drawn, titles, path, ncols=ncols)
+    if display is None:
+        titles = [f"image {i}: {kept[i]} detections" for i in ids]
+        title = f"what the export keeps: {selection.describe()}"
+    else:
+        titles = [f"image {i}: {len(by_image[i])} of {kept[i]} detections" for i in ids]
+        title = f"drawn: score >= {display:g}, of what the export keeps ({selection.describe()})"
+    return image_grid(drawn, titles, path, ncols=ncols, title=title)
 
 
 def ground_truth_grid(coco: dict, image_dir: Path, class_map: ClassMap, path: Path, n: int = 8, ncols: int = 4):
@@ -95,16 +113,18 @@ def ground_truth_grid(coco: dict, image_dir: Path, class_map: ClassMap, path: Pa
     for a in coco.get("annotations", []):
         anns[a["image_id"]].append(a)
     chosen = coco["images"][:n]
-    renderer = Renderer(class_map, FIGURE_SIDE)
+    renderer = Renderer(class_map, FIGURE_SIDE, upscale=True)
     drawn = [draw_ground_truth(Path(image_dir) / im["file_name"], anns[im["id"]], class_map, renderer) for im in chosen]
     titles = [f"{im['file_name']} (id {im['id']}): {len(anns[im['id']])} objects" for im in chosen]
     return image_grid(drawn, titles, path, ncols=ncols)
 
 
-def training_curves(rows: list[dict], path: Path):
-    """Loss curves and validation AP over iterations, from the metrics file rows."""
+def training_curves(rows: list[dict], path: Path, title: str = ""):
+    """Loss curves and validation AP over iterations, from the metrics file rows (``title`` above both)."""
     plt = _plt()
     fig, (ax_loss, ax_ap) = plt.subplots(1, 2, figsize=(12, 4))
+    if title:
+        fig.suptitle(title)
     loss_keys = sorted({k for r in rows for k in r if k.startswith("loss_") or k == "total_loss"})
     for key in loss_keys:
         pts = [(r["iteration"], r[key]) for r in rows if key in r]
@@ -122,6 +142,22 @@ def training_curves(rows: list[dict], path: Path):
     fig.tight_layout()
     save(fig, path)
     return fig
+
+
+def run_curves(run, folder: Path) -> list:
+    """The training curves of what 03 shows: ``training_curves.png`` for one run; for a fusion (``members``) one
+    figure per member, titled and named after it, since the fusion itself was never trained."""
+    from ..training.metrics import read_metrics
+
+    members = getattr(run, "members", None)
+    if not members:
+        return [training_curves(read_metrics(run.files.metrics), Path(folder) / "training_curves.png")]
+    return [
+        training_curves(
+            read_metrics(m.files.metrics), Path(folder) / f"training_curves_{m.name}.png", f"member {m.name}"
+        )
+        for m in members
+    ]
 
 
 def runs_ap50(curves: dict[str, list[tuple[int, float]]], path: Path, best: str | None = None):
@@ -155,7 +191,7 @@ def ground_truth_vs_prediction(
         anns[a["image_id"]].append(a)
     for d in selection.apply(predictions.detections):
         dets[d["image_id"]].append(d)
-    drawn, titles, renderer = [], [], Renderer(class_map, FIGURE_SIDE)
+    drawn, titles, renderer = [], [], Renderer(class_map, FIGURE_SIDE, upscale=True)
     for im in gt["images"][:n]:
         file = files[im["id"]]
         drawn += [
@@ -207,7 +243,7 @@ def error_gallery(errors: dict[int, dict], image_paths: dict[int, Path], class_m
     """Left: images with the most missed objects (missed ones drawn). Right: the most confident false positives."""
     worst = sorted((i for i in errors if errors[i]["missed"]), key=lambda i: -len(errors[i]["missed"]))[:n]
     fps = sorted(((d, i) for i, e in errors.items() for d in e["false_positives"]), key=lambda x: -x[0]["score"])[:n]
-    renderer = Renderer(class_map, FIGURE_SIDE)
+    renderer = Renderer(class_map, FIGURE_SIDE, upscale=True)
     missed_panels = [
         (
             draw_ground_truth(image_paths[i], errors[i]["missed"], class_map, renderer),

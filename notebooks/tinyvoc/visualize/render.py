@@ -77,11 +77,19 @@ class Renderer:
 
     An instance is a COCO dict: ``category_id``, ``bbox`` ``[x, y, w, h]``, ``segmentation`` (compressed
     RLE, uncompressed RLE or polygons) and, for a detection, ``score``. ``grayscale`` is the original
-    notebook's look: the background in gray, the objects in colour.
+    notebook's look: the background in gray, the objects in colour. ``upscale``: smaller images are enlarged
+    to ``max_side`` too (the saved figures: a 128-pixel image shown at 3 inches would otherwise have labels
+    as big as its objects), and labels are written in a font scaled to the tile, so they stay readable once the
+    figure shrinks it; the view leaves images as they are and uses PIL's small bitmap font, which keeps a move fast.
     """
 
-    def __init__(self, class_map: ClassMap, max_side: int = VIEW_SIDE, grayscale: bool = False):
-        self.class_map, self.max_side, self.grayscale = class_map, max_side, grayscale
+    def __init__(self, class_map: ClassMap, max_side: int = VIEW_SIDE, grayscale: bool = False, upscale=False):
+        self.class_map, self.max_side, self.grayscale, self.upscale = class_map, max_side, grayscale, upscale
+        self._font = None
+        if upscale:
+            from PIL import ImageFont
+
+            self._font = ImageFont.load_default(size=max(11, max_side // 28))
         self._contiguous = {cid: k for k, cid in enumerate(class_map.ids)}
         self._palette = palette(len(class_map.ids))  # one colour per class, however many
         self._images: dict[Path, tuple[np.ndarray, np.ndarray, float, tuple[int, int]]] = {}
@@ -99,7 +107,7 @@ class Renderer:
 
             with Image.open(path) as im:
                 im = im.convert("RGB")
-                scale = min(1.0, self.max_side / max(im.size))
+                scale = self.max_side / max(im.size) if self.upscale else min(1.0, self.max_side / max(im.size))
                 size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
                 tile = np.asarray(im.resize(size, Image.BILINEAR), dtype=np.float32)
                 original = (im.height, im.width)
@@ -132,9 +140,9 @@ class Renderer:
         if key not in self._labels:
             from PIL import Image, ImageDraw
 
-            left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text)
+            left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text, self._font)
             label = Image.new("RGB", (right - left + 4, bottom - top + 3), colour)
-            ImageDraw.Draw(label).text((2 - left, 1 - top), text, fill=(255, 255, 255))
+            ImageDraw.Draw(label).text((2 - left, 1 - top), text, fill=(255, 255, 255), font=self._font)
             self._labels[key] = label
         return self._labels[key]
 
@@ -156,18 +164,35 @@ class Renderer:
         canvas = Image.new("RGB", (out.shape[1], out.shape[0] + bar), "white")
         canvas.paste(Image.fromarray(out.astype(np.uint8)), (0, bar))
         pen = ImageDraw.Draw(canvas)
+        boxes = [tuple(v * scale for v in inst["bbox"]) for inst in instances]
         for k in range(len(instances) - 1, -1, -1):
-            inst = instances[k]
-            x, y, w, h = (v * scale for v in inst["bbox"])
-            colour = tuple(int(c) for c in colours[k])
-            pen.rectangle([x, y + bar, x + w, y + h + bar], outline=colour)
-            text = self.class_map.name_of(inst["category_id"])
-            if "score" in inst:
-                text += f" {inst['score']:.0%}"
-            canvas.paste(self.label(text, colour), (int(x), int(y) + bar))
+            x, y, w, h = boxes[k]
+            pen.rectangle([x, y + bar, x + w, y + h + bar], outline=tuple(int(c) for c in colours[k]))
+        for label, (left, top) in self._placed(instances, boxes, colours, canvas.size, bar):
+            canvas.paste(label, (left, top))
         if title is not None:
             pen.text((2, 1), title, fill="black")
         return canvas
+
+    def _placed(self, instances, boxes, colours, size: tuple[int, int], bar: int) -> list:
+        """Each instance's label and where it goes, so that no two labels overlap: at its box's top left, else
+        just above the box, else at its bottom left; an instance whose three places are all taken goes without a
+        label (its box and mask are drawn). The first instances choose first: detections best first."""
+        taken, placed = [], []
+        for inst, (x, y, _, h), colour in zip(instances, boxes, colours):
+            text = self.class_map.name_of(inst["category_id"])
+            if "score" in inst:
+                text += f" {inst['score']:.0%}"
+            label = self.label(text, tuple(int(c) for c in colour))
+            lw, lh = label.size
+            for left, top in ((x, y + bar), (x, y + bar - lh), (x, y + h + bar - lh)):
+                left, top = int(min(max(left, 0), max(size[0] - lw, 0))), int(min(max(top, bar), size[1] - lh))
+                rect = (left, top, left + lw, top + lh)
+                if not any(rect[0] < r[2] and r[0] < rect[2] and rect[1] < r[3] and r[1] < rect[3] for r in taken):
+                    taken.append(rect)
+                    placed.append((label, (left, top)))
+                    break
+        return placed
 
 
 def _mask_key(segmentation) -> str:
