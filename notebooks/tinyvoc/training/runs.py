@@ -28,19 +28,22 @@ import math
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from ..core.atomic import write_json
 from ..core.errors import TinyVocError
 from ..core.paths import UNSAFE_IN_NAMES, Outputs, TrainFiles, legacy_run_name, safe_name_part
 from ..core.units import size
+from ..dataset.record import DatasetRecord
 from .budget import Plan
 from .metrics import BEST_METRIC, best_row, read_metrics
 from .profiles import is_file_profile, resolve_profile
+from .storage import checkpoints_lost
 
+CHECKPOINT_KEYS = ("checkpoint_final", "checkpoint_best")  # run.json's names of the checkpoints a finished run holds
 NAME_LIMIT = 64  # longer auto names are cut and end in a hash of the whole name: stable, still readable
-RESERVED = ("auto", "best", "latest")
+RESERVED = ("auto", "best", "latest", "fused")  # fused: the fusion of runs has its caches in predictions/fused/
 _clean = safe_name_part
 
 
@@ -55,6 +58,8 @@ class Recipe:
     time_budget_h: float | None = None
     pretrained: bool = True
     changes: tuple = ()  # the config lines in which the run differs from its profile (config.config_changes)
+    dataset: str = ""  # the dataset it learns (``DatasetRecord.name``); "" in a recipe from before runs knew it
+    fingerprint: str = ""  # that dataset's classes and split (``DatasetRecord.fingerprint``): what a run belongs to
 
     def settings(self) -> list[tuple[str, str]]:
         """The settings given beside the profile, as ``(short key, value)``: OPTS keys by their last part."""
@@ -98,6 +103,10 @@ class Recipe:
         parts += [f"{k} {v}" for k, v in self.settings()[len(self.opts) // 2 :]]
         return ", ".join(parts)
 
+    def on(self, record: DatasetRecord) -> Recipe:
+        """This recipe on ``record``'s dataset: a run trained from it belongs to that dataset."""
+        return replace(self, dataset=record.name, fingerprint=record.fingerprint)
+
     def save(self, files: TrainFiles) -> None:
         write_json(files.recipe, {**asdict(self), "opts": [str(o) for o in self.opts]}, indent=2)
 
@@ -105,6 +114,7 @@ class Recipe:
     def load(cls, files: TrainFiles) -> Recipe | None:
         try:
             data = json.loads(files.recipe.read_text())
+            data = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
             return cls(**{**data, "opts": tuple(data.get("opts", ())), "changes": tuple(data.get("changes", ()))})
         except (OSError, ValueError, TypeError):
             return None
@@ -145,11 +155,44 @@ def names(outputs: Outputs) -> list[str]:
     return sorted(e.name for e in os.scandir(outputs.runs_dir) if e.is_dir() and not e.name.startswith("."))
 
 
-def holds(files: TrainFiles, signature: str, budget_h: float | None) -> bool | None:
+def learned(files: TrainFiles) -> tuple[str, str]:
+    """``(dataset name, fingerprint)`` the run in ``files`` learns: from its ``run.json``, else from its recipe (a run
+    killed before its first record); ``("", "")`` for a run from before runs knew their dataset (usable with any)."""
+    try:
+        record = json.loads(files.record.read_text())
+    except (OSError, ValueError):
+        record = {}
+    if isinstance(record, dict) and record.get("fingerprint"):
+        return str(record.get("dataset") or "?"), str(record["fingerprint"])
+    recipe = Recipe.load(files)
+    return (recipe.dataset or "?", recipe.fingerprint) if recipe and recipe.fingerprint else ("", "")
+
+
+def of_another_dataset(files: TrainFiles, fingerprint: str) -> bool:
+    """Whether the run in ``files`` learned a dataset other than the one of ``fingerprint`` (unknown: it did not)."""
+    theirs = learned(files)[1]
+    return bool(fingerprint and theirs and theirs != fingerprint)
+
+
+def another_datasets_run(files: TrainFiles, dataset: str, fingerprint: str, doing: str, todo: str) -> TinyVocError:
+    """The refusal of a run of another dataset than ``dataset`` (of ``fingerprint``), naming both and what to do."""
+    theirs, their_fingerprint = learned(files)
+    return TinyVocError(
+        f"run {files.name} learned dataset {theirs} (fingerprint {their_fingerprint}), but this project's dataset is "
+        f"now {dataset} (fingerprint {fingerprint}): the run's class ids or its validation split are another "
+        f"dataset's, so {doing}. {todo}; or register {theirs} again in 01_register_dataset.ipynb to use run "
+        f"{files.name}. `tinyvoc runs` shows each run's dataset."
+    )
+
+
+def holds(files: TrainFiles, signature: str, budget_h: float | None, fingerprint: str = "") -> bool | None:
     """Whether the run in ``files`` was trained with this config (``signature``: ``config.config_signature`` before a
-    budget's plan) and budget; None when the folder holds no run yet (no ``config.yaml``)."""
+    budget's plan) and budget, on this dataset (``fingerprint``; a run from before runs knew theirs counts as this
+    dataset's); None when the folder holds no run yet (no ``config.yaml``)."""
     if not files.config.is_file():
         return None
+    if of_another_dataset(files, fingerprint):
+        return False
     if budget_h:
         plan = Plan.load(files.plan)
         return bool(plan) and plan.base_config == signature and plan.budget_hours == budget_h
@@ -173,9 +216,16 @@ def choose(
             "for 03 and 04, which fuse their predictions"
         )
     taken = names(outputs)
+    fingerprint = recipe.fingerprint
     if not is_auto(wanted):
         name = check_name(wanted)
-        held = holds(outputs.run(name), signature, budget_h)
+        held = holds(outputs.run(name), signature, budget_h, fingerprint)
+        if resume and of_another_dataset(outputs.run(name), fingerprint):
+            raise another_datasets_run(
+                outputs.run(name), recipe.dataset, fingerprint, "02 does not resume it",
+                f'Choose a new name (RUN = "{_free(name, taken)}"; RUN = "auto" names the run after its recipe), or '
+                f"set RESUME = False to replace run {name} alone (its checkpoints are deleted; other runs stay)",
+            )  # fmt: skip
         if held is False and resume:
             raise TinyVocError(
                 f"run {name} ({outputs.run(name).dir}) holds another recipe ({_described(outputs.run(name))}). "
@@ -185,13 +235,13 @@ def choose(
         return name, "the name given in RUN" + (" (replacing the run there)" if held is False else "")
     base = recipe.auto_name()
     family = _numbered(base, taken)
-    same = [n for n in family if holds(outputs.run(n), signature, budget_h)]
+    same = [n for n in family if holds(outputs.run(n), signature, budget_h, fingerprint)]
     if not same:  # a folder holding this recipe under another name (adopted from output/train, or renamed)
-        same = sorted((n for n in taken if n not in family and holds(outputs.run(n), signature, budget_h)),
+        same = sorted((n for n in taken if n not in family and holds(outputs.run(n), signature, budget_h, fingerprint)),
                       key=lambda n: _newest(outputs.run(n)), reverse=True)  # fmt: skip
     if same:
         return same[0], "the run holding this recipe"
-    name = _free(base, taken, lambda n: holds(outputs.run(n), signature, budget_h) is None)
+    name = _free(base, taken, lambda n: holds(outputs.run(n), signature, budget_h, fingerprint) is None)
     if name != base:
         return name, f"named after its recipe; run {base} holds another recipe ({_described(outputs.run(base))})"
     return name, "named after its recipe"
@@ -209,7 +259,8 @@ def _free(base: str, taken: list[str], usable=None) -> str:
 
 def _described(files: TrainFiles) -> str:
     recipe = Recipe.load(files)
-    return recipe.describe() if recipe else f"see {files.config}"
+    dataset = learned(files)[0]
+    return (recipe.describe() if recipe else f"see {files.config}") + (f", on dataset {dataset}" if dataset else "")
 
 
 def _newest(files: TrainFiles) -> float:
@@ -274,6 +325,12 @@ class RunInfo:
     checkpoint: str | None  # model_best.pth, else model_final.pth, else None
     newest: float = field(default=0.0, repr=False)  # the newest file's time: ties go to the newest run
     best: bool = False  # marked: the run "best" picks
+    dataset: str = ""  # the dataset it learned ("" for a run from before runs knew it: shown as "?")
+    fingerprint: str = ""  # that dataset's classes and split
+
+    def belongs_to(self, fingerprint: str | None) -> bool:
+        """Whether this run learned the dataset of ``fingerprint`` (yes for a run of unknown dataset, or no dataset)."""
+        return not fingerprint or not self.fingerprint or self.fingerprint == fingerprint
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "newest"}
@@ -296,7 +353,8 @@ def read_run(files: TrainFiles) -> RunInfo:
         found = _MAX_ITER.search(files.config.read_text(errors="replace"))
         max_iter = int(found.group(1)) if found else None
     top = best_row(rows)
-    if record.get("finished"):
+    finished = record.get("finished") and not checkpoints_lost(files, [record.get(k) for k in CHECKPOINT_KEYS])
+    if finished:
         state = "finished"
     elif files.last_checkpoint.is_file():
         state = "stopped, resumable"
@@ -313,7 +371,7 @@ def read_run(files: TrainFiles) -> RunInfo:
         best_ap50=top[BEST_METRIC] / 100 if top else None,
         best_ap=top["segm/AP"] / 100 if top and "segm/AP" in top else None,
         best_iteration=top["iteration"] if top else None, size_bytes=size, checkpoint=checkpoint,
-        newest=_newest(files),
+        newest=_newest(files), dataset=learned(files)[0], fingerprint=learned(files)[1],
     )  # fmt: skip
 
 
@@ -321,45 +379,71 @@ def _rank(info: RunInfo):
     return (info.best_ap50 is not None, info.best_ap50 or 0.0, info.newest)
 
 
-def list_runs(outputs: Outputs) -> list[RunInfo]:
-    """Every run, sorted by best validation AP50 (runs without one last, then the newest first), the best marked."""
+def list_runs(outputs: Outputs, fingerprint: str | None = None) -> list[RunInfo]:
+    """Every run, sorted by best validation AP50 (runs without one last, then the newest first), the best of the
+    dataset of ``fingerprint`` (None: of any dataset) marked."""
     infos = [read_run(outputs.run(n)) for n in names(outputs)]
     infos.sort(key=_rank, reverse=True)
-    chosen = [i for i in infos if i.checkpoint]
+    chosen = [i for i in infos if i.checkpoint and i.belongs_to(fingerprint)]
     if chosen:
         max(chosen, key=_rank).best = True
     return infos
 
 
-def pick(outputs: Outputs, wanted: str = "best") -> tuple[str, str]:
+def current_fingerprint(outputs: Outputs) -> str | None:
+    """The fingerprint of the project's dataset now (01's record), or None when it cannot be read here."""
+    try:
+        return DatasetRecord.load(outputs).fingerprint
+    except (TinyVocError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def pick(outputs: Outputs, wanted: str = "best", record: DatasetRecord | None = None) -> tuple[str, str]:
     """The run 03 and 04 use, and why: ``"best"`` (the highest best validation AP50 among runs with a checkpoint,
-    ties to the newest), ``"auto"`` (the newest run with a checkpoint: the one 02 trained last) or a run's name."""
+    ties to the newest), ``"auto"`` (the newest run with a checkpoint: the one 02 trained last) or a run's name.
+    With ``record`` (the project's dataset), only that dataset's runs: "best" and "auto" choose among them, and a
+    run of another dataset named is refused, naming both datasets."""
     wanted = str(wanted or "best").strip()
-    infos = list_runs(outputs)
+    fingerprint = record.fingerprint if record is not None else None
+    infos = list_runs(outputs, fingerprint)
     if wanted.lower() not in ("best", "auto"):
         name = check_name(wanted)
         if name not in names(outputs):
             listed = ", ".join(i.name for i in infos) or "none yet"
             raise TinyVocError(f"no run called {name} in {outputs.runs_dir} (runs: {listed}); RUN = \"best\" takes the "
                                "best, `tinyvoc runs` lists them")  # fmt: skip
+        if record is not None and of_another_dataset(outputs.run(name), record.fingerprint):
+            todo = f'Name a run of {record.name} in RUN (RUN = "best" takes the best of them)'
+            raise another_datasets_run(
+                outputs.run(name), record.name, record.fingerprint, "03 and 04 do not use it", todo
+            )
         return name, "the run named in RUN"
-    usable = [i for i in infos if i.checkpoint]
+    usable = [i for i in infos if i.checkpoint and i.belongs_to(fingerprint)]
     if not usable:
+        others = [i for i in infos if i.checkpoint]
+        elsewhere = (
+            f" (the {len(others)} run(s) there learned other datasets: "
+            + ", ".join(f"{i.name} on {i.dataset}" for i in others) + ")"
+            if others else ""
+        )  # fmt: skip
+        dataset = f" of dataset {record.name}" if record is not None else ""
         raise TinyVocError(
-            f"No trained run with a checkpoint in {outputs.runs_dir}. Run 02_train.ipynb first (with the same "
-            "PROJECT_DIR)."
+            f"No trained run{dataset} with a checkpoint in {outputs.runs_dir}{elsewhere}. Run 02_train.ipynb first "
+            "(with the same PROJECT_DIR)."
         )
+    of = f"{len(usable)} run(s) of {record.name}" if record is not None and len(usable) < len(infos) else None
     if wanted.lower() == "auto":
         newest = max(usable, key=lambda i: i.newest)
-        return newest.name, f'RUN = "auto": the newest run with a checkpoint, of {len(usable)}'
+        return newest.name, f'RUN = "auto": the newest run with a checkpoint, of {of or len(usable)}'
     best = next(i for i in usable if i.best)
     if best.best_ap50 is None:
-        return best.name, f'RUN = "best": no run has a validation AP50; the newest of {len(usable)} with a checkpoint'
+        return best.name, (f'RUN = "best": no run has a validation AP50; the newest of {of or len(usable)} with a '
+                           "checkpoint")  # fmt: skip
     ties = [i.name for i in usable if i is not best and i.best_ap50 == best.best_ap50]
     tied = f", tied with {', '.join(ties)}: the newest" if ties else ""
     return best.name, (
         f'RUN = "best": the highest best validation mask AP50 ({best.best_ap50:.3f} at iteration '
-        f"{best.best_iteration:,}) of {len(usable)} run(s) with a checkpoint{tied}"
+        f"{best.best_iteration:,}) of {of or f'{len(usable)} run(s)'} with a checkpoint{tied}"
     )
 
 
@@ -376,25 +460,10 @@ def remove(outputs: Outputs, name: str) -> int:
     return freed
 
 
-def drop_periodic(files: TrainFiles) -> int:
-    """A finished run keeps only ``model_best.pth`` and ``model_final.pth``: nothing resumes a finished run, and the
-    periodic checkpoints (with SGD momentum) are most of its size. Returns the bytes freed."""
-    if not files.final.is_file():
-        return 0
-    periodic = files.periodic()
-    freed = sum(p.stat().st_size for p in periodic)
-    for path in periodic:
-        path.unlink(missing_ok=True)
-    if periodic:
-        kept = ", ".join(p.name for p in (files.best, files.final) if p.is_file())
-        print(f"Finished: removed {len(periodic)} periodic checkpoint(s) ({size(freed)}); kept {kept}.")
-    return freed
-
-
 # --- the table ------------------------------------------------------------------------------------------------
 
-COLUMNS = ("", "run", "recipe", "differs from its profile in", "iterations", "state", "hours", "best val AP50",
-           "AP", "at iteration", "size")  # fmt: skip
+COLUMNS = ("", "run", "dataset", "recipe", "differs from its profile in", "iterations", "state", "hours",
+           "best val AP50", "AP", "at iteration", "size")  # fmt: skip
 
 
 def _short(change: str) -> str:
@@ -408,6 +477,7 @@ def _cells(info: RunInfo) -> tuple[str, ...]:
     return (
         "★" if info.best else "",
         info.name,
+        info.dataset or "?",
         info.recipe,
         ", ".join(_short(change) for change in info.changes) or "-",
         f"{info.iteration:,}{planned}",
@@ -464,9 +534,9 @@ def table(outputs: Outputs, fused: tuple[list[str], float, float] | None = None)
     extra = []
     if fused is not None:
         members, ap50, ap = fused
-        extra.append(("⊕", "fused", "fusion of " + " + ".join(members), "-", "-", "fused from the caches", "-",
+        extra.append(("⊕", "fused", "", "fusion of " + " + ".join(members), "-", "-", "fused from the caches", "-",
                       f"{ap50:.3f}", f"{ap:.3f}", "-", "-"))  # fmt: skip
-    return RunsTable(list_runs(outputs), str(outputs.runs_dir), extra)
+    return RunsTable(list_runs(outputs, current_fingerprint(outputs)), str(outputs.runs_dir), extra)
 
 
 def ap50_curves(outputs: Outputs) -> dict[str, list[tuple[int, float]]]:
