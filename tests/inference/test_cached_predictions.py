@@ -103,3 +103,24 @@ def test_cache_file_round_trip_and_damage(tmp_path):
     with pytest.raises(TinyVocError, match="1 of 3 encoded masks fail the submission check"):
         cache_file.write_cache(tmp_path / "test-bad.jsonl", Predictions("test", bad, 0.01, key="abc"))
     assert not (tmp_path / "test-bad.jsonl").exists()
+
+
+def test_own_data_caches_are_keyed_to_the_dataset_and_course_caches_keep_their_names(trained_sample, monkeypatch):
+    from dataclasses import replace
+
+    run = TrainedRun.load(trained_sample, "final")
+    course = cached_predictions.cache_slot(run, "test")
+    items = run.split("test").items
+    assert course.key == cached_predictions.cache_key(
+        run.checkpoint, course.cfg.dump(), items, run.tta, run.score_floor
+    )
+    own = replace(run, record=replace(run.record, source="my-photos", name="my-photos"))
+    relabelled = replace(own, record=replace(own.record, fingerprint="0" * 12))  # same images, other classes
+    keys = {cached_predictions.cache_slot(r, "test").key for r in (run, own, relabelled)}
+    assert len(keys) == 3
+
+    made = cached_predictions.predict_split(run, "test")
+    os.replace(course.path, course.older_name)  # as a version before per-checkpoint names wrote it
+    monkeypatch.setattr(cached_predictions, "_run_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    assert cached_predictions.predict_split(run, "test").detections == made.detections  # read, not predicted
+    assert course.path.is_file() and not course.older_name.exists()

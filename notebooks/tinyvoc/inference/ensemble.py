@@ -17,7 +17,7 @@ from ..core.errors import TinyVocError
 from ..core.paths import Outputs, TrainFiles, run_entries
 from ..dataset.record import DatasetRecord
 from . import cached_predictions, fusion
-from .cache_file import Predictions
+from .cache_file import Predictions, reuse_cache
 from .selection import Selection
 from .trained_run import TrainedRun
 
@@ -107,9 +107,18 @@ def load(
 
 
 def predict_split(run: TrainedRun | FusedRun, split: str = "test", tta: bool | None = None) -> Predictions:
-    """A run's cached predictions of ``split`` (made where missing); for a fusion, its members' fused (cached)."""
+    """A run's cached predictions of ``split`` (made where missing); for a fusion, its members' fused (cached).
+
+    A fusion's cache is looked up first, from the members' cache keys alone: when it is current, no member's
+    predictions are read and no model runs (a re-run of 03 or 04)."""
     if isinstance(run, TrainedRun):
         return cached_predictions.predict_split(run, split, tta=tta)
+    keys = [cached_predictions.cache_slot(m, split, tta).key for m in run.members]
+    path = fusion.cache_path(run.predictions_dir, split, keys, run.iou_threshold)
+    images = run.members[0].split(split)
+    cached = reuse_cache(path, images, False, "fusion") if path is not None and path.exists() else None
+    if cached is not None:
+        return cached
     return fusion.fuse(run.member_predictions(split, tta, again=True), run.iou_threshold, cache_dir=run.predictions_dir)
 
 

@@ -72,7 +72,7 @@ def fuse(
     key = fusion_key(ordered, iou_threshold)
     first = ordered[0]
     images = next((m.images for m in ordered if m.images is not None), None)
-    path = Path(cache_dir) / f"fused-{first.split}-{key}.jsonl" if cache_dir is not None else None
+    path = Path(cache_dir) / f"fused-{first.split}-{key}.jsonl" if cache_dir is not None else None  # as cache_path
     cached = reuse_cache(path, images, refresh, "fusion")
     if cached is not None:
         return cached
@@ -141,13 +141,20 @@ def fusion_settings(members: Sequence[Predictions], iou_threshold: float) -> dic
 
 def fusion_key(members: Sequence[Predictions], iou_threshold: float) -> str:
     """A hash of the members' keys (canonical order) and the settings: a new member or setting is a new cache."""
-    payload = {
-        "fusion": FUSION_FORMAT,
-        "split": members[0].split,
-        "members": [m.key or _digest(m) for m in canonical_order(members)],
-        "iou_threshold": float(iou_threshold),
-    }
+    return _key(members[0].split, [m.key or _digest(m) for m in canonical_order(members)], iou_threshold)
+
+
+def _key(split: str, ordered_keys: list[str], iou_threshold: float) -> str:
+    payload = {"fusion": FUSION_FORMAT, "split": split, "members": ordered_keys, "iou_threshold": float(iou_threshold)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_path(cache_dir: str | Path, split: str, member_keys: Sequence[str], iou_threshold: float) -> Path | None:
+    """Where :func:`fuse` keeps the fusion of members with these cache keys, known before any member is read (so a
+    current fusion costs one file read); None when two members share a key (their order needs their detections)."""
+    if len(set(member_keys)) < len(member_keys) or not all(member_keys):
+        return None
+    return Path(cache_dir) / f"fused-{split}-{_key(split, sorted(member_keys), iou_threshold)}.jsonl"
 
 
 def fuse_detections(members: Sequence[Sequence[dict]], iou_threshold: float = DEFAULT_IOU) -> list[dict]:

@@ -268,15 +268,6 @@ def _newest(files: TrainFiles) -> float:
     return max((p.stat().st_mtime for p in kept if p.exists()), default=0.0)
 
 
-def with_output_dir(cfg, folder: Path):
-    """``cfg`` (frozen) writing into ``folder``: the config is built before its run is chosen."""
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.OUTPUT_DIR = str(folder)
-    cfg.freeze()
-    return cfg
-
-
 # --- an older project's one run -----------------------------------------------------------------------------
 
 
