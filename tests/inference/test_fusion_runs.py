@@ -51,15 +51,19 @@ def test_two_runs_fused_give_a_valid_submission_that_records_its_members(two_run
     assert isinstance(json.loads(target.read_text()), list)  # the submission itself stays the plain list
 
     val = ensemble.predict_split(run, "val")
-    scores = ensemble.validation_scores(run, val, selection)
-    assert [s[0] for s in scores] == [first, second, run.name]
-    assert scores[-1][1:] == tuple(evaluate.evaluate_cached(val, selection)["segm"][k] for k in ("AP50", "AP"))
-    said = ensemble.compare(scores)
-    assert run.name in said and ("beats its best member" in said or "does not beat" in said)
-    table = runs.table(outputs, fused=ensemble.table_row(scores))
+    verdict = ensemble.validation_scores(run, val, selection)
+    assert [m.name for m in verdict.members] == [first, second] and verdict.fused.name == run.name
+    for scored, predictions in zip([*verdict.members, verdict.fused], [*run.member_predictions("val"), val]):
+        sweep = evaluate.threshold_sweep(evaluate.Matching(predictions), selection)
+        assert scored.threshold == evaluate.best_threshold(sweep)  # each at its own best threshold
+        at_best = evaluate.evaluate_cached(predictions, selection.at(scored.threshold))["segm"]
+        assert (scored.ap50, scored.ap) == pytest.approx((at_best["AP50"], at_best["AP"]), abs=1e-9)
+    said = ensemble.compare(verdict)
+    assert run.name in said and "95% interval" in said and "clear win" in said
+    table = runs.table(outputs, fused=ensemble.table_row(verdict))
     fused_row = repr(table).splitlines()[-1]
     assert "⊕" in fused_row and f"fusion of {first} + {second}" in fused_row
-    assert f"{scores[-1][1]:.3f}" in fused_row and "⊕" in table._repr_html_()
+    assert f"{verdict.fused.ap50:.3f}" in fused_row and "⊕" in table._repr_html_()
     assert len(repr(runs.table(outputs)).splitlines()) == len(repr(table).splitlines()) - 1
 
 
@@ -157,20 +161,7 @@ def test_notebook_04_fuses_a_list_of_runs(two_runs, monkeypatch):
         if c.cell_type == "code"
         for o in c.get("outputs", [])
     )
-    assert "Fusing 2 runs" in text and "beat" in text and "fusion of" in text
-
-
-def test_compare_says_whether_the_fusion_beats_its_best_member():
-    better = ensemble.compare([("a", 0.30, 0.10), ("b", 0.20, 0.05), ("fused: a + b", 0.35, 0.12)])
-    assert "beats its best member (a)" in better and "+0.050" in better and len(better.splitlines()) == 4
-    worse = ensemble.compare([("a", 0.30, 0.10), ("b", 0.20, 0.05), ("fused: a + b", 0.25, 0.12)])
-    assert "does not beat its best member (a, AP50 0.300)" in worse and 'RUN = "a"' in worse
-    assert ensemble.table_row([("a", 0.3, 0.1), ("b", 0.2, 0.05), ("fused: a + b", 0.25, 0.12)]) == (
-        ["a", "b"],
-        0.25,
-        0.12,
-    )
-    assert ensemble.table_row(None) is None
+    assert "Fusing 2 runs" in text and "clear win" in text and "fusion of" in text
 
 
 def test_training_takes_one_run_not_a_list(tmp_path):

@@ -190,6 +190,7 @@ def test_the_functions_the_cells_call_default_to_the_declaration():
     from tinyvoc.core.settings import BY_NAME, default
     from tinyvoc.dataset.record import prepare_dataset
     from tinyvoc.dataset.sources import dataset_files
+    from tinyvoc.inference import ensemble
     from tinyvoc.inference.trained_run import TrainedRun
     from tinyvoc.training.train import train
 
@@ -201,6 +202,8 @@ def test_the_functions_the_cells_call_default_to_the_declaration():
         prepare_dataset: {"val_fraction": "VAL_FRACTION", "seed": "SEED"},
         dataset_files: {"dataset": "DATASET", "download": "DOWNLOAD_DATA"},
         TrainedRun.load: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},  # 03 and 04 take "best"
+        ensemble.load: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03"), "iou_threshold": "FUSION_IOU",
+                        "weights": "FUSION_WEIGHTS"},
         kaggle.bring_in_trained_run: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},
         project.start: {"project_dir": "PROJECT_DIR"},
     }  # fmt: skip

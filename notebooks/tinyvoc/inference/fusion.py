@@ -15,7 +15,9 @@ The rule, image by image and class by class (masks of different images or classe
   Identical masks have IoU 1, two empty ones too (pycocotools would say 0).
 - **Score.** The mean of the members' scores over ALL members, a member that did not find the object
   counting 0: what every member agrees on keeps its score, what only some found is lowered (found by one
-  of two at 0.8: 0.4). A run fused with itself keeps its scores exactly.
+  of two at 0.8: 0.4). A run fused with itself keeps its scores exactly. With per-run weights
+  (``FUSION_WEIGHTS``, as WBF's ``weights``) it is the weighted mean, and each member's vote below is
+  its weight times its score.
 - **Mask.** A score-weighted pixel vote among the group: a pixel is on where the scores of the members
   whose masks cover it add up to at least half of the group's total score (ties on). Members that did
   not find the object have weight 0 (their score for it) and do not vote. With one member, or identical
@@ -48,10 +50,11 @@ from pycocotools import mask as mask_util
 
 from ..core.errors import TinyVocError
 from ..core.rle import to_pycocotools
+from ..core.settings import default
 from .cache_file import Predictions, reuse_cache, write_cache
 
 FUSION_FORMAT = 1  # part of the key: a change of the rule above never reads an older fused cache
-DEFAULT_IOU = 0.5
+DEFAULT_IOU = default("FUSION_IOU")  # 0.5; mask IoU runs lower than box IoU for the same pair: 04 sweeps it
 _TIE = 1e-9  # relative tolerance on "at least half": float sums of the same scores in another order
 _MERGE_MEMBERS = 6  # groups up to this many members vote on run-length codes, larger ones on decoded masks
 
@@ -61,15 +64,19 @@ def fuse(
     iou_threshold: float = DEFAULT_IOU,
     cache_dir: str | Path | None = None,
     refresh: bool = False,
+    weights: Sequence[float] | None = None,
 ) -> Predictions:
     """One ``Predictions`` fusing ``members`` (same split, same images) by the rule in the module docstring.
 
-    With ``cache_dir`` the result is read from ``fused-<split>-<key>.jsonl`` there when present and
-    intact, else computed and written there (atomically, every new mask checked as for any cache).
+    ``weights``: one per member, in the order given (``FUSION_WEIGHTS``; None: all equal). With ``cache_dir``
+    the result is read from ``fused-<split>-<key>.jsonl`` there when present and intact, else computed and
+    written there (atomically, every new mask checked as for any cache).
     """
-    ordered = canonical_order(members)
+    weights = checked_weights(weights, len(members))
+    order = _canonical_indices(members)
+    ordered, weights = [members[i] for i in order], [weights[i] for i in order]
     _check_members(ordered, iou_threshold)
-    key = fusion_key(ordered, iou_threshold)
+    key = _key(ordered[0].split, [m.key or _digest(m) for m in ordered], iou_threshold, weights)
     first = ordered[0]
     images = next((m.images for m in ordered if m.images is not None), None)
     path = Path(cache_dir) / f"fused-{first.split}-{key}.jsonl" if cache_dir is not None else None  # as cache_path
@@ -77,9 +84,9 @@ def fuse(
     if cached is not None:
         return cached
     started = time.perf_counter()
-    detections = fuse_detections([m.detections for m in ordered], iou_threshold)
+    detections = fuse_detections([m.detections for m in ordered], iou_threshold, weights)
     seconds = round(time.perf_counter() - started, 2)
-    settings = fusion_settings(ordered, iou_threshold)
+    settings = fusion_settings(ordered, iou_threshold, weights)
     fused = Predictions(
         split=first.split,
         detections=detections,
@@ -110,19 +117,39 @@ def fuse(
 
 def canonical_order(members: Sequence[Predictions]) -> list[Predictions]:
     """The members sorted by cache key; members sharing a key by a digest of their detections."""
+    return [members[i] for i in _canonical_indices(members)]
+
+
+def _canonical_indices(members: Sequence[Predictions]) -> list[int]:
     if not members:
         raise TinyVocError("nothing to fuse: give the predictions of one or more runs")
     keys = [m.key for m in members]
     digests = [_digest(m) if keys.count(m.key) > 1 or not m.key else "" for m in members]
-    order = sorted(range(len(members)), key=lambda i: (keys[i], digests[i]))
-    return [members[i] for i in order]
+    return sorted(range(len(members)), key=lambda i: (keys[i], digests[i]))
 
 
-def fusion_settings(members: Sequence[Predictions], iou_threshold: float) -> dict:
+def checked_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """``FUSION_WEIGHTS`` as one float per member (None: all 1), or a clear error."""
+    if weights is None:
+        return [1.0] * count
+    try:
+        weights = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise TinyVocError(f"FUSION_WEIGHTS = {weights!r}: give one number per run in RUN, e.g. [2, 1]") from None
+    if len(weights) != count or any(not w >= 0 for w in weights) or not sum(weights) > 0:
+        raise TinyVocError(
+            f"FUSION_WEIGHTS = {weights!r}: give one weight (0 or more, not all 0) for each of the {count} runs in "
+            "RUN, in RUN's order, e.g. [2, 1]; or None for equal weights"
+        )
+    return [w / max(weights) for w in weights]  # the largest 1: equal weights fuse exactly as unweighted
+
+
+def fusion_settings(members: Sequence[Predictions], iou_threshold: float, weights=None) -> dict:
     """What the fused cache's header records: the members (in canonical order) and the rule's settings."""
     return {
         "format": FUSION_FORMAT,
         "iou_threshold": float(iou_threshold),
+        **({"weights": list(weights)} if _unequal(weights) else {}),
         "score": "mean over all members, 0 for a member that did not find the object",
         "mask": "score-weighted pixel vote of the group's members, on at >= half their total score",
         "members": [
@@ -144,26 +171,44 @@ def fusion_key(members: Sequence[Predictions], iou_threshold: float) -> str:
     return _key(members[0].split, [m.key or _digest(m) for m in canonical_order(members)], iou_threshold)
 
 
-def _key(split: str, ordered_keys: list[str], iou_threshold: float) -> str:
+def _unequal(weights: Sequence[float] | None) -> bool:
+    return weights is not None and len(set(weights)) > 1
+
+
+def _key(split: str, ordered_keys: list[str], iou_threshold: float, weights: Sequence[float] | None = None) -> str:
+    """Equal weights add nothing to the key: a fusion cached before weights existed is still found."""
     payload = {"fusion": FUSION_FORMAT, "split": split, "members": ordered_keys, "iou_threshold": float(iou_threshold)}
+    if _unequal(weights):
+        total = sum(weights)
+        payload["weights"] = [round(w / total, 9) for w in weights]  # [2, 1] and [4, 2] fuse alike
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cache_path(cache_dir: str | Path, split: str, member_keys: Sequence[str], iou_threshold: float) -> Path | None:
-    """Where :func:`fuse` keeps the fusion of members with these cache keys, known before any member is read (so a
-    current fusion costs one file read); None when two members share a key (their order needs their detections)."""
+def cache_path(
+    cache_dir: str | Path, split: str, member_keys: Sequence[str], iou_threshold: float, weights=None
+) -> Path | None:
+    """Where :func:`fuse` keeps the fusion of members with these cache keys (and ``weights``, in the same order),
+    known before any member is read (so a current fusion costs one file read); None when two members share a key
+    (their order needs their detections)."""
     if len(set(member_keys)) < len(member_keys) or not all(member_keys):
         return None
-    return Path(cache_dir) / f"fused-{split}-{_key(split, sorted(member_keys), iou_threshold)}.jsonl"
+    weights = checked_weights(weights, len(member_keys))
+    order = sorted(range(len(member_keys)), key=lambda i: member_keys[i])
+    key = _key(split, [member_keys[i] for i in order], iou_threshold, [weights[i] for i in order])
+    return Path(cache_dir) / f"fused-{split}-{key}.jsonl"
 
 
-def fuse_detections(members: Sequence[Sequence[dict]], iou_threshold: float = DEFAULT_IOU) -> list[dict]:
-    """The fused detections of ``members`` (each a list of cache rows, already in canonical order).
+def fuse_detections(
+    members: Sequence[Sequence[dict]], iou_threshold: float = DEFAULT_IOU, weights: Sequence[float] | None = None
+) -> list[dict]:
+    """The fused detections of ``members`` (each a list of cache rows, already in canonical order; ``weights``
+    in the same order, None: equal).
 
     Sorted by image id, then best score first; ties in order of their groups' first rows (member, then
     row), so a run fused with itself lists its detections in the run's own order, and COCO's matching,
     which takes tied scores in the order given, scores it exactly as the run.
     """
+    weights = checked_weights(weights, len(members))
     groups: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)  # (image, class) -> (member, row)
     for m, rows in enumerate(members):
         for r, row in enumerate(rows):
@@ -174,7 +219,8 @@ def fuse_detections(members: Sequence[Sequence[dict]], iou_threshold: float = DE
         scores = np.array([row["score"] for row in rows], dtype=float)
         order = np.lexsort((np.array([r for _, r in found]), np.array([m for m, _ in found]), -scores))
         for group in _group(rows, [found[i][0] for i in order], order, iou_threshold):
-            made = _fused_row(image_id, category_id, [rows[i] for i in group], len(members))
+            made = _fused_row(image_id, category_id, [rows[i] for i in group], [weights[found[i][0]] for i in group],
+                              sum(weights))  # fmt: skip
             fused.append(((image_id, -made["score"], *found[group[0]]), made))
     fused.sort(key=lambda pair: pair[0])
     return [row for _, row in fused]
@@ -239,11 +285,15 @@ def _cross_member_ious(rles: list[dict], member_of: np.ndarray) -> np.ndarray:
     return ious
 
 
-def _fused_row(image_id: int, category_id: int, rows: list[dict], num_members: int) -> dict:
-    """One fused detection from a group's rows (at most one per member, best score first)."""
+def _fused_row(
+    image_id: int, category_id: int, rows: list[dict], member_weights: list[float], total_weight: float
+) -> dict:
+    """One fused detection from a group's rows (at most one per member, best score first), ``member_weights`` the
+    weights of their members, ``total_weight`` that of all members (a member that did not find it counts 0)."""
     scores = [float(row["score"]) for row in rows]
-    score = sum(scores) / num_members  # exact for a run fused with itself: (s + s) / 2 == s
-    weights = scores if sum(scores) > 0 else [1.0] * len(rows)
+    score = sum(w * s for w, s in zip(member_weights, scores)) / total_weight  # equal weights are 1: (s + s) / 2 == s
+    weights = [w * s for w, s in zip(member_weights, scores)]
+    weights = weights if sum(weights) > 0 else [1.0] * len(rows)
     segmentation = _voted_mask([row["segmentation"] for row in rows], weights)
     boxes = [row.get("bbox") for row in rows]
     if any(b is None for b in boxes):
