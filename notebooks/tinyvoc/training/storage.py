@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from ..core.errors import TinyVocError
-from ..core.faults import retry_or_stop, stopped_message
+from ..core.faults import last_words, retry_or_stop
 from ..core.paths import TrainFiles
 from ..core.space import require_free
 from ..core.units import size
@@ -31,16 +31,17 @@ from .metrics import read_metrics
 PERIODIC_KEPT = 2  # engine.KEEP_PERIODIC: at most two periodic checkpoints at any time
 
 
-def retried(call, what: str, folder: Path):
-    """``call()`` outside the training loop (setting up, the run record), through ``core.faults.retry_or_stop``: a
-    drop it cannot wait out, or a full disk, stops with the usual last words (the loop's own add its iterations)."""
+def retry_in_run(call, what: str, folder: Path, words=None):
+    """``call()`` of a training run (a hook's step, its setup, its record) through ``core.faults.retry_or_stop``,
+    remounting ``folder``'s Drive on Colab: a drop it cannot wait out, or a full disk, stops with last words;
+    ``words(error, waited)`` gives them (the training loop's name its iterations), else those of a step outside it."""
     todo = "run 02_train again with the same settings: it resumes from the last complete checkpoint"
 
-    def last_words(error, waited):
-        return stopped_message(error, f"Training ({what})", f"every file written to {folder} before",
-                               "nothing of this step", todo, waited)  # fmt: skip
+    def outside_the_loop(error, waited):
+        return last_words(error, f"Training ({what})", f"every file written to {folder} before",
+                          "nothing of this step", todo, waited)  # fmt: skip
 
-    return retry_or_stop(call, what, last_words, recover=remounter(folder))
+    return retry_or_stop(call, what, words or outside_the_loop, recover=remounter(folder))
 
 
 def checkpoint_sizes(cfg) -> tuple[int, int]:

@@ -47,7 +47,7 @@ from .distributed import World, agree, barrier, is_main, rank, run_workers, seed
 from .metrics import best_from_metrics
 from .profiles import describe_weights, family
 from .speed import plan_for
-from .storage import checkpoints_lost, complete_checkpoint, drop_periodic, require_checkpoint_space, retried
+from .storage import checkpoints_lost, complete_checkpoint, drop_periodic, require_checkpoint_space, retry_in_run
 
 
 def remove_leftovers(folder: Path) -> list[Path]:
@@ -336,12 +336,12 @@ def train_worker(job: TrainJob) -> RunRecord | None:
     with quiet_console(files.log_for(rank())):
         if world_size() > 1:
             logging.getLogger("detectron2").info(f"training worker rank {rank()} of {world_size()}, pid {os.getpid()}")
-        setup = retried(lambda: _setup(job), "setting up", files.dir)
+        setup = retry_in_run(lambda: _setup(job), "setting up", files.dir)
         if setup.finished:
             return setup.finished
         trainer, seconds = _run(setup.cfg, job.resume)
     record = partial(_record, files, job.recipe, setup, trainer, seconds, time.time() - job.started)
-    run = retried(record, "writing the run record", files.dir) if is_main() else None
+    run = retry_in_run(record, "writing the run record", files.dir) if is_main() else None
     barrier()  # the record exists before any worker returns: a caller on another machine reads it
     return run
 
