@@ -31,6 +31,7 @@ import shutil
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
+from ..core import run_order
 from ..core.atomic import write_json
 from ..core.errors import TinyVocError
 from ..core.paths import UNSAFE_IN_NAMES, Outputs, TrainFiles, legacy_run_name, safe_name_part
@@ -238,7 +239,7 @@ def choose(
     same = [n for n in family if holds(outputs.run(n), signature, budget_h, fingerprint)]
     if not same:  # a folder holding this recipe under another name (adopted from output/train, or renamed)
         same = sorted((n for n in taken if n not in family and holds(outputs.run(n), signature, budget_h, fingerprint)),
-                      key=lambda n: _newest(outputs.run(n)), reverse=True)  # fmt: skip
+                      key=lambda n: run_order.newest(outputs.run(n)), reverse=True)  # fmt: skip
     if same:
         return same[0], "the run holding this recipe"
     name = _free(base, taken, lambda n: holds(outputs.run(n), signature, budget_h, fingerprint) is None)
@@ -261,11 +262,6 @@ def _described(files: TrainFiles) -> str:
     recipe = Recipe.load(files)
     dataset = learned(files)[0]
     return (recipe.describe() if recipe else f"see {files.config}") + (f", on dataset {dataset}" if dataset else "")
-
-
-def _newest(files: TrainFiles) -> float:
-    kept = (files.record, files.metrics, files.config, files.last_checkpoint)
-    return max((p.stat().st_mtime for p in kept if p.exists()), default=0.0)
 
 
 # --- an older project's one run -----------------------------------------------------------------------------
@@ -362,12 +358,12 @@ def read_run(files: TrainFiles) -> RunInfo:
         best_ap50=top[BEST_METRIC] / 100 if top else None,
         best_ap=top["segm/AP"] / 100 if top and "segm/AP" in top else None,
         best_iteration=top["iteration"] if top else None, size_bytes=size, checkpoint=checkpoint,
-        newest=_newest(files), dataset=learned(files)[0], fingerprint=learned(files)[1],
+        newest=run_order.newest(files), dataset=learned(files)[0], fingerprint=learned(files)[1],
     )  # fmt: skip
 
 
 def _rank(info: RunInfo):
-    return (info.best_ap50 is not None, info.best_ap50 or 0.0, info.newest)
+    return run_order.best_first(info.best_ap50, info.newest)
 
 
 def list_runs(outputs: Outputs, fingerprint: str | None = None) -> list[RunInfo]:
