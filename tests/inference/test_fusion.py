@@ -334,3 +334,43 @@ def test_a_difference_the_validation_images_do_not_support_is_not_a_win(tmp_path
     said = ensemble.compare(verdict)
     assert f"{point:+.3f} AP50, 95% interval {low:+.3f}..{high:+.3f} over 40 validation images" in said
     assert 'not a clear win; submit a alone (RUN = "a")' in said
+
+
+def _soft(image_id, score, box, level, shape=SHAPE):
+    """A detection whose mask head said ``level`` all over ``box`` (x, y, w, h): its mask is the box where level
+    >= 0.5, as detectron2 pastes and cuts it."""
+    from tinyvoc.inference.cache_file import encode_mask_probs
+
+    x, y, w, h = box
+    mask = rect(y, x, h, w, shape) if level >= 0.5 else np.zeros(shape, np.uint8)
+    row = det(image_id, 1, score, mask if mask.any() else rect(y, x, 1, 1, shape), bbox=list(map(float, box)))
+    return row | {"mask_probs": encode_mask_probs(np.full((28, 28), level))}
+
+
+def test_mask_voting_averages_the_members_probabilities_by_score_and_boxes_the_fused_mask(capsys):
+    """a: 0.55 all over its box, score 0.6; b: 1.0 over a box 4 pixels to the right, score 0.5. Averaged by score,
+    only their overlap reaches 0.5 (0.6 x 0.55 + 0.5 x 1 = 0.83 of 1.1; a alone 0.30, b alone 0.45), so the fused
+    mask is the overlap, and its box the overlap's. The binary vote (a cache without them) gives a's mask."""
+    a = Predictions("val", [_soft(3, 0.6, (0, 0, 20, 20), 0.55)], 0.0, [3, 8, 11], key="a")
+    b = Predictions("val", [_soft(3, 0.5, (4, 0, 20, 20), 1.0)], 0.0, [3, 8, 11], key="b")
+    (fused,) = fusion.fuse([a, b]).detections
+    assert (decode_mask(fused["segmentation"]) == rect(0, 4, 20, 16)).all()
+    assert fused["bbox"] == [4.0, 0.0, 16.0, 20.0]
+    assert fused["score"] == pytest.approx(0.55)
+    assert "keep no mask probabilities" not in capsys.readouterr().out
+
+    plain = [Predictions("val", [{k: v for k, v in m.detections[0].items() if k != "mask_probs"}], 0.0, [3, 8, 11],
+                         key=m.key) for m in (a, b)]  # fmt: skip
+    (voted,) = fusion.fuse(plain).detections
+    assert (decode_mask(voted["segmentation"]) == decode_mask(a.detections[0]["segmentation"])).all()
+    said = capsys.readouterr().out
+    assert "2 of 2 members' caches keep no mask probabilities" in said and "binary vote" in said
+    alone = fusion.fuse([a, a.__class__(**{**a.__dict__, "key": "a2"})]).detections
+    assert alone == plain[0].detections  # a run fused with itself: its own mask, box and score
+
+
+def test_mask_probabilities_round_trip_at_8_bits():
+    from tinyvoc.inference.cache_file import decode_mask_probs, encode_mask_probs
+
+    probs = np.random.default_rng(0).random((28, 28)).astype(np.float32)
+    assert np.abs(decode_mask_probs(encode_mask_probs(probs)) - probs).max() <= 0.5 / 255 + 1e-7

@@ -18,15 +18,18 @@ The rule, image by image and class by class (masks of different images or classe
   of two at 0.8: 0.4). A run fused with itself keeps its scores exactly. With per-run weights
   (``FUSION_WEIGHTS``, as WBF's ``weights``) it is the weighted mean, and each member's vote below is
   its weight times its score.
-- **Mask.** A score-weighted pixel vote among the group: a pixel is on where the scores of the members
-  whose masks cover it add up to at least half of the group's total score (ties on). Members that did
-  not find the object have weight 0 (their score for it) and do not vote. With one member, or identical
-  masks, the mask is unchanged; with two members the better-scored mask wins outright and equal scores
-  give the union; from three members on it is a weighted majority. (Only binary masks are cached, so
-  this is the pixel analogue of WBF's score-weighted average, thresholded at one half.) If every score
-  in the group is 0, each member gets weight 1.
-- **Box.** The score-weighted mean of the members' boxes (unchanged when they agree); from the mask when
-  a member has no box.
+- **Mask.** Mask voting (MNC, FCIS; Kaggle's instance-segmentation ensembles): where every member's cache
+  keeps its mask head's probabilities (28 x 28, ``mask_probs``), each member's map is pasted into the
+  image over its box as detectron2 pastes it (bilinear, pixel centres), the maps are averaged weighted by
+  score (times the run's weight; members that did not find the object do not vote), and the average is
+  cut at 0.5, detectron2's own mask threshold; the box is the fused mask's. A member alone keeps its own
+  mask and box. A cache written before it kept probabilities falls back to the binary vote, and the
+  fusion says so: a pixel is on where the scores of the members whose masks cover it add up to at least
+  half of the group's total score (ties on); with two members the better-scored mask wins outright and
+  equal scores give the union; from three members on it is a weighted majority. If every score in the
+  group is 0, each member gets weight 1.
+- **Box.** With the soft vote, the fused mask's box; with the binary vote, the score-weighted mean of the
+  members' boxes (unchanged when they agree); from the mask when a member has no box.
 
 The result does not depend on the order the members are given in: they are sorted by their cache key
 (then by a digest of their detections when keys tie). The output is a ``Predictions`` of the same split
@@ -51,9 +54,9 @@ from pycocotools import mask as mask_util
 from ..core.errors import TinyVocError
 from ..core.rle import to_pycocotools
 from ..core.settings import default
-from .cache_file import Predictions, reuse_cache, write_cache
+from .cache_file import Predictions, decode_mask_probs, reuse_cache, write_cache
 
-FUSION_FORMAT = 1  # part of the key: a change of the rule above never reads an older fused cache
+FUSION_FORMAT = 2  # part of the key: a change of the rule above never reads an older fused cache (2: soft masks)
 DEFAULT_IOU = default("FUSION_IOU")  # 0.5; mask IoU runs lower than box IoU for the same pair: 04 sweeps it
 _TIE = 1e-9  # relative tolerance on "at least half": float sums of the same scores in another order
 _MERGE_MEMBERS = 6  # groups up to this many members vote on run-length codes, larger ones on decoded masks
@@ -101,6 +104,11 @@ def fuse(
         images=images,
         fusion=settings,
     )
+    binary = [_name(m) for m in ordered if not _has_probs(m)]
+    if binary and len(ordered) > 1:
+        print(f"{len(binary)} of {len(ordered)} members' caches keep no mask probabilities (written before they "
+              f"were kept: {', '.join(binary)}): their masks fuse by the binary vote; predict them again "
+              "(delete their caches) for mask voting.")  # fmt: skip
     # masks taken unchanged from a member were checked when that member's cache was written
     checked = frozenset().union(*(m.checked_rles for m in ordered))
     total = sum(len(m.detections) for m in ordered)
@@ -151,7 +159,9 @@ def fusion_settings(members: Sequence[Predictions], iou_threshold: float, weight
         "iou_threshold": float(iou_threshold),
         **({"weights": list(weights)} if _unequal(weights) else {}),
         "score": "mean over all members, 0 for a member that did not find the object",
-        "mask": "score-weighted pixel vote of the group's members, on at >= half their total score",
+        "mask": "mask voting: the members' probabilities pasted, averaged by score, cut at 0.5"
+        if all(_has_probs(m) for m in members)
+        else "score-weighted pixel vote of the group's members, on at >= half their total score",
         "members": [
             {
                 "key": m.key or _digest(m),
@@ -294,7 +304,13 @@ def _fused_row(
     score = sum(w * s for w, s in zip(member_weights, scores)) / total_weight  # equal weights are 1: (s + s) / 2 == s
     weights = [w * s for w, s in zip(member_weights, scores)]
     weights = weights if sum(weights) > 0 else [1.0] * len(rows)
-    segmentation = _voted_mask([row["segmentation"] for row in rows], weights)
+    segmentations = [row["segmentation"] for row in rows]
+    alike = all(s["counts"] == segmentations[0]["counts"] for s in segmentations)
+    if not alike and all("mask_probs" in row and row.get("bbox") for row in rows):
+        segmentation, box = _soft_vote(rows, weights)
+        return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": box,
+                "segmentation": segmentation}  # fmt: skip
+    segmentation = _voted_mask(segmentations, weights)
     boxes = [row.get("bbox") for row in rows]
     if any(b is None for b in boxes):
         box = [round(float(v), 2) for v in mask_util.toBbox(to_pycocotools(segmentation))]
@@ -304,6 +320,52 @@ def _fused_row(
         mean = np.asarray(weights) @ np.asarray(boxes, dtype=float) / sum(weights)
         box = [round(float(v), 2) for v in mean]
     return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": box, "segmentation": segmentation}
+
+
+def _soft_vote(rows: list[dict], weights: list[float]) -> tuple[dict, list[float]]:
+    """Mask voting: the members' mask probabilities pasted over their boxes, averaged by ``weights``, cut at 0.5;
+    the box is the fused mask's (the weighted mean box when nothing reaches 0.5)."""
+    height, width = rows[0]["segmentation"]["size"]
+    pasted = [_paste(decode_mask_probs(row["mask_probs"]), row["bbox"], height, width) for row in rows]
+    top, left = min(p[0] for p in pasted), min(p[1] for p in pasted)
+    bottom, right = max(p[0] + p[2].shape[0] for p in pasted), max(p[1] + p[2].shape[1] for p in pasted)
+    total = np.zeros((bottom - top, right - left), dtype=np.float32)
+    for (y, x, patch), weight in zip(pasted, weights):
+        total[y - top : y - top + patch.shape[0], x - left : x - left + patch.shape[1]] += weight * patch
+    full = np.zeros((height, width), dtype=np.uint8, order="F")
+    full[top:bottom, left:right] = total >= 0.5 * sum(weights) * (1 - _TIE)
+    encoded = mask_util.encode(full)
+    if full.any():
+        box = mask_util.toBbox(encoded)
+    else:
+        box = np.asarray(weights) @ np.asarray([row["bbox"] for row in rows], dtype=float) / sum(weights)
+    segmentation = {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
+    return segmentation, [round(float(v), 2) for v in box]
+
+
+def _paste(probs: np.ndarray, bbox, height: int, width: int) -> tuple[int, int, np.ndarray]:
+    """``probs`` (M x M) pasted over ``bbox`` (x, y, w, h) as detectron2's ``paste_masks_in_image`` does it
+    (``grid_sample``, bilinear, pixel centres, 0 outside the map): ``(top, left, patch)`` within the image."""
+    x0, y0, w, h = (float(v) for v in bbox)
+    x1, y1 = x0 + max(w, 1e-6), y0 + max(h, 1e-6)
+    left, top = max(int(np.floor(x0)) - 1, 0), max(int(np.floor(y0)) - 1, 0)
+    right, bottom = min(int(np.ceil(x1)) + 1, width), min(int(np.ceil(y1)) + 1, height)
+    side = probs.shape[0]
+    rows = _bilinear(((np.arange(top, bottom) + 0.5) - y0) / (y1 - y0) * side - 0.5, side)
+    cols = _bilinear(((np.arange(left, right) + 0.5) - x0) / (x1 - x0) * side - 0.5, side)
+    return top, left, rows @ probs @ cols.T
+
+
+def _bilinear(at: np.ndarray, side: int) -> np.ndarray:
+    """The weights (len(at) x side) of linear interpolation at positions ``at`` of a row of ``side`` values, 0
+    beyond its ends (``grid_sample``'s zero padding)."""
+    weights = np.zeros((len(at), side), dtype=np.float32)
+    low = np.floor(at).astype(int)
+    fraction = (at - low).astype(np.float32)
+    for index, weight in ((low, 1 - fraction), (low + 1, fraction)):
+        inside = (index >= 0) & (index < side)
+        weights[np.flatnonzero(inside), index[inside]] += weight[inside]
+    return weights
 
 
 def _voted_mask(segmentations: list[dict], weights: list[float]) -> dict:
@@ -377,6 +439,11 @@ def _check_members(members: list[Predictions], iou_threshold: float) -> None:
                 f"{first.split} images, {_name(other)} {len(other.image_ids)}, not the same ones; predict both "
                 "runs on the same dataset record (01) so their splits match"
             )
+
+
+def _has_probs(predictions: Predictions) -> bool:
+    """Whether the cache keeps the mask head's probabilities (an empty one has nothing to lack)."""
+    return all("mask_probs" in d for d in predictions.detections)
 
 
 def _name(predictions: Predictions) -> str:
