@@ -474,3 +474,47 @@ def test_notebooks_03_and_04_report_a_final_checkpoint_that_never_arrived(traine
         "model_final.pth, named by last_checkpoint, is cut short; using model_best.pth instead."
         in capsys.readouterr().out
     )
+
+
+def test_a_run_finished_on_drive_keeps_its_periodic_checkpoints_until_its_final_is_known_saved(
+    interrupted_at_17, drive, on_colab, monkeypatch, capsys
+):
+    """A disconnect while Drive uploads model_final.pth loses no training: the periodic checkpoints stay until the
+    next start reads the final back whole; a run.json saying "finished" without its final trains again."""
+    from tinyvoc.runtime import colab
+    from tinyvoc.training.storage import complete_checkpoint
+
+    mount, fake = drive
+    monkeypatch.setenv("TINYVOC_FAKE_DRIVE", str(fake))
+    colab.mount()
+    outputs = _copy(interrupted_at_17, mount / "MyDrive" / "project" / "output")
+    files = run_of(outputs, SHORT, 20)
+    capsys.readouterr()
+    assert training.train(outputs, "smoke", max_iter=20, overrides=SHORT).finished
+    assert "stay until Drive holds model_final.pth" in capsys.readouterr().out
+    assert [p.name for p in files.periodic()] == ["model_0000014.pth", "model_0000019.pth"]
+    newest = torch.load(files.dir / "model_0000019.pth", map_location="cpu", weights_only=False)["model"]
+
+    files.final.unlink()  # the runtime went before Drive had it
+    run = training.train(outputs, "smoke", max_iter=20, overrides=SHORT)
+    out = capsys.readouterr().out
+    assert f"run.json says run {files.name} finished, but model_final.pth is missing" in out, out
+    assert "Training already finished" not in out
+    assert run.finished and run.iteration == 20 and complete_checkpoint(files.final)
+    final = torch.load(files.final, map_location="cpu", weights_only=False)["model"]
+    assert all(torch.equal(final[k], newest[k]) for k in newest)  # the newest checkpoint's weights, saved again
+    assert [p.name for p in files.periodic()] == ["model_0000014.pth", "model_0000019.pth"]  # written now: kept
+
+    again = training.train(outputs, "smoke", max_iter=20, overrides=SHORT)  # the next start: the final is there
+    out = capsys.readouterr().out
+    assert "Training already finished" in out and again.finished and files.periodic() == []
+    assert "Finished: removed 2 periodic checkpoint(s)" in out
+
+
+def test_a_finished_run_whose_final_is_cut_short_is_not_called_finished(trained_sample, tmp_path):
+    outputs = Outputs.at(tmp_path / "out")
+    shutil.copytree(trained_sample.root, outputs.root)
+    files = the_run(outputs)
+    assert runs.read_run(files).state == "finished"
+    files.final.write_bytes(files.final.read_bytes()[:5000])
+    assert runs.read_run(files).state != "finished"

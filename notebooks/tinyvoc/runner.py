@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .core.atomic import write_bytes
 from .core.errors import TinyVocError
-from .core.faults import retry, stop_with_message
+from .core.faults import retry, stop_on_storage_fault
 from .core.paths import NOTEBOOKS, Outputs, notebooks_dir, packaged_notebooks
 from .runtime.colab import remounter
 from .runtime.project import installed_ref
@@ -104,7 +104,7 @@ def _headless_kernels():
 def _keep_executed(local: Path, target: Path) -> None:
     """Put the executed copy into the project folder whole, waiting out a dropped Drive; drop the local one."""
     if local.is_file():
-        with stop_with_message(
+        with stop_on_storage_fault(
             f"Saving the executed {target.name}", safe="every output the notebook wrote", todo="run it again"
         ):
             retry(lambda: write_bytes(target, local.read_bytes()), f"saving {target}", recover=remounter(target))

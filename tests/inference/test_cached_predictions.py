@@ -3,6 +3,8 @@
 import os
 import shutil
 
+import numpy as np
+
 from tinyvoc.inference import cache_file, cached_predictions
 from tinyvoc.inference.cache_file import Predictions
 from tinyvoc.inference.selection import Selection
@@ -103,3 +105,51 @@ def test_cache_file_round_trip_and_damage(tmp_path):
     with pytest.raises(TinyVocError, match="1 of 3 encoded masks fail the submission check"):
         cache_file.write_cache(tmp_path / "test-bad.jsonl", Predictions("test", bad, 0.01, key="abc"))
     assert not (tmp_path / "test-bad.jsonl").exists()
+
+
+def test_own_data_caches_are_keyed_to_the_dataset_and_course_caches_keep_their_names(trained_sample, monkeypatch):
+    from dataclasses import replace
+
+    run = TrainedRun.load(trained_sample, "final")
+    course = cached_predictions.cache_slot(run, "test")
+    items = run.split("test").items
+    assert course.key == cached_predictions.cache_key(
+        run.checkpoint, course.cfg.dump(), items, run.tta, run.score_floor
+    )
+    own = replace(run, record=replace(run.record, source="my-photos", name="my-photos"))
+    relabelled = replace(own, record=replace(own.record, fingerprint="0" * 12))  # same images, other classes
+    keys = {cached_predictions.cache_slot(r, "test").key for r in (run, own, relabelled)}
+    assert len(keys) == 3
+
+    made = cached_predictions.predict_split(run, "test")
+    os.replace(course.path, course.older_name)  # as a version before per-checkpoint names wrote it
+    monkeypatch.setattr(cached_predictions, "_run_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    assert cached_predictions.predict_split(run, "test").detections == made.detections  # read, not predicted
+    assert course.path.is_file() and not course.older_name.exists()
+
+
+def test_the_cache_keeps_the_mask_heads_probabilities_and_pasting_them_gives_the_mask(trained_sample):
+    """Each detection's 28 x 28 probabilities, pasted over its box as fusion pastes them and cut at 0.5, give the
+    mask detectron2 pasted: the soft vote of a run with itself is the run."""
+    from pycocotools import mask as mask_util
+
+    from tinyvoc.core.rle import decode_mask, to_pycocotools
+    from tinyvoc.inference import fusion
+    from tinyvoc.inference.cache_file import decode_mask_probs
+
+    run = TrainedRun.load(trained_sample, "final")
+    predictions = cached_predictions.predict_split(run, "val", refresh=True)
+    assert predictions.detections and all("mask_probs" in d for d in predictions.detections)
+    ious, differ, pixels = [], 0, 0
+    for row in predictions.detections:
+        height, width = row["segmentation"]["size"]
+        top, left, patch = fusion._paste(decode_mask_probs(row["mask_probs"]), row["bbox"], height, width)
+        ours = np.zeros((height, width), np.uint8, order="F")
+        ours[top : top + patch.shape[0], left : left + patch.shape[1]] = patch >= 0.5
+        theirs = decode_mask(row["segmentation"]).astype(bool)
+        union = np.logical_or(ours, theirs).sum()
+        ious.append(np.logical_and(ours, theirs).sum() / union if union else 1.0)
+        differ, pixels = differ + np.logical_xor(ours, theirs).sum(), pixels + theirs.sum()
+    # 8 bits round a probability near 0.5 either way: a tiny mask may lose its one pixel, never much more
+    assert np.mean(ious) > 0.98 and differ <= 0.02 * pixels, (np.mean(ious), differ, pixels)
+    assert mask_util.area(to_pycocotools(predictions.detections[0]["segmentation"])) > 0

@@ -265,3 +265,112 @@ def test_the_vote_on_run_length_codes_equals_the_vote_pixel_by_pixel():
         decoded = decode_mask(fusion._vote_by_decoding(segmentations, weights))
         np.testing.assert_array_equal(merged, expected)
         np.testing.assert_array_equal(decoded, expected)
+
+
+def test_per_run_weights_weigh_the_score_and_the_vote_and_make_their_own_cache(tmp_path):
+    """WBF's weights: score = sum(w * s) / sum(w), a member that missed counting 0; the vote weighs w * s."""
+    a = Predictions("val", [det(3, 1, 0.6, rect(0, 0, 10, 10))], 0.0, [3, 8, 11], key="a")
+    b = Predictions("val", [det(3, 1, 0.8, rect(0, 0, 10, 14)), det(8, 2, 0.9, rect(5, 5, 4, 4))], 0.0, [3, 8, 11],
+                    key="b")  # fmt: skip
+    equal = fusion.fuse([a, b], cache_dir=tmp_path)
+    weighted = fusion.fuse([a, b], weights=[3, 1], cache_dir=tmp_path)  # a counts three times b
+    assert [d["score"] for d in equal.detections] == [pytest.approx(0.7), pytest.approx(0.45)]
+    assert [d["score"] for d in weighted.detections] == [pytest.approx((3 * 0.6 + 0.8) / 4), pytest.approx(0.9 / 4)]
+    assert decode_mask(equal.detections[0]["segmentation"]).sum() == 140  # b's 0.8 outvotes a's 0.6
+    assert decode_mask(weighted.detections[0]["segmentation"]).sum() == 100  # 3 x 0.6 outvotes 0.8
+    assert len(list(tmp_path.glob("fused-val-*.jsonl"))) == 2 and weighted.fusion["weights"] == [1.0, 1 / 3]
+    assert fusion.fuse([b, a], weights=[1, 3]).detections == weighted.detections  # weights follow their run
+    assert fusion.fuse([a, b], weights=[2, 2], cache_dir=tmp_path).key == equal.key  # equal weights: no weights
+    with pytest.raises(TinyVocError, match="one weight .* for each of the 2 runs"):
+        fusion.fuse([a, b], weights=[1])
+
+
+def _two_halves(tmp_path, images=40):
+    """Validation images with two objects each; run a finds the left one of each at 0.6, run b the right one."""
+    entries, anns, a, b = [], [], [], []
+    for i in range(1, images + 1):
+        entries.append({"id": i, "file_name": f"{i}.jpg", "height": SHAPE[0], "width": SHAPE[1]})
+        for k, (top, left) in enumerate([(5, 2), (5, 30)]):
+            square = [left, top, left + 10, top, left + 10, top + 10, left, top + 10]
+            anns.append({"id": 2 * i + k, "image_id": i, "category_id": 1, "iscrowd": 0, "area": 100,
+                         "bbox": [left, top, 10, 10], "segmentation": [square]})  # fmt: skip
+        a.append(det(i, 1, 0.6, rect(5, 2, 10, 10)))
+        b.append(det(i, 1, 0.6, rect(5, 30, 10, 10)))
+    path = tmp_path / "val.json"
+    path.write_text(json.dumps({"images": entries, "annotations": anns, "categories": CATEGORIES}))
+    split = read_split("val", path, tmp_path, check_files=False)
+    ids = [e["id"] for e in entries]
+    return [Predictions("val", rows, 0.001, ids, key=k, images=split) for k, rows in (("a", a), ("b", b))]
+
+
+def test_the_verdict_scores_each_at_its_own_best_threshold_and_a_lone_find_is_not_lost(tmp_path):
+    """At the members' 0.4 a detection only one of two runs found (0.6: fused 0.3) was gone before AP was measured:
+    the fusion of two runs that found different halves scored 0 and lost. At its own threshold it finds both."""
+    from tinyvoc.inference import ensemble
+
+    a, b = _two_halves(tmp_path)
+    fused = fusion.fuse([a, b])
+    assert {d["score"] for d in fused.detections} == {0.3}
+    verdict = ensemble.judge([("a", a), ("b", b)], ("fused", fused), Selection(0.4))
+    assert [m.ap50 for m in verdict.members] == [pytest.approx(0.5, abs=0.01)] * 2
+    assert verdict.fused.threshold <= 0.3 and verdict.fused.ap50 == pytest.approx(1.0)
+    assert verdict.fused.floor_ap50 == pytest.approx(1.0) and verdict.members[0].floor_ap50 == verdict.members[0].ap50
+    point, low, high = verdict.difference
+    assert point == pytest.approx(0.5, abs=0.01) and 0 < low <= point <= high and verdict.fusion_wins
+    assert "a clear win; submit the fusion" in ensemble.compare(verdict)
+    assert ensemble.table_row(verdict) == (["a", "b"], verdict.fused.ap50, verdict.fused.ap)
+
+
+def test_a_difference_the_validation_images_do_not_support_is_not_a_win(tmp_path):
+    from tinyvoc.inference import ensemble
+
+    a, b = _two_halves(tmp_path)
+    lucky = [dict(d) for d in a.detections]
+    lucky.append(det(1, 1, 0.99, rect(5, 30, 10, 10)))  # one more object found, on one image of 40
+    fused = Predictions("val", lucky, 0.001, a.image_ids, key="a+", images=a.images)
+    verdict = ensemble.judge([("a", a), ("b", b)], ("fused", fused), Selection(0.4))
+    point, low, high = verdict.difference
+    assert point > 0 and low <= 0 < high and not verdict.fusion_wins
+    said = ensemble.compare(verdict)
+    assert f"{point:+.3f} AP50, 95% interval {low:+.3f}..{high:+.3f} over 40 validation images" in said
+    assert 'not a clear win; submit a alone (RUN = "a")' in said
+
+
+def _soft(image_id, score, box, level, shape=SHAPE):
+    """A detection whose mask head said ``level`` all over ``box`` (x, y, w, h): its mask is the box where level
+    >= 0.5, as detectron2 pastes and cuts it."""
+    from tinyvoc.inference.cache_file import encode_mask_probs
+
+    x, y, w, h = box
+    mask = rect(y, x, h, w, shape) if level >= 0.5 else np.zeros(shape, np.uint8)
+    row = det(image_id, 1, score, mask if mask.any() else rect(y, x, 1, 1, shape), bbox=list(map(float, box)))
+    return row | {"mask_probs": encode_mask_probs(np.full((28, 28), level))}
+
+
+def test_mask_voting_averages_the_members_probabilities_by_score_and_boxes_the_fused_mask(capsys):
+    """a: 0.55 all over its box, score 0.6; b: 1.0 over a box 4 pixels to the right, score 0.5. Averaged by score,
+    only their overlap reaches 0.5 (0.6 x 0.55 + 0.5 x 1 = 0.83 of 1.1; a alone 0.30, b alone 0.45), so the fused
+    mask is the overlap, and its box the overlap's. The binary vote (a cache without them) gives a's mask."""
+    a = Predictions("val", [_soft(3, 0.6, (0, 0, 20, 20), 0.55)], 0.0, [3, 8, 11], key="a")
+    b = Predictions("val", [_soft(3, 0.5, (4, 0, 20, 20), 1.0)], 0.0, [3, 8, 11], key="b")
+    (fused,) = fusion.fuse([a, b]).detections
+    assert (decode_mask(fused["segmentation"]) == rect(0, 4, 20, 16)).all()
+    assert fused["bbox"] == [4.0, 0.0, 16.0, 20.0]
+    assert fused["score"] == pytest.approx(0.55)
+    assert "keep no mask probabilities" not in capsys.readouterr().out
+
+    plain = [Predictions("val", [{k: v for k, v in m.detections[0].items() if k != "mask_probs"}], 0.0, [3, 8, 11],
+                         key=m.key) for m in (a, b)]  # fmt: skip
+    (voted,) = fusion.fuse(plain).detections
+    assert (decode_mask(voted["segmentation"]) == decode_mask(a.detections[0]["segmentation"])).all()
+    said = capsys.readouterr().out
+    assert "2 of 2 members' caches keep no mask probabilities" in said and "binary vote" in said
+    alone = fusion.fuse([a, a.__class__(**{**a.__dict__, "key": "a2"})]).detections
+    assert alone == plain[0].detections  # a run fused with itself: its own mask, box and score
+
+
+def test_mask_probabilities_round_trip_at_8_bits():
+    from tinyvoc.inference.cache_file import decode_mask_probs, encode_mask_probs
+
+    probs = np.random.default_rng(0).random((28, 28)).astype(np.float32)
+    assert np.abs(decode_mask_probs(encode_mask_probs(probs)) - probs).max() <= 0.5 / 255 + 1e-7

@@ -9,7 +9,7 @@ from tinyvoc.cli import _parameters as cli_parameters
 from tinyvoc.cli import build_parser
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.paths import Outputs, run_entries
-from tinyvoc.inference import ensemble, evaluate
+from tinyvoc.inference import cached_predictions, ensemble, evaluate
 from tinyvoc.inference.trained_run import TrainedRun
 from tinyvoc.submission import export
 from tinyvoc.submission.check import validate_submission
@@ -51,28 +51,64 @@ def test_two_runs_fused_give_a_valid_submission_that_records_its_members(two_run
     assert isinstance(json.loads(target.read_text()), list)  # the submission itself stays the plain list
 
     val = ensemble.predict_split(run, "val")
-    scores = ensemble.validation_scores(run, val, selection)
-    assert [s[0] for s in scores] == [first, second, run.name]
-    assert scores[-1][1:] == tuple(evaluate.evaluate_cached(val, selection)["segm"][k] for k in ("AP50", "AP"))
-    said = ensemble.compare(scores)
-    assert run.name in said and ("beats its best member" in said or "does not beat" in said)
-    table = runs.table(outputs, fused=ensemble.table_row(scores))
+    verdict = ensemble.validation_scores(run, val, selection)
+    assert [m.name for m in verdict.members] == [first, second] and verdict.fused.name == run.name
+    for scored, predictions in zip([*verdict.members, verdict.fused], [*run.member_predictions("val"), val]):
+        sweep = evaluate.threshold_sweep(evaluate.Matching(predictions), selection)
+        assert scored.threshold == evaluate.best_threshold(sweep)  # each at its own best threshold
+        at_best = evaluate.evaluate_cached(predictions, selection.at(scored.threshold))["segm"]
+        assert (scored.ap50, scored.ap) == pytest.approx((at_best["AP50"], at_best["AP"]), abs=1e-9)
+    said = ensemble.compare(verdict)
+    assert run.name in said and "95% interval" in said and "clear win" in said
+    table = runs.table(outputs, fused=ensemble.table_row(verdict))
     fused_row = repr(table).splitlines()[-1]
     assert "⊕" in fused_row and f"fusion of {first} + {second}" in fused_row
-    assert f"{scores[-1][1]:.3f}" in fused_row and "⊕" in table._repr_html_()
+    assert f"{verdict.fused.ap50:.3f}" in fused_row and "⊕" in table._repr_html_()
     assert len(repr(runs.table(outputs)).splitlines()) == len(repr(table).splitlines()) - 1
 
 
-def test_members_with_current_caches_are_not_predicted_again(two_runs, capsys):
+def no_model(monkeypatch):
+    """Any prediction by a model fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model ran")
+
+    monkeypatch.setattr(cached_predictions, "_run_model", refuse)
+
+
+def test_a_current_fusion_is_read_first_and_runs_no_model_nor_reads_a_member(two_runs, capsys, monkeypatch):
     outputs, first, second = two_runs
-    run = ensemble.load(outputs, "final", [first, second])
-    ensemble.predict_split(run, "test")  # makes whatever is missing
+    made = ensemble.predict_split(ensemble.load(outputs, "final", [first, second]), "test")  # makes what is missing
     capsys.readouterr()
+    no_model(monkeypatch)
+    members = {p: p.read_bytes() for name in (first, second) for p in outputs.predictions_for(name).glob("test-*")}
+    for path in members:
+        path.unlink()  # the fused cache alone answers: no member's cache is read, no model predicts one
+    run = ensemble.load(outputs, "final", [first, second])  # a re-run of 03 or 04
     again = ensemble.predict_split(run, "test")
     said = capsys.readouterr().out
-    assert said.count("Using cached predictions") == 2 and "Using cached fusion" in said
-    assert again.fusion is not None
+    for path, data in members.items():
+        path.write_bytes(data)
+    assert "Using cached fusion" in said and "Using cached predictions" not in said
+    assert again.fusion is not None and again.detections == made.detections
     assert len(list(run.predictions_dir.glob("fused-test-*.jsonl"))) == 1
+
+
+def test_a_runs_best_and_final_fused_keep_one_cache_each_and_predict_once(two_runs, capsys, monkeypatch):
+    outputs, first, _ = two_runs
+    files = outputs.run(first)
+    shutil.copy(files.final, files.best)  # as if validation had kept one: the issue's best + final fusion
+    try:
+        run = ensemble.load(outputs, "final", [f"{first}:best", f"{first}:final"])
+        ensemble.predict_split(run, "val")
+        caches = sorted(p.name for p in outputs.predictions_for(first).glob("val-*"))
+        assert [c.rsplit("-", 1)[0] for c in caches] == ["val-model_best", "val-model_final"], caches
+        no_model(monkeypatch)
+        for which in ("best", "final", "best"):  # switching checkpoints evicts neither
+            cached_predictions.predict_split(TrainedRun.load(outputs, which, run=first), "val")
+        assert sorted(p.name for p in outputs.predictions_for(first).glob("val-*")) == caches
+    finally:
+        files.best.unlink()
 
 
 def test_a_one_entry_list_is_that_run_unfused(two_runs):
@@ -86,6 +122,9 @@ def test_a_one_entry_list_is_that_run_unfused(two_runs):
 
 def test_run_entries_and_bad_lists():
     assert run_entries("best", "final") == [("best", "final")]  # a string: exactly as before lists
+    assert run_entries("strong:final", "best") == [("strong", "final")]  # alone as in a list
+    with pytest.raises(TinyVocError, match="reserved"):
+        runs.check_name("fused")  # predictions/fused/ holds the fusions' caches: no run may share (or remove) it
     assert run_entries(["a", "b:final"], "best") == [("a", "best"), ("b", "final")]
     with pytest.raises(TinyVocError, match="empty list"):
         run_entries([])
@@ -122,20 +161,7 @@ def test_notebook_04_fuses_a_list_of_runs(two_runs, monkeypatch):
         if c.cell_type == "code"
         for o in c.get("outputs", [])
     )
-    assert "Fusing 2 runs" in text and "beat" in text and "fusion of" in text
-
-
-def test_compare_says_whether_the_fusion_beats_its_best_member():
-    better = ensemble.compare([("a", 0.30, 0.10), ("b", 0.20, 0.05), ("fused: a + b", 0.35, 0.12)])
-    assert "beats its best member (a)" in better and "+0.050" in better and len(better.splitlines()) == 4
-    worse = ensemble.compare([("a", 0.30, 0.10), ("b", 0.20, 0.05), ("fused: a + b", 0.25, 0.12)])
-    assert "does not beat its best member (a, AP50 0.300)" in worse and 'RUN = "a"' in worse
-    assert ensemble.table_row([("a", 0.3, 0.1), ("b", 0.2, 0.05), ("fused: a + b", 0.25, 0.12)]) == (
-        ["a", "b"],
-        0.25,
-        0.12,
-    )
-    assert ensemble.table_row(None) is None
+    assert "Fusing 2 runs" in text and "clear win" in text and "fusion of" in text
 
 
 def test_training_takes_one_run_not_a_list(tmp_path):

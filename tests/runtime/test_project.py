@@ -240,6 +240,7 @@ def test_the_functions_the_cells_call_default_to_the_declaration():
     from tinyvoc.core.settings import BY_NAME, default
     from tinyvoc.dataset.record import prepare_dataset
     from tinyvoc.dataset.sources import dataset_files, dataset_source
+    from tinyvoc.inference import ensemble
     from tinyvoc.inference.trained_run import TrainedRun
     from tinyvoc.training.train import train, train_recipe
 
@@ -255,6 +256,8 @@ def test_the_functions_the_cells_call_default_to_the_declaration():
         dataset_source: {"dataset": "DATASET", "download": "DOWNLOAD_DATA", "test_images": "TEST_IMAGES",
                          "crowd_as_objects": "CROWD_AS_OBJECTS", "keep_empty_images": "KEEP_EMPTY_IMAGES"},
         TrainedRun.load: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},  # 03 and 04 take "best"
+        ensemble.load: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03"), "iou_threshold": "FUSION_IOU",
+                        "weights": "FUSION_WEIGHTS"},
         kaggle.bring_in_trained_run: {"checkpoint": "CHECKPOINT", "run": ("RUN", "03")},
         project.start: {"project_dir": "PROJECT_DIR"},
     }  # fmt: skip

@@ -86,7 +86,7 @@ def test_a_folder_that_does_not_come_back_gives_up_in_time_with_the_last_words(t
     failing_until(monkeypatch, tmp_path, lambda: True)
     started = time.monotonic()
     with pytest.raises(TinyVocError) as stop:
-        with faults.stop_with_message("Exporting", safe="the previous submission.json", todo="run 04 again"):
+        with faults.stop_on_storage_fault("Exporting", safe="the previous submission.json", todo="run 04 again"):
             faults.retry(lambda: atomic.write_json(tmp_path / "submission.json", []), "writing submission.json")
     assert 1.5 <= time.monotonic() - started < 5
     lines = str(stop.value).splitlines()
@@ -105,7 +105,7 @@ def test_a_full_disk_is_not_waited_for_and_says_the_free_space(tmp_path, monkeyp
     failing_until(monkeypatch, tmp_path, lambda: True, errno.ENOSPC)
     started = time.monotonic()
     with pytest.raises(TinyVocError) as stop:
-        with faults.stop_with_message("Exporting", safe="the previous submission.json", todo="run 04 again"):
+        with faults.stop_on_storage_fault("Exporting", safe="the previous submission.json", todo="run 04 again"):
             faults.retry(lambda: atomic.write_json(tmp_path / "submission.json", []), "writing submission.json")
     assert time.monotonic() - started < 1
     message = str(stop.value)
@@ -116,7 +116,7 @@ def test_a_full_disk_is_not_waited_for_and_says_the_free_space(tmp_path, monkeyp
 
 def test_other_errors_pass_through_untouched(tmp_path):
     with pytest.raises(FileNotFoundError):
-        with faults.stop_with_message("Reading", safe="-", todo="-"):
+        with faults.stop_on_storage_fault("Reading", safe="-", todo="-"):
             faults.retry(lambda: open(tmp_path / "absent"), "reading")
 
 
@@ -130,3 +130,27 @@ def test_a_download_that_will_not_fit_stops_before_it_starts(tmp_path, monkeypat
     assert "Not enough space for the course files (pascal_train.json, test.json, train_images.zip" in str(stop.value)
     assert "it needs 191 MiB in" in str(stop.value)
     assert "50 MiB is free there" in str(stop.value) and not fetched and not (tmp_path / "data").exists()
+
+
+def test_an_error_raised_while_handling_a_storage_error_is_not_retried(tmp_path):
+    """A bug in an ``except OSError`` block is that bug: raised at once, not waited on as a dropped Drive."""
+    calls = []
+
+    def handler_with_a_bug():
+        calls.append(1)
+        try:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected", str(tmp_path / "metrics.json"))
+        except OSError:
+            raise KeyError("a bug in the handler")  # noqa: B904 - its __context__ is the OSError, as in a real handler
+
+    with pytest.raises(KeyError, match="a bug in the handler"):
+        faults.retry(handler_with_a_bug, "writing metrics", seconds=2)
+    assert calls == [1]
+    with pytest.raises(KeyError), faults.stop_on_storage_fault("Writing", safe="-", todo="-"):
+        handler_with_a_bug()  # and no "stopped: the project folder stopped answering" last words for it
+
+    def wrapped():
+        raise RuntimeError("could not save") from OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(TinyVocError, match="the disk or the Drive quota is full"):
+        faults.retry_or_stop(wrapped, "saving", lambda error, waited: faults.last_words(error, "Saving", "-", "-", "-"))

@@ -236,7 +236,7 @@ def test_an_older_projects_train_folder_becomes_a_run_once_and_is_not_trained_ag
     run = training.train(outputs, "smoke", max_iter=40, overrides=["TEST.EVAL_PERIOD", 0])
     printed = capsys.readouterr().out
     assert f"This project's run in {old} is now run smoke in {outputs.run('smoke').dir}" in printed
-    assert "Training already finished (40 iterations" in printed and run.iteration == 40
+    assert "Training already finished (40 iterations" in printed and run.iteration == 40 and run.name == "smoke"
     assert not old.exists() and runs.names(outputs) == ["smoke"]
     kept = {p.name: p.read_bytes() for p in outputs.run("smoke").dir.iterdir() if p.is_file() and p.name != "log.txt"}
     assert kept == files
@@ -327,3 +327,61 @@ def test_load_state_is_read_from_the_chosen_run(two_runs):
     run = TrainedRun.load(outputs, "final", run=second.name)
     saved = torch.load(run.checkpoint, map_location="cpu", weights_only=False)
     assert saved["iteration"] == second.iteration - 1 == 4
+
+
+def test_a_record_from_before_runs_had_names_takes_its_folders_name(tmp_path):
+    files = Outputs.at(tmp_path / "output").run("smoke")
+    files.dir.mkdir(parents=True)
+    files.record.write_text(json.dumps({
+        "profile": "smoke", "max_iter": 40, "iteration": 40, "finished": True, "seconds": 9.0, "seconds_per_iter": 0.2,
+        "best_ap50": None, "best_iter": None, "checkpoint_final": "model_final.pth", "checkpoint_best": None,
+        "a_key_of_a_later_version": 1,
+    }))  # fmt: skip
+    record = training.RunRecord.load(files.record)
+    assert record.name == "smoke" and record.dataset is None  # 02's next cell calls outputs.run(record.name)
+
+
+def _without_dataset(files):
+    """The run's files as a version from before runs knew their dataset wrote them."""
+    for path in (files.record, files.recipe):
+        data = json.loads(path.read_text())
+        path.write_text(json.dumps({k: v for k, v in data.items() if k not in ("dataset", "fingerprint")}))
+
+
+def test_a_run_belongs_to_its_dataset_best_chooses_among_its_own_and_another_is_refused(two_runs, tmp_path):
+    from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
+
+    source, _, second, _ = two_runs
+    outputs = Outputs.at(tmp_path / "output", source.data_dir)
+    shutil.copytree(source.root, outputs.root)
+    first = DatasetRecord.load(outputs)
+    assert runs.learned(outputs.run(FIRST)) == ("sample", first.fingerprint)
+    assert json.loads(outputs.run(FIRST).record.read_text())["fingerprint"] == first.fingerprint
+    _without_dataset(outputs.run(second.name))  # an older run: usable with any dataset, shown as "?"
+
+    other = prepare_dataset(first.data_files, outputs, "sample", val_fraction=0.3, seed=1)  # another split
+    assert other.fingerprint != first.fingerprint
+    table = runs.table(outputs)
+    shown = {i.name: i.dataset for i in table.runs}
+    assert (shown[FIRST], shown[second.name]) == ("sample", "")
+    assert table.best == second.name  # FIRST has the higher AP50, but learned the other split
+    assert "  ?  " in repr(table)
+
+    assert TrainedRun.load(outputs, "final").name == second.name
+    with pytest.raises(TinyVocError) as refused:
+        TrainedRun.load(outputs, "final", run=FIRST)
+    for said in (f"run {FIRST} learned dataset sample (fingerprint {first.fingerprint})",
+                 f"now sample (fingerprint {other.fingerprint})", "03 and 04 do not use it"):  # fmt: skip
+        assert said in str(refused.value)
+
+    recipe = runs.Recipe("smoke", ("TEST.EVAL_PERIOD", 0), 40).on(other)
+    assert recipe.auto_name() == FIRST
+    signature = outputs.run(FIRST).config.read_text()  # the very config FIRST trained
+    learned = re.escape(f"run {FIRST} learned dataset sample (fingerprint {first.fingerprint})")
+    with pytest.raises(TinyVocError, match=learned + ".*02 does not resume it"):
+        runs.choose(outputs, FIRST, recipe, signature, None)
+    assert runs.choose(outputs, "auto", recipe, signature, None)[0] == f"{FIRST}-2"  # a new run, not FIRST resumed
+
+    prepare_dataset(first.data_files, outputs, "sample", val_fraction=0.2, seed=0)  # the first dataset again
+    assert TrainedRun.load(outputs).name == FIRST  # one project folder, two datasets: each finds its own runs
+    assert runs.choose(outputs, "auto", recipe.on(DatasetRecord.load(outputs)), signature, None)[0] == FIRST

@@ -6,8 +6,13 @@ mounted again (``drive.mount(..., force_remount=True)``). :func:`retry` calls an
 while it fails that way, asking the caller's ``recover`` (the remount, where the platform can) between
 tries, for up to :data:`RETRY_SECONDS`; then it gives up with :class:`StorageGone`. A full disk or
 quota (ENOSPC, EDQUOT) does not pass by waiting: it is raised at once. Either way the user's last
-words come from :func:`stopped_message`: what stopped and why, what is safe, what exists only on this
-runtime, what to do; never a bare ``OSError``.
+words come from :func:`last_words`: what stopped and why, what is safe, what exists only on this
+runtime, what to do; never a bare ``OSError``. :func:`retry_or_stop` (a call) and
+:func:`stop_on_storage_fault` (a block) are the two ways from a fault to those words.
+
+A storage fault is an ``OSError`` of those kinds, or an error raised *from* one (``raise ... from``). An
+error raised while handling one (its ``__context__`` only) is another error, a bug in that handler:
+it is raised as it is, never retried.
 """
 
 from __future__ import annotations
@@ -36,18 +41,19 @@ def retry_seconds() -> float:
     return float(os.environ.get(RETRY_ENV) or RETRY_SECONDS)
 
 
-def storage_error(exc: BaseException | None) -> OSError | None:
-    """The OSError of a dropped mount or a full disk behind ``exc`` (itself, or what it was raised from); else None."""
+def storage_fault(exc: BaseException | None) -> OSError | None:
+    """The OSError of a dropped mount or a full disk that ``exc`` is, or was raised from (``raise ... from``); else
+    None. Not one it was raised while handling: that is another error (module docstring)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in DROPPED | FULL:
             return exc
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__
     return None
 
 
-def describe(error: OSError) -> str:
+def _described(error: OSError) -> str:
     """``[Errno 107] Transport endpoint is not connected: '.../metrics.jsonl'``, as Python prints it."""
     name = f": {os.fspath(error.filename)!r}" if error.filename else ""
     return f"[Errno {error.errno}] {error.strerror or os.strerror(error.errno)}{name}"
@@ -58,7 +64,7 @@ class StorageGone(TinyVocError):
 
     def __init__(self, error: OSError, waited: float, what: str):
         self.error, self.waited, self.what = error, waited, what
-        super().__init__(f"{what}: {describe(error)}; still failing after {waited:.0f} s of retries")
+        super().__init__(f"{what}: {_described(error)}; still failing after {waited:.0f} s of retries")
 
 
 def retry(
@@ -80,7 +86,7 @@ def retry(
         try:
             result = call()
         except Exception as exc:
-            error = storage_error(exc)
+            error = storage_fault(exc)
             if error is None or error.errno not in DROPPED:
                 raise
             now = time.monotonic()
@@ -88,7 +94,7 @@ def retry(
             if now - started >= budget:
                 raise StorageGone(error, now - started, what) from exc
             if tries == 0:
-                say(f"{what}: {describe(error)}. The project folder stopped answering (a Drive that dropped?); "
+                say(f"{what}: {_described(error)}. The project folder stopped answering (a Drive that dropped?); "
                     f"retrying for up to {duration(budget)}{', remounting' if recover else ''}.")  # fmt: skip
             if recover is not None:
                 try:
@@ -105,19 +111,17 @@ def retry(
         return result
 
 
-def cause_of(error: OSError, waited: float | None = None) -> str:
+def _cause(error: OSError, waited: float | None = None) -> str:
     """Why the work stopped, in one clause, with the free space when the disk is full."""
     if error.errno in FULL:
         free = free_bytes(error.filename) if error.filename else None
         room = f"; {size(free)} free there" if free is not None else ""
-        return f"the disk or the Drive quota is full ({describe(error)}{room})"
+        return f"the disk or the Drive quota is full ({_described(error)}{room})"
     after = f" within {duration(waited)} of retries" if waited is not None else ""
-    return f"the project folder stopped answering ({describe(error)}) and did not come back{after}"
+    return f"the project folder stopped answering ({_described(error)}) and did not come back{after}"
 
 
-def stopped_message(
-    error: OSError, doing: str, safe: str, only_here: str, todo: str, waited: float | None = None
-) -> str:
+def last_words(error: OSError, doing: str, safe: str, only_here: str, todo: str, waited: float | None = None) -> str:
     """The last words of work a dropped Drive or a full disk stopped: why, what is safe, what is not, what to do."""
     if error.errno in FULL:
         todo = (
@@ -128,19 +132,19 @@ def stopped_message(
         restart = "Runtime > Restart session; if Drive still fails, Disconnect and delete runtime"
         todo = f"restart the runtime ({restart}); then {todo}"
     return (
-        f"{doing} stopped: {cause_of(error, waited)}.\n"
+        f"{doing} stopped: {_cause(error, waited)}.\n"
         f"Safe in the project folder: {safe}.\n"
         f"Only on this runtime (gone with it): {only_here}.\n"
         f"What to do: {todo}."
     )
 
 
-def stopped_by_storage(exc: BaseException) -> tuple[OSError, float | None] | None:
+def _fault_of(exc: BaseException) -> tuple[OSError, float | None] | None:
     """The storage fault that ends the work behind ``exc``, as ``(error, seconds waited)``: a drop :func:`retry`
     could not wait out, a full disk, or a drop outside any retry. None for every other error (raise it as it is)."""
     if isinstance(exc, StorageGone):
         return exc.error, exc.waited
-    error = storage_error(exc)
+    error = storage_fault(exc)
     if error is None or isinstance(exc, TinyVocError):
         return None
     return error, None
@@ -149,28 +153,28 @@ def stopped_by_storage(exc: BaseException) -> tuple[OSError, float | None] | Non
 def retry_or_stop(
     call: Callable[[], T],
     what: str,
-    last_words: Callable[[OSError, float | None], str],
+    words: Callable[[OSError, float | None], str],
     recover: Callable[[], object] | None = None,
 ) -> T:
-    """:func:`retry` ``call``; when a storage fault ends it, stop with a :class:`TinyVocError` of ``last_words(error,
-    waited)`` and no traceback. The one path from a fault to last words: the training loop, its setup and record,
-    and the notebooks' own writes all come through here (:func:`stop_with_message` for blocks)."""
+    """:func:`retry` ``call``; when a storage fault ends it, stop with a :class:`TinyVocError` of ``words(error,
+    waited)`` (made with :func:`last_words`) and no traceback. The training loop, its setup and record come
+    through here (``training.storage.retry_in_run``); the notebooks' own writes use :func:`stop_on_storage_fault`."""
     try:
         return retry(call, what, recover=recover)
     except Exception as exc:
-        fault = stopped_by_storage(exc)
+        fault = _fault_of(exc)
         if fault is None:
             raise
-        raise TinyVocError(last_words(*fault)) from None
+        raise TinyVocError(words(*fault)) from None
 
 
 @contextmanager
-def stop_with_message(doing: str, safe: str, todo: str, only_here: str = "nothing of this step"):
-    """A storage fault inside the block: a :class:`TinyVocError` with :func:`stopped_message`."""
+def stop_on_storage_fault(doing: str, safe: str, todo: str, only_here: str = "nothing of this step"):
+    """A storage fault inside the block: a :class:`TinyVocError` with :func:`last_words`."""
     try:
         yield
     except Exception as exc:
-        fault = stopped_by_storage(exc)
+        fault = _fault_of(exc)
         if fault is None:
             raise
-        raise TinyVocError(stopped_message(fault[0], doing, safe, only_here, todo, fault[1])) from None
+        raise TinyVocError(last_words(fault[0], doing, safe, only_here, todo, fault[1])) from None

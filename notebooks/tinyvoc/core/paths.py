@@ -54,11 +54,11 @@ def legacy_run_name(record: dict | None) -> str:
 
 
 def run_entries(run: str | Sequence[str], checkpoint: str = "best") -> list[tuple[str, str]]:
-    """``RUN`` of 03 and 04 as ``(run, checkpoint)`` pairs: a string is one run at ``checkpoint`` (exactly as before
-    lists); a list entry ``"name:final"`` takes that checkpoint. ``inference.ensemble`` loads them, the Kaggle
+    """``RUN`` of 03 and 04 as ``(run, checkpoint)`` pairs: a string is one run at ``checkpoint``; an entry
+    ``"name:final"`` (alone or in a list) takes that checkpoint. ``inference.ensemble`` loads them, the Kaggle
     bring-in copies them in."""
     if isinstance(run, str):
-        return [(run, checkpoint)]
+        run = [run]
     if not run:
         raise TinyVocError('RUN is an empty list: give one run ("best" or a name) or several to fuse')
     pairs = []

@@ -244,6 +244,20 @@ SETTINGS: tuple[Setting, ...] = (
         flag="--tta",
         kind="on/off",
     ),
+    Setting(
+        name="FUSION_IOU",
+        default=0.5,
+        help="RUN a list: the mask IoU at which the runs' detections are one object (04 sweeps it on validation)",
+        notebooks=("03", "04"),
+        flag="--fusion-iou",
+        kind=float,
+    ),
+    Setting(
+        name="FUSION_WEIGHTS",
+        default=None,
+        help="RUN a list: one weight per run, in RUN's order, e.g. [2, 1]; None: equal",
+        notebooks=("03", "04"),
+    ),
     # every notebook: how detectron2 is installed, where the project is, and the package's source on Colab
     Setting(
         name="DETECTRON2_METHOD",

@@ -1,8 +1,10 @@
 """``Predictions``: one split's cached detections, and the cache file they live in.
 
-Every detection (class as the dataset's category id, score, box, mask as compressed RLE) of one
-prediction run is kept, down to a low score floor, so notebooks 03 and 04 and every re-export at a
-new threshold read them instead of running the model.
+Every detection (class as the dataset's category id, score, box, mask as compressed RLE, and the
+mask head's 28 x 28 probabilities as 8-bit, zlib, base64: ``mask_probs``) of one prediction run is
+kept, down to a low score floor, so notebooks 03 and 04 and every re-export at a new threshold read
+them instead of running the model. A cache written before ``mask_probs`` existed has none and is read
+as it is (its fusion falls back to the binary vote, and says so).
 
 The cache file is two JSON lines: a header, then the list of detections. Every mask string is
 checked once, when the file is written (``core.rle.rle_problems``), and the header holds the sha256
@@ -13,11 +15,15 @@ format, reads as None and is predicted again.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..core.atomic import write_bytes
 from ..core.errors import TinyVocError
@@ -74,6 +80,22 @@ class Predictions:
             "seconds": self.seconds,
             **({"fusion": self.fusion} if self.fusion else {}),
         }
+
+
+MASK_PROBS_SIZE = 28  # detectron2's mask head: POOLER_RESOLUTION 14, upsampled twice
+
+
+def encode_mask_probs(probs) -> str:
+    """The mask head's probabilities (M x M floats in 0..1) as the cache keeps them: 8-bit, zlib, base64."""
+    levels = np.clip(np.rint(np.asarray(probs, dtype=np.float32) * 255), 0, 255).astype(np.uint8)
+    return base64.b64encode(zlib.compress(levels.tobytes(), 9)).decode("ascii")
+
+
+def decode_mask_probs(text: str) -> np.ndarray:
+    """:func:`encode_mask_probs`'s string back as M x M floats in 0..1."""
+    levels = np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.uint8)
+    side = int(round(len(levels) ** 0.5))
+    return levels.reshape(side, side).astype(np.float32) / 255.0
 
 
 def write_cache(path: Path, predictions: Predictions, checked_rles: Collection = ()) -> Predictions:

@@ -9,6 +9,8 @@ is that run, unfused. The notebooks call :func:`load` and :func:`predict_split` 
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +18,9 @@ from pathlib import Path
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs, TrainFiles, run_entries
 from ..dataset.record import DatasetRecord
-from . import cached_predictions, fusion
-from .cache_file import Predictions
+from . import bootstrap, cached_predictions, fusion
+from .cache_file import Predictions, reuse_cache
+from .evaluate import Matching, best_threshold, threshold_sweep
 from .selection import Selection
 from .trained_run import TrainedRun
 
@@ -28,6 +31,7 @@ class FusedRun:
 
     members: tuple[TrainedRun, ...]
     iou_threshold: float = fusion.DEFAULT_IOU
+    weights: tuple[float, ...] | None = None  # one per member, in RUN's order (FUSION_WEIGHTS); None: equal
     _member_predictions: dict = field(default_factory=dict, repr=False, compare=False)  # (split, tta) -> members'
 
     def member_predictions(self, split: str, tta: bool | None = None, again: bool = False) -> list[Predictions]:
@@ -67,8 +71,12 @@ class FusedRun:
 
     @property
     def score_threshold(self) -> float:
-        """The lowest of the members' own test thresholds (fused scores only go down where members disagree)."""
-        return min(m.score_threshold for m in self.members)
+        """The fused score at which every detection a member keeps at its own test threshold stays: a member alone
+        contributes its weight's share of its score (one of two at 0.4: 0.2), so the lowest such share. The verdict
+        and 04's sweep then say which threshold is best on validation."""
+        weights = self.weights or (1.0,) * len(self.members)
+        lowest = min(m.score_threshold * w for m, w in zip(self.members, weights)) / sum(weights)
+        return max(self.score_floor, lowest)
 
     def selection(self, threshold: float | None = None, class_thresholds=None, max_per_image: int = 100) -> Selection:
         """As :meth:`TrainedRun.selection`, at the members' lowest own threshold when ``threshold`` is None."""
@@ -82,7 +90,7 @@ class FusedRun:
             "why": "RUN lists several runs: their predictions fused",
             "checkpoint": " + ".join(m.made_by()["checkpoint"] for m in self.members),
             "members": [m.made_by() for m in self.members],
-            "fusion": {"iou_threshold": self.iou_threshold, "format": fusion.FUSION_FORMAT},
+            "fusion": {"iou_threshold": self.iou_threshold, "weights": self.weights, "format": fusion.FUSION_FORMAT},
         }
 
 
@@ -91,8 +99,10 @@ def load(
     checkpoint: str = "best",
     run: str | Sequence[str] = "best",
     iou_threshold: float = fusion.DEFAULT_IOU,
+    weights: Sequence[float] | None = None,
 ) -> TrainedRun | FusedRun:
-    """One :class:`TrainedRun` for a string ``RUN`` (or a one-entry list), a :class:`FusedRun` for several."""
+    """One :class:`TrainedRun` for a string ``RUN`` (or a one-entry list), a :class:`FusedRun` for several, fused at
+    mask IoU ``iou_threshold`` (``FUSION_IOU``) with ``weights`` (``FUSION_WEIGHTS``: one per run, None: equal)."""
     (name, which), *others = run_entries(run, checkpoint)
     first = TrainedRun.load(outputs, which, run=name)  # a single run: exactly TrainedRun.load
     if not others:
@@ -101,58 +111,149 @@ def load(
     taken = [(m.name, m.checkpoint) for m in members]
     if len(set(taken)) < len(taken):
         raise TinyVocError(f"RUN lists the same run and checkpoint twice: {run!r}")
-    fused = FusedRun(members, iou_threshold)
+    fused = FusedRun(members, float(iou_threshold), tuple(fusion.checked_weights(weights, len(members))))
     print(f"Fusing {len(members)} runs: " + ", ".join(f"{m.name} ({m.checkpoint.name})" for m in members))
     return fused
 
 
 def predict_split(run: TrainedRun | FusedRun, split: str = "test", tta: bool | None = None) -> Predictions:
-    """A run's cached predictions of ``split`` (made where missing); for a fusion, its members' fused (cached)."""
+    """A run's cached predictions of ``split`` (made where missing); for a fusion, its members' fused (cached).
+
+    A fusion's cache is looked up first, from the members' cache keys alone: when it is current, no member's
+    predictions are read and no model runs (a re-run of 03 or 04)."""
     if isinstance(run, TrainedRun):
         return cached_predictions.predict_split(run, split, tta=tta)
-    return fusion.fuse(run.member_predictions(split, tta, again=True), run.iou_threshold, cache_dir=run.predictions_dir)
+    keys = [cached_predictions.cache_slot(m, split, tta).key for m in run.members]
+    path = fusion.cache_path(run.predictions_dir, split, keys, run.iou_threshold, run.weights)
+    images = run.members[0].split(split)
+    cached = reuse_cache(path, images, False, "fusion") if path is not None and path.exists() else None
+    if cached is not None:
+        return cached
+    members = run.member_predictions(split, tta, again=True)
+    return fusion.fuse(members, run.iou_threshold, cache_dir=run.predictions_dir, weights=run.weights)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One member, or the fusion, on validation: at its own best threshold from the sweep, and at the score floor."""
+
+    name: str
+    threshold: float  # its best threshold on validation (AP50; ties to the lowest: evaluate.best_threshold)
+    ap50: float
+    ap: float
+    floor: float  # the score floor, every cached detection kept
+    floor_ap50: float
+    floor_ap: float
+    classes: list = field(repr=False, compare=False)  # its detections at ``threshold`` for the bootstrap
+
+    @classmethod
+    def of(cls, name: str, predictions: Predictions, selection: Selection) -> Scored:
+        matching = Matching(predictions)
+        sweep = threshold_sweep(matching, selection)
+        best = best_threshold(sweep) if sweep else predictions.score_floor
+        at_best = next((r for r in sweep if r["threshold"] == best), None) or matching.scores(selection.at(best))
+        at_floor = matching.scores(selection.at(predictions.score_floor))
+        classes = bootstrap.class_detections(matching, selection.at(best))
+        return cls(name, best, at_best["AP50"], at_best["AP"], predictions.score_floor, at_floor["AP50"],
+                   at_floor["AP"], classes)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FusionVerdict:
+    """Each member and the fusion at its own best threshold (and at the floor), and whether the fusion's AP50 gain
+    over its best member holds beyond the luck of the validation images (a paired bootstrap's 95% interval)."""
+
+    members: list[Scored]
+    fused: Scored
+    difference: tuple[float, float, float]  # fusion less best member, AP50: (point, low, high)
+    num_images: int
+
+    @property
+    def best_member(self) -> Scored:
+        return max(self.members, key=lambda m: m.ap50)
+
+    @property
+    def fusion_wins(self) -> bool:
+        """The whole 95% interval above zero: only then 04 recommends the fusion."""
+        return self.difference[1] > 0
+
+    def lines(self) -> list[str]:
+        rows = [*self.members, self.fused]
+        width = max(len(r.name) for r in rows)
+        lines = [
+            f"  {r.name:<{width}}  validation mask AP50 {r.ap50:.3f}, AP {r.ap:.3f} at its best threshold "
+            f"{r.threshold:g} (at the floor {r.floor:g}: AP50 {r.floor_ap50:.3f}, AP {r.floor_ap:.3f})"
+            for r in rows
+        ]
+        best = self.best_member
+        point, low, high = self.difference
+        gain = (f"The fusion less its best member ({best.name}): {point:+.3f} AP50, 95% interval {low:+.3f}.."
+                f"{high:+.3f} over {self.num_images} validation images")  # fmt: skip
+        if self.fusion_wins:
+            verdict = f"{gain}: a clear win; submit the fusion."
+        else:
+            verdict = (f'{gain}: not a clear win; submit {best.name} alone (RUN = "{best.name}"), unless its '
+                       "interval's upper end tempts you.")  # fmt: skip
+        return [*lines, verdict]
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines())
 
 
 def validation_scores(
-    run: TrainedRun | FusedRun,
-    val: Predictions | None,
-    selection: Selection,
-    tta: bool | None = None,
-    metrics: dict | None = None,
-) -> list[tuple[str, float, float]] | None:
-    """For a fusion: the validation mask (name, AP50, AP) of each member and, last, of the fusion ``val``, at
-    ``selection`` (all from the caches; ``metrics``: the fusion's ``evaluate_cached`` result when the notebook
-    has it already). None for a single run or without a validation split."""
+    run: TrainedRun | FusedRun, val: Predictions | None, selection: Selection, tta: bool | None = None
+) -> FusionVerdict | None:
+    """For a fusion, its verdict on validation (:class:`FusionVerdict`): each member and the fusion ``val`` at its
+    own best threshold, with the notebook's per-class thresholds and cap, all from the caches. None for a single
+    run or without a validation split."""
     if not isinstance(run, FusedRun) or val is None:
         return None
-    from .evaluate import evaluate_cached
-
-    rows = []
-    for member, predictions in zip(run.members, run.member_predictions("val", tta)):
-        segm = evaluate_cached(predictions, selection)["segm"]
-        rows.append((member.name, segm["AP50"], segm["AP"]))
-    segm = (metrics or evaluate_cached(val, selection))["segm"]
-    rows.append((run.name, segm["AP50"], segm["AP"]))
-    return rows
+    return judge(
+        list(zip((m.name for m in run.members), run.member_predictions("val", tta))), (run.name, val), selection
+    )
 
 
-def table_row(scores: list[tuple[str, float, float]] | None) -> tuple[list[str], float, float] | None:
-    """The fusion's row for ``runs.table(outputs, fused=...)``: its members, validation AP50 and AP."""
-    if scores is None:
+def judge(
+    members: list[tuple[str, Predictions]], fused: tuple[str, Predictions], selection: Selection
+) -> FusionVerdict:
+    """The verdict on named validation predictions: each at its own best threshold, the fusion against the best
+    member over the same bootstrap draws of the validation images."""
+    scored = [Scored.of(name, predictions, selection) for name, predictions in members]
+    fusion_scored = Scored.of(*fused, selection)
+    best = max(scored, key=lambda m: m.ap50)
+    images = len(fused[1].images.items) if fused[1].images is not None else len(fused[1].image_ids)
+    difference = bootstrap.paired_difference(fusion_scored.classes, best.classes, images)
+    return FusionVerdict(scored, fusion_scored, difference, images)
+
+
+def table_row(verdict: FusionVerdict | None) -> tuple[list[str], float, float] | None:
+    """The fusion's row for ``runs.table(outputs, fused=...)``: its members, validation AP50 and AP (at its best
+    threshold)."""
+    if verdict is None:
         return None
-    *members, (_, ap50, ap) = scores
-    return [name for name, _, _ in members], ap50, ap
+    return [m.name for m in verdict.members], verdict.fused.ap50, verdict.fused.ap
 
 
-def compare(rows: list) -> str:
-    """The lines 04 prints: each member's validation AP50/AP, the fusion's, and whether it beats its best member."""
-    *members, (name, ap50, ap) = rows
-    width = max(len(n) for n, _, _ in rows)
-    lines = [f"  {n:<{width}}  validation mask AP50 {a50:.3f}, AP {a:.3f}" for n, a50, a in rows]
-    best_name, best_ap50, _ = max(members, key=lambda r: r[1])
-    if ap50 > best_ap50:
-        verdict = f"The fusion beats its best member ({best_name}) on validation AP50 by {ap50 - best_ap50:+.3f}."
-    else:
-        verdict = (f"The fusion does not beat its best member ({best_name}, AP50 {best_ap50:.3f}) on validation: "
-                   f'submit that run alone (RUN = "{best_name}") unless AP matters more.')  # fmt: skip
-    return "\n".join([*lines, verdict])
+def compare(verdict: FusionVerdict) -> str:
+    """The lines 04 prints: each member and the fusion at its best threshold, and whether the fusion clearly wins."""
+    return repr(verdict)
+
+
+IOU_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def iou_sweep(run: FusedRun, selection: Selection, tta: bool | None = None, ious=IOU_SWEEP) -> str:
+    """04's table of the fusion IoU on validation: the fusion at each mask IoU (fused in memory, not cached), at its
+    best threshold; the setting in use marked. Choose ``FUSION_IOU`` from it (ties: the one in use)."""
+    from tabulate import tabulate
+
+    members = run.member_predictions("val", tta)
+    rows = []
+    for iou in sorted({*ious, run.iou_threshold}):
+        with contextlib.redirect_stdout(io.StringIO()):
+            fused = fusion.fuse(members, iou, weights=run.weights)
+        scored = Scored.of(f"{iou:g}", fused, selection)
+        mark = "<- FUSION_IOU" if iou == run.iou_threshold else ""
+        rows.append((f"{iou:g}", scored.ap50, scored.ap, scored.threshold, len(fused.detections), mark))
+    headers = ("fusion IoU", "val AP50", "val AP", "best threshold", "detections", "")
+    return tabulate(rows, headers=headers, floatfmt=".3f")

@@ -15,16 +15,21 @@ The rule, image by image and class by class (masks of different images or classe
   Identical masks have IoU 1, two empty ones too (pycocotools would say 0).
 - **Score.** The mean of the members' scores over ALL members, a member that did not find the object
   counting 0: what every member agrees on keeps its score, what only some found is lowered (found by one
-  of two at 0.8: 0.4). A run fused with itself keeps its scores exactly.
-- **Mask.** A score-weighted pixel vote among the group: a pixel is on where the scores of the members
-  whose masks cover it add up to at least half of the group's total score (ties on). Members that did
-  not find the object have weight 0 (their score for it) and do not vote. With one member, or identical
-  masks, the mask is unchanged; with two members the better-scored mask wins outright and equal scores
-  give the union; from three members on it is a weighted majority. (Only binary masks are cached, so
-  this is the pixel analogue of WBF's score-weighted average, thresholded at one half.) If every score
-  in the group is 0, each member gets weight 1.
-- **Box.** The score-weighted mean of the members' boxes (unchanged when they agree); from the mask when
-  a member has no box.
+  of two at 0.8: 0.4). A run fused with itself keeps its scores exactly. With per-run weights
+  (``FUSION_WEIGHTS``, as WBF's ``weights``) it is the weighted mean, and each member's vote below is
+  its weight times its score.
+- **Mask.** Mask voting (MNC, FCIS; Kaggle's instance-segmentation ensembles): where every member's cache
+  keeps its mask head's probabilities (28 x 28, ``mask_probs``), each member's map is pasted into the
+  image over its box as detectron2 pastes it (bilinear, pixel centres), the maps are averaged weighted by
+  score (times the run's weight; members that did not find the object do not vote), and the average is
+  cut at 0.5, detectron2's own mask threshold; the box is the fused mask's. A member alone keeps its own
+  mask and box. A cache written before it kept probabilities falls back to the binary vote, and the
+  fusion says so: a pixel is on where the scores of the members whose masks cover it add up to at least
+  half of the group's total score (ties on); with two members the better-scored mask wins outright and
+  equal scores give the union; from three members on it is a weighted majority. If every score in the
+  group is 0, each member gets weight 1.
+- **Box.** With the soft vote, the fused mask's box; with the binary vote, the score-weighted mean of the
+  members' boxes (unchanged when they agree); from the mask when a member has no box.
 
 The result does not depend on the order the members are given in: they are sorted by their cache key
 (then by a digest of their detections when keys tie). The output is a ``Predictions`` of the same split
@@ -48,10 +53,11 @@ from pycocotools import mask as mask_util
 
 from ..core.errors import TinyVocError
 from ..core.rle import to_pycocotools
-from .cache_file import Predictions, reuse_cache, write_cache
+from ..core.settings import default
+from .cache_file import Predictions, decode_mask_probs, reuse_cache, write_cache
 
-FUSION_FORMAT = 1  # part of the key: a change of the rule above never reads an older fused cache
-DEFAULT_IOU = 0.5
+FUSION_FORMAT = 2  # part of the key: a change of the rule above never reads an older fused cache (2: soft masks)
+DEFAULT_IOU = default("FUSION_IOU")  # 0.5; mask IoU runs lower than box IoU for the same pair: 04 sweeps it
 _TIE = 1e-9  # relative tolerance on "at least half": float sums of the same scores in another order
 _MERGE_MEMBERS = 6  # groups up to this many members vote on run-length codes, larger ones on decoded masks
 
@@ -61,25 +67,29 @@ def fuse(
     iou_threshold: float = DEFAULT_IOU,
     cache_dir: str | Path | None = None,
     refresh: bool = False,
+    weights: Sequence[float] | None = None,
 ) -> Predictions:
     """One ``Predictions`` fusing ``members`` (same split, same images) by the rule in the module docstring.
 
-    With ``cache_dir`` the result is read from ``fused-<split>-<key>.jsonl`` there when present and
-    intact, else computed and written there (atomically, every new mask checked as for any cache).
+    ``weights``: one per member, in the order given (``FUSION_WEIGHTS``; None: all equal). With ``cache_dir``
+    the result is read from ``fused-<split>-<key>.jsonl`` there when present and intact, else computed and
+    written there (atomically, every new mask checked as for any cache).
     """
-    ordered = canonical_order(members)
+    weights = checked_weights(weights, len(members))
+    order = _canonical_indices(members)
+    ordered, weights = [members[i] for i in order], [weights[i] for i in order]
     _check_members(ordered, iou_threshold)
-    key = fusion_key(ordered, iou_threshold)
+    key = _key(ordered[0].split, [m.key or _digest(m) for m in ordered], iou_threshold, weights)
     first = ordered[0]
     images = next((m.images for m in ordered if m.images is not None), None)
-    path = Path(cache_dir) / f"fused-{first.split}-{key}.jsonl" if cache_dir is not None else None
+    path = Path(cache_dir) / f"fused-{first.split}-{key}.jsonl" if cache_dir is not None else None  # as cache_path
     cached = reuse_cache(path, images, refresh, "fusion")
     if cached is not None:
         return cached
     started = time.perf_counter()
-    detections = fuse_detections([m.detections for m in ordered], iou_threshold)
+    detections = fuse_detections([m.detections for m in ordered], iou_threshold, weights)
     seconds = round(time.perf_counter() - started, 2)
-    settings = fusion_settings(ordered, iou_threshold)
+    settings = fusion_settings(ordered, iou_threshold, weights)
     fused = Predictions(
         split=first.split,
         detections=detections,
@@ -94,6 +104,11 @@ def fuse(
         images=images,
         fusion=settings,
     )
+    binary = [_name(m) for m in ordered if not _has_probs(m)]
+    if binary and len(ordered) > 1:
+        print(f"{len(binary)} of {len(ordered)} members' caches keep no mask probabilities (written before they "
+              f"were kept: {', '.join(binary)}): their masks fuse by the binary vote; predict them again "
+              "(delete their caches) for mask voting.")  # fmt: skip
     # masks taken unchanged from a member were checked when that member's cache was written
     checked = frozenset().union(*(m.checked_rles for m in ordered))
     total = sum(len(m.detections) for m in ordered)
@@ -110,21 +125,43 @@ def fuse(
 
 def canonical_order(members: Sequence[Predictions]) -> list[Predictions]:
     """The members sorted by cache key; members sharing a key by a digest of their detections."""
+    return [members[i] for i in _canonical_indices(members)]
+
+
+def _canonical_indices(members: Sequence[Predictions]) -> list[int]:
     if not members:
         raise TinyVocError("nothing to fuse: give the predictions of one or more runs")
     keys = [m.key for m in members]
     digests = [_digest(m) if keys.count(m.key) > 1 or not m.key else "" for m in members]
-    order = sorted(range(len(members)), key=lambda i: (keys[i], digests[i]))
-    return [members[i] for i in order]
+    return sorted(range(len(members)), key=lambda i: (keys[i], digests[i]))
 
 
-def fusion_settings(members: Sequence[Predictions], iou_threshold: float) -> dict:
+def checked_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """``FUSION_WEIGHTS`` as one float per member (None: all 1), or a clear error."""
+    if weights is None:
+        return [1.0] * count
+    try:
+        weights = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise TinyVocError(f"FUSION_WEIGHTS = {weights!r}: give one number per run in RUN, e.g. [2, 1]") from None
+    if len(weights) != count or any(not w >= 0 for w in weights) or not sum(weights) > 0:
+        raise TinyVocError(
+            f"FUSION_WEIGHTS = {weights!r}: give one weight (0 or more, not all 0) for each of the {count} runs in "
+            "RUN, in RUN's order, e.g. [2, 1]; or None for equal weights"
+        )
+    return [w / max(weights) for w in weights]  # the largest 1: equal weights fuse exactly as unweighted
+
+
+def fusion_settings(members: Sequence[Predictions], iou_threshold: float, weights=None) -> dict:
     """What the fused cache's header records: the members (in canonical order) and the rule's settings."""
     return {
         "format": FUSION_FORMAT,
         "iou_threshold": float(iou_threshold),
+        **({"weights": list(weights)} if _unequal(weights) else {}),
         "score": "mean over all members, 0 for a member that did not find the object",
-        "mask": "score-weighted pixel vote of the group's members, on at >= half their total score",
+        "mask": "mask voting: the members' probabilities pasted, averaged by score, cut at 0.5"
+        if all(_has_probs(m) for m in members)
+        else "score-weighted pixel vote of the group's members, on at >= half their total score",
         "members": [
             {
                 "key": m.key or _digest(m),
@@ -141,22 +178,47 @@ def fusion_settings(members: Sequence[Predictions], iou_threshold: float) -> dic
 
 def fusion_key(members: Sequence[Predictions], iou_threshold: float) -> str:
     """A hash of the members' keys (canonical order) and the settings: a new member or setting is a new cache."""
-    payload = {
-        "fusion": FUSION_FORMAT,
-        "split": members[0].split,
-        "members": [m.key or _digest(m) for m in canonical_order(members)],
-        "iou_threshold": float(iou_threshold),
-    }
+    return _key(members[0].split, [m.key or _digest(m) for m in canonical_order(members)], iou_threshold)
+
+
+def _unequal(weights: Sequence[float] | None) -> bool:
+    return weights is not None and len(set(weights)) > 1
+
+
+def _key(split: str, ordered_keys: list[str], iou_threshold: float, weights: Sequence[float] | None = None) -> str:
+    """Equal weights add nothing to the key: a fusion cached before weights existed is still found."""
+    payload = {"fusion": FUSION_FORMAT, "split": split, "members": ordered_keys, "iou_threshold": float(iou_threshold)}
+    if _unequal(weights):
+        total = sum(weights)
+        payload["weights"] = [round(w / total, 9) for w in weights]  # [2, 1] and [4, 2] fuse alike
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def fuse_detections(members: Sequence[Sequence[dict]], iou_threshold: float = DEFAULT_IOU) -> list[dict]:
-    """The fused detections of ``members`` (each a list of cache rows, already in canonical order).
+def cache_path(
+    cache_dir: str | Path, split: str, member_keys: Sequence[str], iou_threshold: float, weights=None
+) -> Path | None:
+    """Where :func:`fuse` keeps the fusion of members with these cache keys (and ``weights``, in the same order),
+    known before any member is read (so a current fusion costs one file read); None when two members share a key
+    (their order needs their detections)."""
+    if len(set(member_keys)) < len(member_keys) or not all(member_keys):
+        return None
+    weights = checked_weights(weights, len(member_keys))
+    order = sorted(range(len(member_keys)), key=lambda i: member_keys[i])
+    key = _key(split, [member_keys[i] for i in order], iou_threshold, [weights[i] for i in order])
+    return Path(cache_dir) / f"fused-{split}-{key}.jsonl"
+
+
+def fuse_detections(
+    members: Sequence[Sequence[dict]], iou_threshold: float = DEFAULT_IOU, weights: Sequence[float] | None = None
+) -> list[dict]:
+    """The fused detections of ``members`` (each a list of cache rows, already in canonical order; ``weights``
+    in the same order, None: equal).
 
     Sorted by image id, then best score first; ties in order of their groups' first rows (member, then
     row), so a run fused with itself lists its detections in the run's own order, and COCO's matching,
     which takes tied scores in the order given, scores it exactly as the run.
     """
+    weights = checked_weights(weights, len(members))
     groups: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)  # (image, class) -> (member, row)
     for m, rows in enumerate(members):
         for r, row in enumerate(rows):
@@ -167,7 +229,8 @@ def fuse_detections(members: Sequence[Sequence[dict]], iou_threshold: float = DE
         scores = np.array([row["score"] for row in rows], dtype=float)
         order = np.lexsort((np.array([r for _, r in found]), np.array([m for m, _ in found]), -scores))
         for group in _group(rows, [found[i][0] for i in order], order, iou_threshold):
-            made = _fused_row(image_id, category_id, [rows[i] for i in group], len(members))
+            made = _fused_row(image_id, category_id, [rows[i] for i in group], [weights[found[i][0]] for i in group],
+                              sum(weights))  # fmt: skip
             fused.append(((image_id, -made["score"], *found[group[0]]), made))
     fused.sort(key=lambda pair: pair[0])
     return [row for _, row in fused]
@@ -232,12 +295,22 @@ def _cross_member_ious(rles: list[dict], member_of: np.ndarray) -> np.ndarray:
     return ious
 
 
-def _fused_row(image_id: int, category_id: int, rows: list[dict], num_members: int) -> dict:
-    """One fused detection from a group's rows (at most one per member, best score first)."""
+def _fused_row(
+    image_id: int, category_id: int, rows: list[dict], member_weights: list[float], total_weight: float
+) -> dict:
+    """One fused detection from a group's rows (at most one per member, best score first), ``member_weights`` the
+    weights of their members, ``total_weight`` that of all members (a member that did not find it counts 0)."""
     scores = [float(row["score"]) for row in rows]
-    score = sum(scores) / num_members  # exact for a run fused with itself: (s + s) / 2 == s
-    weights = scores if sum(scores) > 0 else [1.0] * len(rows)
-    segmentation = _voted_mask([row["segmentation"] for row in rows], weights)
+    score = sum(w * s for w, s in zip(member_weights, scores)) / total_weight  # equal weights are 1: (s + s) / 2 == s
+    weights = [w * s for w, s in zip(member_weights, scores)]
+    weights = weights if sum(weights) > 0 else [1.0] * len(rows)
+    segmentations = [row["segmentation"] for row in rows]
+    alike = all(s["counts"] == segmentations[0]["counts"] for s in segmentations)
+    if not alike and all("mask_probs" in row and row.get("bbox") for row in rows):
+        segmentation, box = _soft_vote(rows, weights)
+        return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": box,
+                "segmentation": segmentation}  # fmt: skip
+    segmentation = _voted_mask(segmentations, weights)
     boxes = [row.get("bbox") for row in rows]
     if any(b is None for b in boxes):
         box = [round(float(v), 2) for v in mask_util.toBbox(to_pycocotools(segmentation))]
@@ -247,6 +320,53 @@ def _fused_row(image_id: int, category_id: int, rows: list[dict], num_members: i
         mean = np.asarray(weights) @ np.asarray(boxes, dtype=float) / sum(weights)
         box = [round(float(v), 2) for v in mean]
     return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": box, "segmentation": segmentation}
+
+
+def _soft_vote(rows: list[dict], weights: list[float]) -> tuple[dict, list[float]]:
+    """Mask voting: the members' mask probabilities pasted over their boxes, averaged by ``weights``, cut at 0.5;
+    the box is the fused mask's (the weighted mean box when nothing reaches 0.5)."""
+    height, width = rows[0]["segmentation"]["size"]
+    pasted = [_paste(decode_mask_probs(row["mask_probs"]), row["bbox"], height, width) for row in rows]
+    top, left = min(p[0] for p in pasted), min(p[1] for p in pasted)
+    bottom, right = max(p[0] + p[2].shape[0] for p in pasted), max(p[1] + p[2].shape[1] for p in pasted)
+    total = np.zeros((bottom - top, right - left), dtype=np.float32)
+    for (y, x, patch), weight in zip(pasted, weights):
+        total[y - top : y - top + patch.shape[0], x - left : x - left + patch.shape[1]] += weight * patch
+    full = np.zeros((height, width), dtype=np.uint8, order="F")
+    full[top:bottom, left:right] = total >= 0.5 * sum(weights) * (1 - _TIE)
+    encoded = mask_util.encode(full)
+    if full.any():
+        box = mask_util.toBbox(encoded)
+    else:
+        box = np.asarray(weights) @ np.asarray([row["bbox"] for row in rows], dtype=float) / sum(weights)
+    segmentation = {"size": [height, width], "counts": encoded["counts"].decode("ascii")}
+    return segmentation, [round(float(v), 2) for v in box]
+
+
+def _paste(probs: np.ndarray, bbox, height: int, width: int) -> tuple[int, int, np.ndarray]:
+    """``probs`` (M x M) pasted over ``bbox`` (x, y, w, h) as detectron2's ``paste_masks_in_image`` does it
+    (``grid_sample``, bilinear, pixel centres, 0 outside the map): ``(top, left, patch)`` within the image.
+
+    Interpolated by gathering neighbours, not by matrix products: small BLAS calls slow down a hundredfold
+    when the machine is busy (their threads wait for cores), and a fusion makes thousands of them."""
+    x0, y0, w, h = (float(v) for v in bbox)
+    x1, y1 = x0 + max(w, 1e-6), y0 + max(h, 1e-6)
+    left, top = max(int(np.floor(x0)) - 1, 0), max(int(np.floor(y0)) - 1, 0)
+    right, bottom = min(int(np.ceil(x1)) + 1, width), min(int(np.ceil(y1)) + 1, height)
+    side = probs.shape[0]
+    padded = np.pad(np.asarray(probs, dtype=np.float32), 1)  # row and column 0 and side + 1: grid_sample's zeros
+    below, above, down = _neighbours(((np.arange(top, bottom) + 0.5) - y0) / (y1 - y0) * side - 0.5, side)
+    before, after, across = _neighbours(((np.arange(left, right) + 0.5) - x0) / (x1 - x0) * side - 0.5, side)
+    rows = padded[below] * (1 - down)[:, None] + padded[above] * down[:, None]
+    return top, left, rows[:, before] * (1 - across) + rows[:, after] * across
+
+
+def _neighbours(at: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For positions ``at`` along a row of ``side`` values: the two neighbours' indices in the zero-padded row
+    (beyond its ends: the padding) and the weight of the second."""
+    low = np.floor(at)
+    return (np.clip(low + 1, 0, side + 1).astype(int), np.clip(low + 2, 0, side + 1).astype(int),
+            (at - low).astype(np.float32))  # fmt: skip
 
 
 def _voted_mask(segmentations: list[dict], weights: list[float]) -> dict:
@@ -320,6 +440,11 @@ def _check_members(members: list[Predictions], iou_threshold: float) -> None:
                 f"{first.split} images, {_name(other)} {len(other.image_ids)}, not the same ones; predict both "
                 "runs on the same dataset record (01) so their splits match"
             )
+
+
+def _has_probs(predictions: Predictions) -> bool:
+    """Whether the cache keeps the mask head's probabilities (an empty one has nothing to lack)."""
+    return all("mask_probs" in d for d in predictions.detections)
 
 
 def _name(predictions: Predictions) -> str:

@@ -137,7 +137,7 @@ class TrainedRun:
 
         runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
         record = record or DatasetRecord.load(outputs)  # first: a project without 01's record is told to run 01
-        name, why = runs.pick(outputs, run)
+        name, why = runs.pick(outputs, run, record)  # this dataset's runs only
         files = outputs.run(name)
         text = require(files.config, "02_train.ipynb", "The training config").read_text()
         cfg = get_cfg()

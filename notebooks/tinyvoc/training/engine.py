@@ -11,9 +11,9 @@
   detectron2's full log goes to ``log.txt`` and scalars to TensorBoard event files in the train folder.
 * A Drive that drops mid-run costs no training: every hook's work after a step (checkpoints,
   ``last_checkpoint``, metrics, TensorBoard events, validation, which reads its split's json) goes
-  through ``core.faults.retry``, remounting Drive on Colab, for up to 5 minutes; the metrics, event
-  and log files are reopened after a drop (the old handles stay dead after a remount). When Drive does
-  not come back, or the disk fills, training stops with last words naming the last complete
+  through ``storage.retry_in_run`` (``core.faults.retry``), remounting Drive on Colab, for up to 5
+  minutes; the metrics, event and log files are reopened after a drop (the old handles stay dead after
+  a remount). When Drive does not come back, or the disk fills, training stops with last words naming the last complete
   checkpoint and the iteration a re-run resumes from (:meth:`TinyVocTrainer.last_words`).
 * With several workers (``distributed.run_workers``) rank 0 alone writes: checkpoints (the
   checkpointer's ``save_to_disk``), the writers (metrics, TensorBoard, progress: DefaultTrainer adds
@@ -47,11 +47,11 @@ from detectron2.utils.events import EventWriter, JSONWriter, TensorboardXWriter,
 
 from ..core.atomic import atomic_path, write_bytes
 from ..core.errors import TinyVocError
-from ..core.faults import retry_or_stop, stopped_message, storage_error
+from ..core.faults import last_words, storage_fault
 from ..core.paths import TrainFiles
-from ..runtime.colab import remounter
 from .distributed import ddp_options
 from .metrics import BEST_METRIC, best_from_metrics, build_evaluator
+from .storage import report_unfinished_uploads, retry_in_run
 from .weights import is_coco, without_class_heads
 
 KEEP_PERIODIC = 2
@@ -333,24 +333,24 @@ class TinyVocTrainer(DefaultTrainer):
 
     def after_step(self):
         for hook in self._hooks:
-            self._retried(hook.after_step, f"iteration {self.iter + 1}: {type(hook).__name__}")
+            self._run_hook(hook.after_step, f"iteration {self.iter + 1}: {type(hook).__name__}")
 
     def after_train(self):
         self.storage.iter = self.iter
         if self.stopped:  # the folder is gone or full: writing the final files would fail (or wait) again
             return
         for hook in self._hooks:
-            self._retried(hook.after_train, f"end of training: {type(hook).__name__}")
+            self._run_hook(hook.after_train, f"end of training: {type(hook).__name__}")
 
-    def _retried(self, call, what: str):
-        """``call`` through ``core.faults.retry_or_stop`` (remounting Drive on Colab); a fault it cannot wait out
-        stops the run with :meth:`last_words`."""
+    def _run_hook(self, call, what: str):
+        """A hook's work through ``storage.retry_in_run``; a fault it cannot wait out stops the run with
+        :meth:`last_words`."""
 
         def stop(error: OSError, waited: float | None) -> str:
             self.stopped = True
             return self.last_words(error, waited)
 
-        return retry_or_stop(call, what, stop, recover=remounter(self.files.dir))
+        return retry_in_run(call, what, self.files.dir, stop)
 
     def last_words(self, error: OSError, waited: float | None = None) -> str:
         """What stopped training, what is safe on Drive, what only this runtime holds, and what to do."""
@@ -366,7 +366,7 @@ class TinyVocTrainer(DefaultTrainer):
             safe += f", {best[0]} (from iteration {best[1]})"
         since = saved[1] if saved else self.start_iter
         lost = f"iterations {since}-{done} (in memory only)" if done > since else "no training"
-        return stopped_message(
+        return last_words(
             error,
             f"Training at iteration {done} of {self.max_iter}",
             safe,
@@ -377,8 +377,6 @@ class TinyVocTrainer(DefaultTrainer):
 
     def resume_or_load(self, resume: bool = True):
         """Resume from the newest readable checkpoint; first say what the previous runtime's uploads left out."""
-        from .storage import report_unfinished_uploads
-
         extra = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
         if resume and comm.is_main_process():
             used = self.checkpointer.resumed_from
@@ -399,12 +397,12 @@ class LogFile(logging.FileHandler):
         try:
             super().emit(record)
         except Exception as exc:  # opening the file again failed: the folder still does not answer
-            if storage_error(exc) is None:
+            if storage_fault(exc) is None:
                 raise
             self.stream = None
 
     def handleError(self, record):
-        if storage_error(sys.exc_info()[1]) is None:
+        if storage_fault(sys.exc_info()[1]) is None:
             return super().handleError(record)
         with contextlib.suppress(Exception):
             self.stream.close()

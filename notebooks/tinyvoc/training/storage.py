@@ -21,26 +21,27 @@ import zipfile
 from pathlib import Path
 
 from ..core.errors import TinyVocError
-from ..core.faults import retry_or_stop, stopped_message
+from ..core.faults import last_words, retry_or_stop
 from ..core.paths import TrainFiles
 from ..core.space import require_free
 from ..core.units import size
-from ..runtime.colab import remounter
+from ..runtime.colab import on_colab, remounter, under_mount
 from .metrics import read_metrics
 
 PERIODIC_KEPT = 2  # engine.KEEP_PERIODIC: at most two periodic checkpoints at any time
 
 
-def retried(call, what: str, folder: Path):
-    """``call()`` outside the training loop (setting up, the run record), through ``core.faults.retry_or_stop``: a
-    drop it cannot wait out, or a full disk, stops with the usual last words (the loop's own add its iterations)."""
+def retry_in_run(call, what: str, folder: Path, words=None):
+    """``call()`` of a training run (a hook's step, its setup, its record) through ``core.faults.retry_or_stop``,
+    remounting ``folder``'s Drive on Colab: a drop it cannot wait out, or a full disk, stops with last words;
+    ``words(error, waited)`` gives them (the training loop's name its iterations), else those of a step outside it."""
     todo = "run 02_train again with the same settings: it resumes from the last complete checkpoint"
 
-    def last_words(error, waited):
-        return stopped_message(error, f"Training ({what})", f"every file written to {folder} before",
-                               "nothing of this step", todo, waited)  # fmt: skip
+    def outside_the_loop(error, waited):
+        return last_words(error, f"Training ({what})", f"every file written to {folder} before",
+                          "nothing of this step", todo, waited)  # fmt: skip
 
-    return retry_or_stop(call, what, last_words, recover=remounter(folder))
+    return retry_or_stop(call, what, words or outside_the_loop, recover=remounter(folder))
 
 
 def checkpoint_sizes(cfg) -> tuple[int, int]:
@@ -94,7 +95,7 @@ def require_checkpoint_space(cfg, files: TrainFiles, others=()) -> None:
         ) from None
 
 
-def _complete(path: Path) -> bool:
+def complete_checkpoint(path: Path) -> bool:
     """A checkpoint torch wrote whole: a zip whose directory, at the end of the file, is there."""
     try:
         return zipfile.is_zipfile(path)
@@ -108,16 +109,16 @@ def unfinished_uploads(files: TrainFiles, checkpoint_period: int) -> list[str]:
     named = files.last_checkpoint.read_text(errors="replace").strip() if files.last_checkpoint.exists() else ""
     if named and not (files.dir / named).is_file():
         problems.append(f"{named}, named by {files.last_checkpoint.name}, is missing")
-    elif named and not _complete(files.dir / named):
+    elif named and not complete_checkpoint(files.dir / named):
         problems.append(f"{named}, named by {files.last_checkpoint.name}, is cut short")
     for path in (files.best, files.final):
-        if path.name != named and path.is_file() and not _complete(path):
+        if path.name != named and path.is_file() and not complete_checkpoint(path):
             problems.append(f"{path.name} is cut short")
     iterations = [r["iteration"] for r in read_metrics(files.metrics) if "total_loss" in r]
     if iterations and checkpoint_period > 0:
         due = (max(iterations) + 1) // checkpoint_period * checkpoint_period  # the newest checkpoint's "next iteration"
-        complete = [int(p.stem[6:]) + 1 for p in files.periodic() if _complete(p)]
-        if files.final.is_file() and _complete(files.final):
+        complete = [int(p.stem[6:]) + 1 for p in files.periodic() if complete_checkpoint(p)]
+        if files.final.is_file() and complete_checkpoint(files.final):
             complete.append(max(iterations) + 1)
         newest = max(complete, default=0)
         if due and newest < due:
@@ -138,3 +139,48 @@ def report_unfinished_uploads(files: TrainFiles, checkpoint_period: int, used: s
             f"{'; '.join(problems)}{instead}."
         )
     return problems
+
+
+def checkpoints_lost(files: TrainFiles, named) -> list[str]:
+    """Which of the checkpoints a finished run's record names (``named``: file names, None skipped; none named: the
+    final) its folder lacks whole, as ``model_final.pth is missing``, ``model_best.pth is cut short``. A run with such
+    a loss is not finished: a disconnect while Drive uploaded them leaves exactly this."""
+    named = [n for n in named if n] or [files.final.name]
+    lost = []
+    for name in named:
+        path = files.dir / name
+        if not complete_checkpoint(path):
+            lost.append(f"{name} is {'cut short' if path.exists() else 'missing'}")
+    return lost
+
+
+def uploads_pending(folder: Path) -> bool:
+    """Whether files just written in ``folder`` may still be uploading: Colab's Drive writes locally and uploads
+    later, and a disconnect in that window loses them; a local disk (Kaggle, a PC) has them once written."""
+    return on_colab() and under_mount(folder)
+
+
+def drop_periodic(files: TrainFiles, just_written: bool = False) -> int:
+    """A finished run keeps only ``model_best.pth`` and ``model_final.pth``: nothing resumes a finished run, and the
+    periodic checkpoints (with SGD momentum) are most of its size. Returns the bytes freed.
+
+    They go only once the final (and best, when there) checkpoint is known saved: whole on disk, and not written
+    by this very call onto Drive (``just_written``), where it may still be uploading; there the next start of 02
+    drops them, reading the final back whole. Until then a lost upload resumes from a periodic checkpoint.
+    """
+    if not complete_checkpoint(files.final) or (files.best.exists() and not complete_checkpoint(files.best)):
+        return 0
+    periodic = files.periodic()
+    if periodic and just_written and uploads_pending(files.dir):
+        print(
+            f"Finished: the {len(periodic)} periodic checkpoint(s) stay until Drive holds {files.final.name} for "
+            "sure (the next start of 02 removes them): a disconnect during its upload loses no training."
+        )
+        return 0
+    freed = sum(p.stat().st_size for p in periodic)
+    for path in periodic:
+        path.unlink(missing_ok=True)
+    if periodic:
+        kept = ", ".join(p.name for p in (files.best, files.final) if p.is_file())
+        print(f"Finished: removed {len(periodic)} periodic checkpoint(s) ({size(freed)}); kept {kept}.")
+    return freed

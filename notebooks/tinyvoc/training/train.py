@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 
@@ -47,7 +47,7 @@ from .distributed import World, agree, barrier, is_main, rank, run_workers, seed
 from .metrics import best_from_metrics
 from .profiles import describe_weights, family
 from .speed import plan_for
-from .storage import require_checkpoint_space, retried
+from .storage import checkpoints_lost, complete_checkpoint, drop_periodic, require_checkpoint_space, retry_in_run
 from .weights import course_warning, source
 
 
@@ -81,12 +81,22 @@ class RunRecord:
     wall_seconds: float | None = None  # this call, measuring and setup included
     weights: str | None = None  # where the backbone's weights came from (profiles.describe_weights)
     world_size: int = 1  # training workers of the call that wrote this record (a resume may use another count)
-    name: str | None = None  # the run's name (its folder in output/runs/); None in a record from before runs had names
+    name: str | None = None  # the run's name (its folder in output/runs/); a record from before names: its folder's
+    dataset: str | None = None  # the dataset it learned (``DatasetRecord.name``); None in a record from before
+    fingerprint: str | None = None  # that dataset's classes and split (``DatasetRecord.fingerprint``)
     weights_from: str | None = None  # "imagenet", "coco", "random" or a file name (weights.source); None: older record
 
     @classmethod
     def load(cls, path: Path) -> RunRecord | None:
-        return cls(**json.loads(Path(path).read_text())) if Path(path).exists() else None
+        """The record in ``path``; one written before runs had names takes its folder's name (02 goes on with it),
+        and keys of a newer version are left out (an older package still reads the record)."""
+        path = Path(path)
+        if not path.exists():
+            return None
+        saved = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        record = cls(**{k: v for k, v in saved.items() if k in known})
+        return record if record.name else replace(record, name=path.parent.name)
 
     def rows(self) -> list[tuple[str, str]]:
         """What a cell shows: the run's state, its best validation AP50, its time and its checkpoints."""
@@ -107,6 +117,8 @@ class RunRecord:
             rows.append(("budget", f"{duration(self.time_budget_h * 3600)}{planned}"))
         if self.weights:
             rows.append(("weights", self.weights))
+        if self.dataset:
+            rows.append(("dataset", f"{self.dataset} ({self.fingerprint})"))
         checkpoints = ", ".join(name for name in (self.checkpoint_best, self.checkpoint_final) if name)
         rows.append(("checkpoints", checkpoints or "none yet"))
         if self.world_size > 1:
@@ -234,11 +246,15 @@ def _setup(job: TrainJob) -> Setup:
         raise _different_config(files, budget_h)
     cfg = plan.applied_to(cfg) if plan else cfg
     done = RunRecord.load(files.record) if resume and previous_config == config_text else None
-    if done and done.finished:
+    lost = checkpoints_lost(files, [done.checkpoint_final, done.checkpoint_best]) if done and done.finished else []
+    if done and done.finished and not lost:
         print(f"Training already finished ({done.iteration} iterations, profile {done.profile}); not training again.")
         if is_main():
-            runs.drop_periodic(files)  # a run finished by an older version still holds them
+            drop_periodic(files)  # now known saved: kept by the call that finished (on Drive), or by an older version
         return Setup(finished=done)
+    if lost:
+        print(f"{files.record.name} says run {files.name} finished, but {' and '.join(lost)} (an upload that never "
+              "finished): it is not finished; training again from the newest checkpoint there is.")  # fmt: skip
     if is_main():
         _prepare_folder(outputs, files, recipe, cfg, plan, resume)
     return Setup(profile, cfg, plan)
@@ -278,16 +294,19 @@ def _run(cfg, resume: bool):
         print(f"Resuming from iteration {trainer.start_iter} of {cfg.SOLVER.MAX_ITER}")
     started = time.perf_counter()
     trainer.train()
+    if trainer.iter >= cfg.SOLVER.MAX_ITER and not complete_checkpoint(TrainFiles(Path(cfg.OUTPUT_DIR)).final):
+        # resumed at the end (a final that never arrived): its weights are the newest checkpoint's, saved again
+        trainer.checkpointer.save("model_final", iteration=cfg.SOLVER.MAX_ITER - 1)
     return trainer, time.perf_counter() - started
 
 
-def _record(files: TrainFiles, setup: Setup, trainer, seconds: float, wall: float) -> RunRecord:
+def _record(files: TrainFiles, recipe: runs.Recipe, setup: Setup, trainer, seconds: float, wall: float) -> RunRecord:
     profile, cfg, plan = setup.profile, setup.cfg, setup.plan
     best = best_from_metrics(files.metrics)
     run = RunRecord(
         profile=profile,
         max_iter=cfg.SOLVER.MAX_ITER,
-        iteration=trainer.iter,
+        iteration=min(trainer.iter, cfg.SOLVER.MAX_ITER),  # detectron2 counts one past the end after no step
         finished=trainer.iter >= cfg.SOLVER.MAX_ITER,
         seconds=round(seconds, 1),
         seconds_per_iter=round(seconds / max(1, trainer.iter - trainer.start_iter), 3),
@@ -302,10 +321,12 @@ def _record(files: TrainFiles, setup: Setup, trainer, seconds: float, wall: floa
         weights_from=source(cfg.MODEL.WEIGHTS),
         world_size=world_size(),
         name=files.name,
+        dataset=recipe.dataset or None,
+        fingerprint=recipe.fingerprint or None,
     )
     write_json(files.record, asdict(run), indent=2)
     if run.finished:
-        runs.drop_periodic(files)
+        drop_periodic(files, just_written=True)
     return run
 
 
@@ -324,12 +345,12 @@ def train_worker(job: TrainJob) -> RunRecord | None:
     with quiet_console(files.log_for(rank())):
         if world_size() > 1:
             logging.getLogger("detectron2").info(f"training worker rank {rank()} of {world_size()}, pid {os.getpid()}")
-        setup = retried(lambda: _setup(job), "setting up", files.dir)
+        setup = retry_in_run(lambda: _setup(job), "setting up", files.dir)
         if setup.finished:
             return setup.finished
         trainer, seconds = _run(setup.cfg, job.resume)
-    record = partial(_record, files, setup, trainer, seconds, time.time() - job.started)
-    run = retried(record, "writing the run record", files.dir) if is_main() else None
+    record = partial(_record, files, job.recipe, setup, trainer, seconds, time.time() - job.started)
+    run = retry_in_run(record, "writing the run record", files.dir) if is_main() else None
     barrier()  # the record exists before any worker returns: a caller on another machine reads it
     return run
 
@@ -399,9 +420,7 @@ def train_recipe(
     to bring in from Kaggle's inputs with it, and trains it, so the settings are passed once and cannot drift.
     The other arguments are where the run goes and on which workers (see :func:`train`)."""
     world = World.resolve(num_gpus, num_machines, machine_rank, dist_url)
-    if world.machine_rank == 0:
-        runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
-    name, recipe = _choose(outputs, recipe, run, resume, world.size)
+    name, recipe = _choose(outputs, recipe, run, resume, world)
     job = TrainJob(outputs=outputs, recipe=recipe, run=name, resume=resume, started=time.time())
     _say_workers(world, job.files)
     record = run_workers(train_worker, world, job)
@@ -412,16 +431,21 @@ def train_recipe(
     return record
 
 
-def _choose(outputs: Outputs, given: runs.Recipe, wanted: str, resume: bool, workers: int) -> tuple[str, runs.Recipe]:
-    """The run this call trains (``runs.choose``), said in one line; and the recipe with its config changes."""
+def _choose(outputs: Outputs, given: runs.Recipe, wanted: str, resume: bool, world: World) -> tuple[str, runs.Recipe]:
+    """The run this call trains, said in one line, and its recipe (config changes and dataset added): an older
+    project's ``output/train/`` adopted first (machine 0), then ``runs.choose`` among this dataset's runs."""
+    if world.machine_rank == 0:
+        runs.adopt_legacy(outputs)  # a project from before runs had names: output/train/ becomes a run
+    record = DatasetRecord.load(outputs)
     profile, cfg, changes = configured(
-        outputs, given.profile, given.max_iter, list(given.opts), record=DatasetRecord.load(outputs),
-        pretrained=given.pretrained, ims_per_batch=given.ims_per_batch, world_size=workers, weights=given.weights,
+        outputs, given.profile, given.max_iter, list(given.opts), record=record,
+        pretrained=given.pretrained, ims_per_batch=given.ims_per_batch, world_size=world.size, weights=given.weights,
     )  # fmt: skip
+    recipe = replace(given.on(record), changes=tuple(changes))
     budget_h = resolve_budget(family(profile) or profile, given.time_budget_h, given.max_iter)
-    name, why = runs.choose(outputs, wanted, given, config_signature(cfg), budget_h, resume)
+    name, why = runs.choose(outputs, wanted, recipe, config_signature(cfg), budget_h, resume)
     print(f"Run {name} ({why}): {outputs.run(name).dir}")
-    return name, replace(given, changes=tuple(changes))
+    return name, recipe
 
 
 def _say_workers(world: World, files: TrainFiles) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.atomic import atomic_path
 from ..core.rle import to_pycocotools
 from ..dataset.record import ClassMap
 
@@ -233,10 +232,3 @@ def jpeg(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
-
-
-def save_jpeg(image, path: Path) -> Path:
-    """Save a rendered picture as JPEG, atomically."""
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(jpeg(image))
-    return Path(path)

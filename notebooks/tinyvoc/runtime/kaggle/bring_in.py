@@ -19,6 +19,7 @@ from pathlib import Path
 from ...core.atomic import copy_file
 from ...core.errors import TinyVocError
 from ...core.paths import CHECKPOINTS, NOTEBOOKS, Outputs, TrainFiles, run_entries
+from ...core.run_order import best_first
 from .earlier import EarlierOutput, EarlierRun, attached_runs, find_outputs
 from .session import attach_output, on_kaggle
 
@@ -155,8 +156,7 @@ def _bring_run(
     usable = [r for r in attached if r.record is not None and (not named or _checkpoint_for(r.files, checkpoint))]
     wanted = str(run or "best").strip()
     if wanted.lower() == "best":
-        usable.sort(key=lambda r: (isinstance((r.record or {}).get("best_ap50"), (int, float)),
-                                   (r.record or {}).get("best_ap50") or 0.0, r.newest), reverse=True)  # fmt: skip
+        usable.sort(key=lambda r: best_first((r.record or {}).get("best_ap50"), r.newest), reverse=True)
     elif wanted.lower() == "auto":
         usable.sort(key=lambda r: r.newest, reverse=True)
     else:

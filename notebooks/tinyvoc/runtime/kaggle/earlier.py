@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ...core import run_order
 from ...core.paths import Outputs, TrainFiles, legacy_run_name
 from .inputs import folders, input_name
 from .session import input_root
@@ -40,7 +41,7 @@ class EarlierRun:
 
     @property
     def newest(self) -> float:
-        return max((p.stat().st_mtime for p in (self.files.record, self.files.config) if p.exists()), default=0.0)
+        return run_order.newest(self.files)  # core.run_order: as the runs table and RUN = "auto" read it
 
     def rank(self):
         """The further-trained first: finished, then more iterations, then resumable (02's own), then the newer."""
