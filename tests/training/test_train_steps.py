@@ -16,11 +16,11 @@ from tinyvoc.training.budget import Plan
 def test_02_brings_in_what_it_trains_from_before_it_trains():
     """train() reads only the project: on Kaggle, 02's training cell copies 01's record and the run to resume first."""
     cells = [c.source for c in nbformat.read(notebooks_dir() / NOTEBOOKS[2], as_version=4).cells]
-    cell = next(c for c in cells if "= train(" in c)
+    cell = next(c for c in cells if "= train_recipe(" in c)
     bring_in = cell.find("kaggle.bring_in_for_training(outputs, RESUME, runs.wanted(RUN, recipe))")
-    assert 0 <= bring_in < cell.find("= train("), cell
+    assert 0 <= bring_in < cell.find("= train_recipe("), cell
     assert "runs.Recipe.given(PROFILE, OPTS, MAX_ITER, IMS_PER_BATCH, TIME_BUDGET_H, PRETRAINED, WEIGHTS)" in cell
-    assert "weights=WEIGHTS" in cell  # the recipe that names the run is the one train() trains
+    assert "train_recipe(outputs, recipe, RUN, RESUME" in cell  # the recipe that names the run is the one trained
     assert "bring_in_for_training(" not in (notebooks_dir() / "tinyvoc" / "training" / "train.py").read_text()
 
 
