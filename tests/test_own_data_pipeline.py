@@ -57,7 +57,7 @@ def test_the_export_is_registered_with_its_own_classes_and_mask_format(own_job):
 def test_rle_masks_train_and_the_submission_keeps_the_datasets_ids(own_job):
     outputs, _ = own_job
     record = DatasetRecord.load(outputs)
-    report = validate_submission(outputs.submission, record.data_files.test_json)
+    report = validate_submission(outputs.submission, record.data_files.test_json, format="coco")  # your own: COCO
     assert report.ok, report.summary()
     submitted = json.loads(outputs.submission.read_text())
     assert submitted and {row["category_id"] for row in submitted} <= {3, 7, 12}

@@ -14,7 +14,9 @@ package installs (``python -m tinyvoc`` is the same), and works from any folder:
     tinyvoc runs                                # every training run compared (--json; --remove NAME)
     tinyvoc run-all --dataset /path/to/my-export.zip   # your own COCO export (Roboflow, CVAT, Label Studio, ...)
     tinyvoc check-dataset /path/to/my-export.zip   # only the check
-    tinyvoc validate output/submission.json --test-json data/test.json
+    tinyvoc validate output/submission.json --test-json data/test.json   # --format coco: COCO results
+    tinyvoc evaluate --split test               # a labelled test set's mask and box AP, from the cache
+    tinyvoc predict photos/ more.zip            # new images: results, masks, overlays, pre-labels
     tinyvoc wheelhouse tinyvoc-wheelhouse       # for Kaggle with Internet off: upload it once as a dataset
 """
 
@@ -134,10 +136,18 @@ def _add_validate(verbs) -> None:
     valid = verbs.add_parser(
         "validate",
         help="validate a submission: validate SUBMISSION --test-json FILE",
-        description="Check a submission json (list of image_id, category_id, segmentation RLE, score).",
+        description="Check a submission json (list of image_id, category_id, segmentation RLE, score; COCO results "
+        "add bbox).",
     )
     valid.add_argument("submission", help="the submission json to check")
     valid.add_argument("--test-json", required=True, help="the test set's COCO json (images and categories)")
+    valid.add_argument(
+        "--format",
+        choices=("course", "coco"),
+        help="course: the grader's four keys; coco: COCO results (bbox too); default: the project's dataset decides "
+        "(output/dataset.json: the course's data course, your own coco; no record: course)",
+    )
+    valid.add_argument("--project-dir", dest="PROJECT_DIR", default="", help="the project folder (default: this repo)")
     valid.add_argument(
         "--max-errors", type=int, default=50, help="how many errors to print to stderr (default 50; 0 = all kept)"
     )
@@ -146,8 +156,12 @@ def _add_validate(verbs) -> None:
 
 def validate(args: argparse.Namespace) -> int:
     """0 valid, 1 invalid, 2 when the test json or the file cannot be read (as for a usage error)."""
+    from .submission.coco_results import project_format
+
+    root = project_root(os.path.abspath(args.PROJECT_DIR) if args.PROJECT_DIR else "", on_colab=False)
+    chosen = args.format or project_format(Outputs.at(root / "output").dataset_record)
     try:
-        report = submission_check.validate_submission(args.submission, args.test_json)
+        report = submission_check.validate_submission(args.submission, args.test_json, format=chosen)
     except TinyVocError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -161,6 +175,38 @@ def validate(args: argparse.Namespace) -> int:
     if report.num_errors > len(shown):
         print(f"  ... and {report.num_errors - len(shown)} more", file=sys.stderr)
     return 1
+
+
+def _add_evaluate(verbs) -> None:
+    scored = verbs.add_parser(
+        "evaluate",
+        help="mask and box AP of a split with ground truth: evaluate [--split test|val] [--run best]",
+        description="Score the cached predictions (made first where missing or stale) of the validation split, or of "
+        "a labelled test set (an export's test/ with annotations): mask and box AP, AP50 per class.",
+    )
+    scored.add_argument("--split", choices=("test", "val"), default="val", help="which split (default val)")
+    scored.add_argument("--run", dest="RUN", default="best", help='"best" (top val AP50) or a run\'s name')
+    scored.add_argument("--checkpoint", dest="CHECKPOINT", default="best", help='"best", "final" or a .pth path')
+    scored.add_argument("--score-thresh", dest="SCORE_THRESH", type=float, help="default: the profile's own")
+    scored.add_argument("--max-per-image", dest="MAX_PER_IMAGE", type=int, default=100, help="default 100")
+    scored.add_argument("--project-dir", dest="PROJECT_DIR", default="", help="the project folder (default: this repo)")
+    scored.set_defaults(handler=evaluate)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Print the split's scores and per-class table; save them as ``output/<split>_metrics.json``."""
+    from .inference import ensemble, split_scores
+
+    root = project_root(os.path.abspath(args.PROJECT_DIR) if args.PROJECT_DIR else "", on_colab=False)
+    outputs = Outputs.at(root / "output")
+    run = ensemble.load(outputs, args.CHECKPOINT, args.RUN)
+    selection = run.selection(args.SCORE_THRESH, None, args.MAX_PER_IMAGE)
+    if args.split == "val" and not run.record.val_split:
+        raise TinyVocError("there is no validation split (VAL_FRACTION was 0); try --split test")
+    predictions = ensemble.predict_split(run, args.split)
+    metrics = split_scores.score_split(predictions, selection, save_to=outputs.metrics_of(args.split))
+    print(f"{selection.describe()}\n{split_scores.report(metrics, run.record.class_map)}")
+    return 0
 
 
 def _add_runs(verbs) -> None:
@@ -228,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     everything.set_defaults(handler=run_notebooks)
     _add_check_dataset(verbs)
     _add_validate(verbs)
+    _add_evaluate(verbs)
     _add_runs(verbs)
     d2 = verbs.add_parser(
         "install-detectron2", help="only detectron2, no notebook (make setup): install-detectron2 [wheel|git]"
