@@ -209,6 +209,38 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_predict(verbs) -> None:
+    new = verbs.add_parser(
+        "predict",
+        help="the trained model on new images: predict IMAGES... [--run best] [--out DIR]",
+        description="Predict every image of folders (recursive), image files or zips of images (no json needed): "
+        "COCO results with your dataset's ids, 16-bit instance masks, overlays and pre-labels for a labelling tool, "
+        "in one zip too. Each image is cached: run it again and only new images go through the model.",
+    )
+    new.add_argument("images", nargs="+", help="folders, image files or .zip files")
+    new.add_argument("--run", dest="RUN", default="best", help='"best" (top val AP50) or a run\'s name')
+    new.add_argument("--checkpoint", dest="CHECKPOINT", default="best", help='"best", "final" or a .pth path')
+    new.add_argument("--score-thresh", dest="SCORE_THRESH", type=float, help="default: the profile's own")
+    new.add_argument("--tta", dest="TTA", type=_on_off, metavar="{on,off}", help="default: the profile's setting")
+    new.add_argument("--out", help="the output folder (default: output/predict/ in the project)")
+    new.add_argument("--project-dir", dest="PROJECT_DIR", default="", help="the project folder (default: this repo)")
+    new.set_defaults(handler=predict)
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Predict, write, print where everything went; 0 even when some files were unreadable (they are listed)."""
+    from .deliverables import predict_new_images
+    from .inference.trained_run import TrainedRun
+
+    root = project_root(os.path.abspath(args.PROJECT_DIR) if args.PROJECT_DIR else "", on_colab=False)
+    outputs = Outputs.at(root / "output")
+    run = TrainedRun.load(outputs, args.CHECKPOINT, run=args.RUN)
+    out = Path(os.path.abspath(args.out)) if args.out else outputs.predict_dir
+    written = predict_new_images(run, args.images, out, run.selection(args.SCORE_THRESH), tta=args.TTA)
+    print(written.summary())
+    return 0
+
+
 def _add_runs(verbs) -> None:
     runs = verbs.add_parser(
         "runs",
@@ -275,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check_dataset(verbs)
     _add_validate(verbs)
     _add_evaluate(verbs)
+    _add_predict(verbs)
     _add_runs(verbs)
     d2 = verbs.add_parser(
         "install-detectron2", help="only detectron2, no notebook (make setup): install-detectron2 [wheel|git]"

@@ -1,12 +1,13 @@
 """The model's predictions in the forms other tools read, written together: what 04's last cell and ``tinyvoc
-predict`` hand over.
+predict`` (03's ``PREDICT_IMAGES``) hand over.
 
-For one split's cached predictions at one :class:`~.inference.selection.Selection` (the export's threshold):
+For the detections a :class:`~.inference.selection.Selection` keeps (the export's threshold):
 ``prelabels/<split>.json`` (a COCO dataset to correct in a labelling tool, ``submission.prelabels``),
 ``masks/<split>/<stem>.png`` + ``.json`` (16-bit instance ids, ``submission.mask_files``),
 ``overlays/<split>/<stem>.jpg`` (``visualize.overlays``), and one ``predictions.zip`` of all of it with the
-results file. Nothing runs a model: everything is read from the cache, image by image, so memory stays that of
-one image however many there are. Every file is written atomically; the zip last, from the files on disk.
+results file. :class:`OutputWriter` takes one image at a time, so new images stream from the model (or their
+cache) to the files: memory holds one image's masks, plus the kept rows for the results and pre-labels files.
+Every file is written atomically; the zip last, from the files on disk.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import time
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
 
@@ -23,11 +24,13 @@ from .core.paths import Outputs
 from .dataset.record import ClassMap
 from .inference.cache_file import Predictions
 from .inference.selection import Selection
+from .submission.coco_results import to_coco_results
 from .submission.mask_files import output_stems, write_mask_files
-from .submission.prelabels import prelabel_dataset
+from .submission.prelabels import categories_of, prelabel_annotations, prelabel_file
 from .visualize.overlays import OverlayWriter
 
 STORED = (".png", ".jpg", ".jpeg")  # already compressed: deflating them again only costs time
+PREDICT_SPLIT = "predict"  # the split name of new images (tinyvoc predict): prelabels/predict.json, masks/predict/
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,13 @@ class Written:
     images: int
     instances: int
     seconds: float
+    results: Path | None = None
 
     def summary(self) -> str:
-        lines = [
-            f"{self.instances} instances on {self.images} images ({self.seconds:.1f} s):",
+        lines = [f"{self.instances} instances on {self.images} images ({self.seconds:.1f} s):"]
+        if self.results is not None:
+            lines.append(f"  results (COCO results, the dataset's ids):           {self.results}")
+        lines += [
             f"  pre-labels (COCO, for CVAT, Label Studio, Roboflow): {self.prelabels}",
             f"  masks (16-bit instance ids, a json beside each):    {self.masks}",
             f"  overlays (JPEG):                                     {self.overlays}",
@@ -52,6 +58,43 @@ class Written:
         if self.archive is not None:
             lines.append(f"  all of it in one file:                               {self.archive}")
         return "\n".join(lines)
+
+
+class OutputWriter:
+    """Masks, overlays and pre-labels of one split under ``root``, fed image by image (:meth:`add`)."""
+
+    def __init__(self, root: Path, split: str, class_map: ClassMap, description: str):
+        layout = Outputs.at(root)
+        self.root, self.split, self.class_map, self.description = Path(root), split, class_map, description
+        self.masks_dir, self.overlays_dir = layout.masks_dir / split, layout.overlays_dir / split
+        self.prelabels_path = layout.prelabels_dir / f"{split}.json"
+        self.overlays = OverlayWriter(class_map)
+        self.images: list[dict] = []
+        self.stems: list[str] = []
+        self.annotations: list[dict] = []
+        self.instances = 0
+        self.started = time.perf_counter()
+
+    def add(self, image: dict, path: Path, stem: str, rows: Sequence[dict]) -> None:
+        """One image (its json entry, its file, its output name) and its kept rows, best first."""
+        write_mask_files(rows, image, stem, self.masks_dir, self.class_map)
+        self.overlays.write(path, rows, self.overlays_dir / f"{stem}.jpg")
+        self.annotations += prelabel_annotations(rows, first_id=len(self.annotations) + 1)
+        self.images.append(image)
+        self.stems.append(stem)
+        self.instances += len(rows)
+
+    def finish(self, results: Sequence[Path] = (), archive: Path | None = None, results_file=None) -> Written:
+        """Write the pre-labels, then ``archive`` of ``results`` and every file written (when given)."""
+        write_json(self.prelabels_path, prelabel_file(self.images, self.annotations, self.class_map, self.description))
+        if archive is not None:
+            parts = [*results, self.prelabels_path]
+            parts += [self.masks_dir / f"{s}{suffix}" for s in self.stems for suffix in (".png", ".json")]
+            parts += [self.overlays_dir / f"{s}.jpg" for s in self.stems]
+            write_archive(archive, self.root, parts)
+        seconds = time.perf_counter() - self.started
+        return Written(self.prelabels_path, self.masks_dir, self.overlays_dir, archive, len(self.images),
+                       self.instances, seconds, results_file)  # fmt: skip
 
 
 def write_prediction_outputs(
@@ -63,45 +106,80 @@ def write_prediction_outputs(
     *,
     results: Sequence[Path] = (),
     archive: Path | None = None,
-    images: Sequence[dict] | None = None,
-    paths: dict[int, Path] | None = None,
     progress: Callable[[str], None] | None = print,
 ) -> Written:
-    """Pre-labels, masks and overlays of what ``selection`` keeps of ``predictions``, under ``root`` (the output
-    folder); then ``archive`` (a zip) of them and of ``results`` (e.g. ``submission.json``), when given.
-
-    ``images`` (the split json's entries) and ``paths`` (image id -> file) default to the predictions' split.
-    """
-    started = time.perf_counter()
+    """Pre-labels, masks and overlays of what ``selection`` keeps of a split's cached ``predictions``, under
+    ``root`` (the output folder); then ``archive`` (a zip) of them and of ``results`` (``submission.json``...)."""
     split = split or predictions.split
-    images = list(images if images is not None else predictions.images.coco["images"])
-    paths = paths if paths is not None else predictions.images.paths()
+    images = predictions.images.coco["images"]
+    paths = predictions.images.paths()
     rows = selection.apply(predictions.detections)  # grouped by image id, best first: the submission's order
     by_image = {image_id: list(group) for image_id, group in groupby(rows, key=lambda r: r["image_id"])}
-    root = Path(root)
-    layout = Outputs.at(root)
-    masks_dir, overlays_dir = layout.masks_dir / split, layout.overlays_dir / split
-    prelabels = write_json(
-        layout.prelabels_dir / f"{split}.json",
-        prelabel_dataset(images, rows, class_map, f"tinyvoc pre-labels of {split} at {selection.describe()}"),
-    )
-    overlays = OverlayWriter(class_map)
+    writer = OutputWriter(root, split, class_map, f"tinyvoc pre-labels of {split} at {selection.describe()}")
     stems = output_stems([im["file_name"] for im in images])
     step = max(1, len(images) // 5)
     for done, (image, stem) in enumerate(zip(images, stems), start=1):
-        kept = by_image.get(image["id"], [])
-        write_mask_files(kept, image, stem, masks_dir, class_map)
-        overlays.write(paths[image["id"]], kept, overlays_dir / f"{stem}.jpg")
+        writer.add(image, paths[image["id"]], stem, by_image.get(image["id"], []))
         if progress and (done % step == 0 or done == len(images)):
-            progress(f"  masks and overlays: {done}/{len(images)} images ({time.perf_counter() - started:.0f} s)")
-    if archive is not None:
-        parts = [*results, prelabels, *_files(masks_dir, stems, ".png", ".json"), *_files(overlays_dir, stems, ".jpg")]
-        write_archive(archive, root, parts)
-    return Written(prelabels, masks_dir, overlays_dir, archive, len(images), len(rows), time.perf_counter() - started)
+            seconds = time.perf_counter() - writer.started
+            progress(f"  masks and overlays: {done}/{len(images)} images ({seconds:.0f} s)")
+    return writer.finish(results, archive)
 
 
-def _files(folder: Path, stems: Sequence[str], *suffixes: str) -> list[Path]:
-    return [folder / f"{stem}{suffix}" for stem in stems for suffix in suffixes]
+def predict_new_images(
+    run,
+    sources: Sequence[str | Path],
+    out: Path,
+    selection: Selection | None = None,
+    *,
+    tta: bool | None = None,
+    batch_size: int | None = None,
+    say: Callable[[str], None] = print,
+) -> Written:
+    """``tinyvoc predict``: the run on every image of ``sources`` (folders, files, zips), written under ``out``:
+    ``results.json`` (COCO results with the dataset's ids) and ``images.json`` (the COCO images they refer to,
+    ids 1..N in the order found), pre-labels, masks, overlays, ``predictions.zip``. Per-image caches in
+    ``out/cache/``: run again, only new or changed images go through the model. ``selection``: the run's own
+    threshold when None."""
+    from .core.errors import TinyVocError
+    from .inference.predict_images import Progress, collect, predict_images
+
+    if hasattr(run, "members"):
+        raise TinyVocError('predicting new images takes one run: set RUN (--run) to one run\'s name or "best"')
+    out = Path(out)
+    selection = selection or run.selection()
+    found = collect(sources, out / "cache")
+    if not found:
+        raise _no_images(sources)
+    say(f"{len(found)} images to predict with run {run.name} ({run.checkpoint.name}); kept: {selection.describe()}")
+    stems = output_stems([image.name for image in found])
+    writer = OutputWriter(out, PREDICT_SPLIT, run.record.class_map, f"tinyvoc pre-labels at {selection.describe()}")
+    progress = Progress(len(found))
+    kept_rows: list[dict] = []
+    for done in predict_images(run, found, out / "cache", tta, batch_size, progress, say):
+        image_id = done.index + 1
+        image = {"id": image_id, "file_name": done.image.name, "height": done.height, "width": done.width}
+        rows = selection.apply([{**row, "image_id": image_id} for row in done.detections])
+        writer.add(image, done.image.path, stems[done.index], rows)
+        kept_rows += [{k: r[k] for k in ("image_id", "category_id", "segmentation", "score")} for r in rows]
+    if progress.unreadable:
+        say(progress.unreadable_summary())
+    order = {image["id"]: k for k, image in enumerate(sorted(writer.images, key=lambda im: im["id"]))}
+    kept_rows.sort(key=lambda r: (order[r["image_id"]], -r["score"]))
+    images_json = write_json(out / "images.json", {"images": sorted(writer.images, key=lambda im: im["id"]),
+                                                   "categories": categories_of(run.record.class_map)})  # fmt: skip
+    results = write_json(out / "results.json", to_coco_results(kept_rows))
+    written = writer.finish([results, images_json], Outputs.at(out).predictions_zip)
+    return replace(written, results=results)
+
+
+def _no_images(sources) -> Exception:
+    from .core.errors import TinyVocError
+
+    return TinyVocError(
+        f"no images in {', '.join(map(str, sources))} (looked for {', '.join(('.jpg', '.png', '...'))} files in "
+        "folders and zips, recursively)"
+    )
 
 
 def write_archive(target: Path, root: Path, files: Sequence[Path]) -> Path:

@@ -224,3 +224,31 @@ def test_the_areas_of_more_than_255_masks():
 
     masks = [encode_mask(np.pad(np.ones((1, 1 + k % 7)), ((0, 3), (0, 9 - k % 7)))) for k in range(300)]
     assert mask_areas(masks) == [1 + k % 7 for k in range(300)]
+
+
+def test_prelabels_reimported_as_a_dataset_pass_the_check_and_train(labelled, tmp_path):
+    """The next round: the pre-labels (polygons, a ring as RLE, scores) beside the images are a dataset of their
+    own (``DATASET`` = that folder), which our check passes and detectron2 trains on."""
+    import shutil
+
+    from tinyvoc.core.paths import Outputs
+    from tinyvoc.dataset.check import check_files
+    from tinyvoc.dataset.own_data import prepare
+    from tinyvoc.dataset.record import prepare_dataset
+    from tinyvoc.training.train import train
+
+    folder, _, predictions = labelled
+    written = write_prediction_outputs(predictions, CLASSES, Selection.of(0.3), tmp_path / "out", progress=None)
+    export = tmp_path / "round2"
+    export.mkdir()
+    shutil.copy(written.prelabels, export / "prelabels.json")
+    for image in folder.glob("*.jpg"):
+        shutil.copy(image, export / image.name)
+    outputs = Outputs.at(tmp_path / "project" / "output")
+    prepared = prepare(export, outputs.data_dir)
+    report = check_files(prepared.files, found=prepared.problems)
+    assert report.ok and not report.problems, report.summary()
+    record = prepare_dataset(prepared.files, outputs, "own", val_fraction=0.2, own={"name": "round2"})
+    assert record.category_ids == [3, 7, 12] and record.mask_format == "bitmask"  # the ring came as RLE
+    run = train(outputs, "smoke", max_iter=3, overrides=["TEST.EVAL_PERIOD", 0])
+    assert run.finished and run.iteration == 3

@@ -213,6 +213,11 @@ class Outputs:
         return self.root / "overlays"
 
     @property
+    def predict_dir(self) -> Path:
+        """``tinyvoc predict`` and 03's ``PREDICT_IMAGES``: new images' results, masks, overlays, pre-labels."""
+        return self.root / "predict"
+
+    @property
     def predictions_zip(self) -> Path:
         """All of the above and the submission in one file, for a download."""
         return self.root / "predictions.zip"

@@ -69,10 +69,9 @@ def categories_of(class_map: ClassMap) -> list[dict]:
     return [{"id": i, "name": n, "supercategory": ""} for i, n in zip(class_map.ids, class_map.names)]
 
 
-def prelabel_dataset(images: Sequence[dict], rows: Iterable[dict], class_map: ClassMap, description: str = "") -> dict:
-    """The COCO dataset of ``rows`` (kept detections: image_id, category_id, segmentation RLE, score) on ``images``
-    (the split json's image entries: id, file_name, width, height, kept as they are)."""
-    rows = list(rows)
+def prelabel_annotations(rows: Sequence[dict], first_id: int = 1) -> list[dict]:
+    """One COCO annotation per row with a mask (kept detections: image_id, category_id, segmentation RLE, score),
+    numbered from ``first_id``: polygons or RLE (:func:`segmentation_of`), the mask's box and area, the score."""
     boxes = mask_boxes([r["segmentation"] for r in rows]).tolist()
     areas = mask_areas([r["segmentation"] for r in rows])
     annotations = []
@@ -82,7 +81,7 @@ def prelabel_dataset(images: Sequence[dict], rows: Iterable[dict], class_map: Cl
         score = round(float(row["score"]), 5)
         annotations.append(
             {
-                "id": len(annotations) + 1,
+                "id": first_id + len(annotations),
                 "image_id": row["image_id"],
                 "category_id": row["category_id"],
                 "segmentation": segmentation_of(row["segmentation"]),
@@ -93,14 +92,24 @@ def prelabel_dataset(images: Sequence[dict], rows: Iterable[dict], class_map: Cl
                 "attributes": {"score": score, "occluded": False},
             }
         )
-    kept_images = [{k: im[k] for k in ("id", "file_name", "width", "height")} for im in images]
+    return annotations
+
+
+def prelabel_file(images: Sequence[dict], annotations: list[dict], class_map: ClassMap, description: str) -> dict:
+    """The COCO dataset: ``images`` (id, file_name, width, height, as the split json has them), the annotations,
+    the dataset's categories."""
     return {
         "info": {"description": description or "tinyvoc pre-labels: the model's detections, to correct"},
         "licenses": [],
-        "images": kept_images,
+        "images": [{k: im[k] for k in ("id", "file_name", "width", "height")} for im in images],
         "annotations": annotations,
         "categories": categories_of(class_map),
     }
+
+
+def prelabel_dataset(images: Sequence[dict], rows: Iterable[dict], class_map: ClassMap, description: str = "") -> dict:
+    """The COCO dataset of ``rows`` on ``images`` (every image, with detections or not)."""
+    return prelabel_file(images, prelabel_annotations(list(rows)), class_map, description)
 
 
 def write_prelabels(predictions: Predictions, selection: Selection, target) -> Path:
