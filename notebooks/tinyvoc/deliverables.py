@@ -12,9 +12,12 @@ Every file is written atomically; the zip last, from the files on disk.
 
 from __future__ import annotations
 
+import os
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import groupby
 from pathlib import Path
@@ -25,11 +28,12 @@ from .dataset.record import ClassMap
 from .inference.cache_file import Predictions
 from .inference.selection import Selection
 from .submission.coco_results import to_coco_results
-from .submission.mask_files import output_stems, write_mask_files
+from .submission.mask_files import DecodedMasks, instance_ids, output_stems, write_mask_files
 from .submission.prelabels import categories_of, prelabel_annotations, prelabel_file
 from .visualize.overlays import OverlayWriter
 
 STORED = (".png", ".jpg", ".jpeg")  # already compressed: deflating them again only costs time
+WORKERS = min(4, os.cpu_count() or 1)  # images written at once (threads: benchmarks/bench_prediction_outputs.py)
 PREDICT_SPLIT = "predict"  # the split name of new images (tinyvoc predict): prelabels/predict.json, masks/predict/
 
 
@@ -77,12 +81,40 @@ class OutputWriter:
 
     def add(self, image: dict, path: Path, stem: str, rows: Sequence[dict]) -> None:
         """One image (its json entry, its file, its output name) and its kept rows, best first."""
-        write_mask_files(rows, image, stem, self.masks_dir, self.class_map)
-        self.overlays.write(path, rows, self.overlays_dir / f"{stem}.jpg")
-        self.annotations += prelabel_annotations(rows, first_id=len(self.annotations) + 1)
+        self._collect(image, stem, self._write_files(image, path, stem, rows), len(rows))
+
+    def add_all(self, items: Iterable[tuple[dict, Path, str, Sequence[dict]]], progress=None, total: int = 0) -> None:
+        """:meth:`add` for each ``(image, path, stem, rows)``, :data:`WORKERS` images at a time (decoding, tracing,
+        PNG and JPEG encoding let go of the GIL), in order; at most a few images ahead, so memory stays flat.
+        ``progress(done)`` after each."""
+        window: deque = deque()
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for image, path, stem, rows in items:
+                window.append((image, stem, pool.submit(self._write_files, image, path, stem, rows), len(rows)))
+                if len(window) > 2 * WORKERS:
+                    self._collect(*_result(window.popleft()))
+                    if progress:
+                        progress(len(self.images))
+            while window:
+                self._collect(*_result(window.popleft()))
+                if progress:
+                    progress(len(self.images))
+
+    def _write_files(self, image: dict, path: Path, stem: str, rows: Sequence[dict]) -> list[dict]:
+        """The image's mask PNG and json and its overlay; its pre-label annotations (numbered in :meth:`_collect`)."""
+        decoded = DecodedMasks.of(rows, image["height"], image["width"])  # once, for all three
+        ids = instance_ids(rows, image["height"], image["width"], decoded)
+        write_mask_files(rows, image, stem, self.masks_dir, self.class_map, ids)
+        self.overlays.write(path, rows, self.overlays_dir / f"{stem}.jpg", ids)
+        return prelabel_annotations(rows, 1, decoded)
+
+    def _collect(self, image: dict, stem: str, annotations: list[dict], instances: int) -> None:
+        for annotation in annotations:
+            annotation["id"] = len(self.annotations) + 1
+            self.annotations.append(annotation)
         self.images.append(image)
         self.stems.append(stem)
-        self.instances += len(rows)
+        self.instances += instances
 
     def finish(self, results: Sequence[Path] = (), archive: Path | None = None, results_file=None) -> Written:
         """Write the pre-labels, then ``archive`` of ``results`` and every file written (when given)."""
@@ -118,11 +150,14 @@ def write_prediction_outputs(
     writer = OutputWriter(root, split, class_map, f"tinyvoc pre-labels of {split} at {selection.describe()}")
     stems = output_stems([im["file_name"] for im in images])
     step = max(1, len(images) // 5)
-    for done, (image, stem) in enumerate(zip(images, stems), start=1):
-        writer.add(image, paths[image["id"]], stem, by_image.get(image["id"], []))
+
+    def said(done: int) -> None:
         if progress and (done % step == 0 or done == len(images)):
             seconds = time.perf_counter() - writer.started
             progress(f"  masks and overlays: {done}/{len(images)} images ({seconds:.0f} s)")
+
+    items = ((image, paths[image["id"]], stem, by_image.get(image["id"], [])) for image, stem in zip(images, stems))
+    writer.add_all(items, said)
     return writer.finish(results, archive)
 
 
@@ -156,12 +191,16 @@ def predict_new_images(
     writer = OutputWriter(out, PREDICT_SPLIT, run.record.class_map, f"tinyvoc pre-labels at {selection.describe()}")
     progress = Progress(len(found))
     kept_rows: list[dict] = []
-    for done in predict_images(run, found, out / "cache", tta, batch_size, progress, say):
-        image_id = done.index + 1
-        image = {"id": image_id, "file_name": done.image.name, "height": done.height, "width": done.width}
-        rows = selection.apply([{**row, "image_id": image_id} for row in done.detections])
-        writer.add(image, done.image.path, stems[done.index], rows)
-        kept_rows += [{k: r[k] for k in ("image_id", "category_id", "segmentation", "score")} for r in rows]
+
+    def items():
+        for done in predict_images(run, found, out / "cache", tta, batch_size, progress, say):
+            image_id = done.index + 1
+            image = {"id": image_id, "file_name": done.image.name, "height": done.height, "width": done.width}
+            rows = selection.apply([{**row, "image_id": image_id} for row in done.detections])
+            kept_rows.extend({k: r[k] for k in ("image_id", "category_id", "segmentation", "score")} for r in rows)
+            yield image, done.image.path, stems[done.index], rows
+
+    writer.add_all(items())
     if progress.unreadable:
         say(progress.unreadable_summary())
     order = {image["id"]: k for k, image in enumerate(sorted(writer.images, key=lambda im: im["id"]))}
@@ -180,6 +219,11 @@ def _no_images(sources) -> Exception:
         f"no images in {', '.join(map(str, sources))} (looked for {', '.join(('.jpg', '.png', '...'))} files in "
         "folders and zips, recursively)"
     )
+
+
+def _result(queued: tuple) -> tuple:
+    image, stem, future, instances = queued
+    return image, stem, future.result(), instances
 
 
 def write_archive(target: Path, root: Path, files: Sequence[Path]) -> Path:

@@ -85,3 +85,31 @@ def test_an_interrupted_predict_resumes_where_it_stopped(trained_sample, folder,
     assert len(calls) == 3  # only the image the interruption left
     again = predict_new_images(run, [folder], out, batch_size=1)
     assert len(calls) == 3 and again.instances == first.instances  # all from the cache
+
+
+def test_evaluate_scores_a_split_from_its_cache_as_cocoeval_does(trained_sample, tmp_path, capsys):
+    """``tinyvoc evaluate --split val``: the project's cached predictions (made where missing), scored; the saved
+    numbers are pycocotools' COCOeval's on the same cache at the same selection."""
+    from pycocotools.cocoeval import COCOeval
+
+    from tinyvoc import cli
+    from tinyvoc.inference import cached_predictions
+    from tinyvoc.inference.selection import Selection
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "output").symlink_to(trained_sample.root)  # the shared trained project, read where it is
+    argv = ["evaluate", "--split", "val", "--score-thresh", "0.01", "--project-dir", str(project)]
+    assert cli.main(argv) == 0
+    said = capsys.readouterr().out
+    assert "validation mask AP50" in said and "validation box  AP50" in said and "class (id)" in said
+    saved = json.loads((trained_sample.root / "val_metrics.json").read_text())
+    val = cached_predictions.predict_split(TrainedRun.load(trained_sample), "val")
+    kept = Selection.of(0.01).apply(val.detections)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(val.images.json_path))
+        ev = COCOeval(gt, gt.loadRes([{k: v for k, v in r.items() if k != "bbox"} for r in kept]), "segm")
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert (saved["segm"]["AP"], saved["segm"]["AP50"]) == (pytest.approx(ev.stats[0]), pytest.approx(ev.stats[1]))
+    assert cli.main(["evaluate", "--split", "test", "--project-dir", str(project)]) == 1  # the sample's: unlabelled
+    assert "has no annotations" in capsys.readouterr().err

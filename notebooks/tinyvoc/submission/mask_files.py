@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -51,21 +52,42 @@ def _safe(text: str) -> str:
     return UNSAFE_IN_NAMES.sub("_", text).lstrip(".") or "_"
 
 
-def instance_ids(rows: Sequence[dict], height: int, width: int) -> np.ndarray:
+@dataclass(frozen=True)
+class DecodedMasks:
+    """One image's kept masks decoded once, for the id map, the pre-label polygons and the overlay alike.
+
+    ``masks`` is pycocotools' ``H x W x N`` Fortran-ordered array (each mask one contiguous block) as bools;
+    ``boxes`` each mask's ``[x, y, w, h]`` in whole pixels, so every use reads only the box, not the image.
+    """
+
+    masks: np.ndarray
+    boxes: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Sequence[dict], height: int, width: int) -> DecodedMasks:
+        if not rows:
+            return cls(np.zeros((height, width, 0), dtype=bool), np.zeros((0, 4), dtype=np.int64))
+        rles = [to_pycocotools(r["segmentation"]) for r in rows]
+        boxes = np.asarray(mask_util.toBbox(rles)).reshape(-1, 4).astype(np.int64)
+        return cls(mask_util.decode(rles).view(bool), boxes)
+
+    def crop(self, k: int) -> tuple[int, int, np.ndarray]:
+        """``(top, left, mask k inside its box)``."""
+        x, y, w, h = self.boxes[k]
+        return int(y), int(x), self.masks[y : y + h, x : x + w, k]
+
+
+def instance_ids(rows: Sequence[dict], height: int, width: int, decoded: DecodedMasks | None = None) -> np.ndarray:
     """``height x width`` uint16: at each pixel the 1-based position in ``rows`` (best first) of the first instance
     covering it, 0 where none does."""
     if len(rows) > MAX_INSTANCES:
         raise ValueError(f"{len(rows)} instances do not fit 16-bit ids")
     ids = np.zeros((height, width), dtype=np.uint16)
-    if not rows:
-        return ids
-    rles = [to_pycocotools(r["segmentation"]) for r in rows]
-    masks = mask_util.decode(rles).view(bool)  # H x W x N, Fortran order: each mask one contiguous block
-    boxes = np.asarray(mask_util.toBbox(rles)).reshape(-1, 4).astype(np.int64)  # painted only inside its box
+    decoded = decoded or DecodedMasks.of(rows, height, width)
     for k in range(len(rows) - 1, -1, -1):  # the worst first, so the best is painted last, on top
-        x, y, w, h = boxes[k]
-        if w and h:
-            np.copyto(ids[y : y + h, x : x + w], np.uint16(k + 1), where=masks[y : y + h, x : x + w, k])
+        top, left, crop = decoded.crop(k)
+        if crop.size:
+            np.copyto(ids[top : top + crop.shape[0], left : left + crop.shape[1]], np.uint16(k + 1), where=crop)
     return ids
 
 
@@ -89,14 +111,17 @@ def instances_json(rows: Sequence[dict], image: dict, class_map: ClassMap) -> di
     }
 
 
-def write_mask_files(rows: Sequence[dict], image: dict, stem: str, folder: Path, class_map: ClassMap) -> Path:
-    """Write ``folder/<stem>.png`` (16-bit ids) and ``folder/<stem>.json`` for one image's kept rows (best first)."""
+def write_mask_files(
+    rows: Sequence[dict], image: dict, stem: str, folder: Path, class_map: ClassMap, ids: np.ndarray | None = None
+) -> Path:
+    """Write ``folder/<stem>.png`` (16-bit ids: ``ids`` when made already) and ``folder/<stem>.json`` for one
+    image's kept rows (best first)."""
     from PIL import Image
 
     folder = Path(folder)
-    ids = instance_ids(rows, image["height"], image["width"])
+    ids = instance_ids(rows, image["height"], image["width"]) if ids is None else ids
     png = folder / f"{stem}.png"
-    with atomic_path(png) as tmp:
+    with atomic_path(png, sync=False) as tmp:  # one of hundreds, written again by the next run: no flush each
         Image.fromarray(ids).save(tmp, format="PNG", compress_level=1)  # mode I;16: mostly zeros, fast to pack
-    write_bytes(folder / f"{stem}.json", json.dumps(instances_json(rows, image, class_map)).encode())
+    write_bytes(folder / f"{stem}.json", json.dumps(instances_json(rows, image, class_map)).encode(), sync=False)
     return png
