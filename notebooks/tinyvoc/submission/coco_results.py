@@ -16,7 +16,7 @@ import numpy as np
 from pycocotools import mask as mask_util
 
 from ..core.rle import to_pycocotools
-from ..dataset.record import COURSE_SOURCES
+from ..dataset.record import COURSE_SOURCES, already_loaded
 from .check import FORMAT_KEYS
 
 COURSE, COCO = "course", "coco"
@@ -30,9 +30,13 @@ def format_for(is_course: bool) -> str:
 def project_format(record_path: str | Path) -> str:
     """The format the project's dataset record (``output/dataset.json``) asks for; ``course`` when there is none.
 
-    Read as plain json (not ``DatasetRecord.load``, which would stage the data again): only its ``source`` counts.
+    The record this process loaded already (``record.already_loaded``), else the file read as plain json (not
+    ``DatasetRecord.load``, which would stage the data again): only its ``source`` counts.
     """
     path = Path(record_path)
+    loaded = already_loaded(path)  # 04 loaded it a moment ago: one read of each record per notebook
+    if loaded is not None:
+        return format_for(loaded.is_course)
     if not path.is_file():
         return COURSE
     try:
