@@ -6,13 +6,17 @@ For the detections a :class:`~.inference.selection.Selection` keeps (the export'
 ``masks/<split>/<stem>.png`` + ``.json`` (16-bit instance ids, ``submission.mask_files``),
 ``overlays/<split>/<stem>.jpg`` (``visualize.overlays``), and one ``predictions.zip`` of all of it with the
 results file. :class:`OutputWriter` takes one image at a time, so new images stream from the model (or their
-cache) to the files: memory holds one image's masks, plus the kept rows for the results and pre-labels files.
+cache) to the files: memory holds a few images' masks; the pre-label annotations and, for ``predict``, the
+results wait on disk (:class:`Spool`) until their files are written.
 Every file is written atomically; the zip last, from the files on disk.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 import time
 import zipfile
 from collections import deque
@@ -75,7 +79,7 @@ class OutputWriter:
         self.overlays = OverlayWriter(class_map)
         self.images: list[dict] = []
         self.stems: list[str] = []
-        self.annotations: list[dict] = []
+        self.annotations = Spool(self.prelabels_path)  # on disk until the end: a thousand images' polygons
         self.instances = 0
         self.started = time.perf_counter()
 
@@ -110,15 +114,20 @@ class OutputWriter:
 
     def _collect(self, image: dict, stem: str, annotations: list[dict], instances: int) -> None:
         for annotation in annotations:
-            annotation["id"] = len(self.annotations) + 1
-            self.annotations.append(annotation)
+            annotation["id"] = self.annotations.count + 1
+            self.annotations.add(annotation)
         self.images.append(image)
         self.stems.append(stem)
         self.instances += instances
 
     def finish(self, results: Sequence[Path] = (), archive: Path | None = None, results_file=None) -> Written:
         """Write the pre-labels, then ``archive`` of ``results`` and every file written (when given)."""
-        write_json(self.prelabels_path, prelabel_file(self.images, self.annotations, self.class_map, self.description))
+        head = json.dumps(prelabel_file(self.images, [], self.class_map, self.description))
+        before, after = head.split('"annotations": []')
+        with atomic_path(self.prelabels_path) as tmp, open(tmp, "w") as out:
+            out.write(before + '"annotations": [')
+            self.annotations.copy_into(out)
+            out.write("]" + after)
         if archive is not None:
             parts = [*results, self.prelabels_path]
             parts += [self.masks_dir / f"{s}{suffix}" for s in self.stems for suffix in (".png", ".json")]
@@ -190,26 +199,29 @@ def predict_new_images(
     stems = output_stems([image.name for image in found])
     writer = OutputWriter(out, PREDICT_SPLIT, run.record.class_map, f"tinyvoc pre-labels at {selection.describe()}")
     progress = Progress(len(found))
-    kept_rows: list[dict] = []
+    results_path = out / "results.json"
+    spooled = Spool(results_path)
 
     def items():
         for done in predict_images(run, found, out / "cache", tta, batch_size, progress, say):
             image_id = done.index + 1
             image = {"id": image_id, "file_name": done.image.name, "height": done.height, "width": done.width}
             rows = selection.apply([{**row, "image_id": image_id} for row in done.detections])
-            kept_rows.extend({k: r[k] for k in ("image_id", "category_id", "segmentation", "score")} for r in rows)
+            for result in to_coco_results(rows):
+                spooled.add(result)
             yield image, done.image.path, stems[done.index], rows
 
     writer.add_all(items())
     if progress.unreadable:
         say(progress.unreadable_summary())
-    order = {image["id"]: k for k, image in enumerate(sorted(writer.images, key=lambda im: im["id"]))}
-    kept_rows.sort(key=lambda r: (order[r["image_id"]], -r["score"]))
     images_json = write_json(out / "images.json", {"images": sorted(writer.images, key=lambda im: im["id"]),
                                                    "categories": categories_of(run.record.class_map)})  # fmt: skip
-    results = write_json(out / "results.json", to_coco_results(kept_rows))
-    written = writer.finish([results, images_json], Outputs.at(out).predictions_zip)
-    return replace(written, results=results)
+    with atomic_path(results_path) as tmp, open(tmp, "w") as results:  # in the order predicted (cached ones first)
+        results.write("[")
+        spooled.copy_into(results)
+        results.write("]")
+    written = writer.finish([results_path, images_json], Outputs.at(out).predictions_zip)
+    return replace(written, results=results_path)
 
 
 def _no_images(sources) -> Exception:
@@ -219,6 +231,26 @@ def _no_images(sources) -> Exception:
         f"no images in {', '.join(map(str, sources))} (looked for {', '.join(('.jpg', '.png', '...'))} files in "
         "folders and zips, recursively)"
     )
+
+
+class Spool:
+    """A JSON list written item by item to a hidden file beside ``target``, and copied into a file at the end:
+    what ``predict`` over thousands of images keeps of their pre-labels and results, outside memory."""
+
+    def __init__(self, target: Path):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        self.file = tempfile.TemporaryFile("w+", dir=Path(target).parent, prefix=f".{Path(target).name}.")
+        self.count = 0
+
+    def add(self, item: dict) -> None:
+        self.file.write(("," if self.count else "") + json.dumps(item))
+        self.count += 1
+
+    def copy_into(self, out) -> None:
+        """The items, comma-separated (no brackets), into the open text file ``out``; then the spool is gone."""
+        self.file.seek(0)
+        shutil.copyfileobj(self.file, out)
+        self.file.close()
 
 
 def _result(queued: tuple) -> tuple:
