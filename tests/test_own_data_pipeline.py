@@ -57,9 +57,29 @@ def test_the_export_is_registered_with_its_own_classes_and_mask_format(own_job):
 def test_rle_masks_train_and_the_submission_keeps_the_datasets_ids(own_job):
     outputs, _ = own_job
     record = DatasetRecord.load(outputs)
-    report = validate_submission(outputs.submission, record.data_files.test_json)
+    report = validate_submission(outputs.submission, record.data_files.test_json, format="coco")  # your own: COCO
     assert report.ok, report.summary()
     submitted = json.loads(outputs.submission.read_text())
     assert submitted and {row["category_id"] for row in submitted} <= {3, 7, 12}
     val_ids = {im["id"] for im in json.loads(record.data_files.test_json.read_text())["images"]}
     assert {row["image_id"] for row in submitted} <= val_ids
+
+
+def test_the_predictions_come_as_coco_results_masks_and_prelabels_with_the_datasets_ids(own_job):
+    """04's last cell: COCO results that pycocotools reads, and pre-labels, masks and overlays in one zip."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    outputs, _ = own_job
+    record = DatasetRecord.load(outputs)
+    with contextlib.redirect_stdout(io.StringIO()):
+        results = COCO(str(record.data_files.test_json)).loadRes(str(outputs.submission))
+    assert results.getAnnIds() and set(results.getCatIds()) <= {3, 7, 12}
+    prelabels = json.loads((outputs.prelabels_dir / "test.json").read_text())
+    assert [c["id"] for c in prelabels["categories"]] == [3, 7, 12]
+    names = zipfile.ZipFile(outputs.predictions_zip).namelist()
+    assert "submission.json" in names and "prelabels/test.json" in names
+    assert any(n.startswith("masks/test/") and n.endswith(".png") for n in names)
+    assert any(n.startswith("overlays/test/") and n.endswith(".jpg") for n in names)

@@ -15,6 +15,8 @@ package installs (``python -m tinyvoc`` is the same), and works from any folder:
     tinyvoc run-all --dataset /path/to/my-export.zip   # your own COCO export (Roboflow, CVAT, Label Studio, ...)
     tinyvoc check-dataset /path/to/my-export.zip   # only the check
     tinyvoc validate                            # the project's submission.json against its test.json
+    tinyvoc evaluate --split test               # a labelled test set's mask and box AP, from the cache
+    tinyvoc predict photos/ more.zip            # new images: results, masks, overlays, pre-labels
     tinyvoc wheelhouse tinyvoc-wheelhouse       # for Kaggle with Internet off: upload it once as a dataset
 """
 
@@ -153,7 +155,8 @@ def _add_validate(verbs) -> None:
     valid = verbs.add_parser(
         "validate",
         help="validate a submission: validate [SUBMISSION] [--test-json FILE] (default: the project's)",
-        description="Check a submission json (list of image_id, category_id, segmentation RLE, score).",
+        description="Check a submission json (list of image_id, category_id, segmentation RLE, score; COCO results "
+        "add bbox).",
     )
     valid.add_argument(
         "submission", nargs="?", help="the submission json to check (default: the project's output/submission.json)"
@@ -163,6 +166,12 @@ def _add_validate(verbs) -> None:
         help="the test set's COCO json, images and categories (default: the project's, as 01 registered it)",
     )
     valid.add_argument("--project-dir", dest="PROJECT_DIR", default="", help=PROJECT_HELP)
+    valid.add_argument(
+        "--format",
+        choices=("course", "coco"),
+        help="course: the grader's four keys; coco: COCO results (bbox too); default: the project's dataset decides "
+        "(output/dataset.json: the course's data course, your own coco; no record: course)",
+    )
     valid.add_argument(
         "--max-errors", type=int, default=50, help="how many errors to print to stderr (default 50; 0 = all kept)"
     )
@@ -183,17 +192,22 @@ def project_test_json(root: Path) -> Path:
 def validate(args: argparse.Namespace) -> int:
     """0 valid, 1 invalid, 2 when the test json or the file cannot be read (as for a usage error).
 
-    A path not given is the project's (:func:`project_folder`): on Colab the submission 04 wrote on Drive."""
+    What is not given is the project's (:func:`project_folder`; on Colab the one on Drive): the submission 04 wrote,
+    the test json 01 registered, and the format its dataset is exported in (the course's four keys, or COCO results
+    for your own data)."""
+    from .submission.coco_results import project_format
+
     try:
-        submission, test_json = args.submission, args.test_json
-        if submission is None or test_json is None:
+        submission, test_json, chosen = args.submission, args.test_json, args.format
+        if submission is None or test_json is None or chosen is None:
             root = project_folder(args.PROJECT_DIR)
             if submission is None:
                 submission = Outputs.at(root / "output").submission
                 if not submission.is_file():
                     raise TinyVocError(f"{submission}: submission file not found (04_export_submission writes it)")
             test_json = test_json or project_test_json(root)
-        report = submission_check.validate_submission(submission, test_json)
+            chosen = chosen or project_format(Outputs.at(root / "output").dataset_record)
+        report = submission_check.validate_submission(submission, test_json, format=chosen)
     except TinyVocError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -207,6 +221,70 @@ def validate(args: argparse.Namespace) -> int:
     if report.num_errors > len(shown):
         print(f"  ... and {report.num_errors - len(shown)} more", file=sys.stderr)
     return 1
+
+
+def _add_evaluate(verbs) -> None:
+    scored = verbs.add_parser(
+        "evaluate",
+        help="mask and box AP of a split with ground truth: evaluate [--split test|val] [--run best]",
+        description="Score the cached predictions (made first where missing or stale) of the validation split, or of "
+        "a labelled test set (an export's test/ with annotations): mask and box AP, AP50 per class.",
+    )
+    scored.add_argument("--split", choices=("test", "val"), default="val", help="which split (default val)")
+    scored.add_argument("--run", dest="RUN", default="best", help='"best" (top val AP50) or a run\'s name')
+    scored.add_argument("--checkpoint", dest="CHECKPOINT", default="best", help='"best", "final" or a .pth path')
+    scored.add_argument("--score-thresh", dest="SCORE_THRESH", type=float, help="default: the profile's own")
+    scored.add_argument("--max-per-image", dest="MAX_PER_IMAGE", type=int, default=100, help="default 100")
+    scored.add_argument("--project-dir", dest="PROJECT_DIR", default="", help=PROJECT_HELP)
+    scored.set_defaults(handler=evaluate)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Print the split's scores and per-class table; save them as ``output/<split>_metrics.json``."""
+    from .inference import ensemble, split_scores
+
+    root = project_folder(args.PROJECT_DIR)
+    outputs = Outputs.at(root / "output")
+    run = ensemble.load(outputs, args.CHECKPOINT, args.RUN)
+    selection = run.selection(args.SCORE_THRESH, None, args.MAX_PER_IMAGE)
+    if args.split == "val" and not run.record.val_split:
+        raise TinyVocError("there is no validation split (VAL_FRACTION was 0); try --split test")
+    predictions = ensemble.predict_split(run, args.split)
+    metrics = split_scores.score_split(predictions, selection, save_to=outputs.metrics_of(args.split))
+    print(f"{selection.describe()}\n{split_scores.report(metrics, run.record.class_map)}")
+    return 0
+
+
+def _add_predict(verbs) -> None:
+    new = verbs.add_parser(
+        "predict",
+        help="the trained model on new images: predict IMAGES... [--run best] [--out DIR]",
+        description="Predict every image of folders (recursive), image files or zips of images (no json needed): "
+        "COCO results with your dataset's ids, 16-bit instance masks, overlays and pre-labels for a labelling tool, "
+        "in one zip too. Each image is cached: run it again and only new images go through the model.",
+    )
+    new.add_argument("images", nargs="+", help="folders, image files or .zip files")
+    new.add_argument("--run", dest="RUN", default="best", help='"best" (top val AP50) or a run\'s name')
+    new.add_argument("--checkpoint", dest="CHECKPOINT", default="best", help='"best", "final" or a .pth path')
+    new.add_argument("--score-thresh", dest="SCORE_THRESH", type=float, help="default: the profile's own")
+    new.add_argument("--tta", dest="TTA", type=_on_off, metavar="{on,off}", help="default: the profile's setting")
+    new.add_argument("--out", help="the output folder (default: output/predict/ in the project)")
+    new.add_argument("--project-dir", dest="PROJECT_DIR", default="", help=PROJECT_HELP)
+    new.set_defaults(handler=predict)
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Predict, write, print where everything went; 0 even when some files were unreadable (they are listed)."""
+    from .deliverables import predict_new_images
+    from .inference.trained_run import TrainedRun
+
+    root = project_folder(args.PROJECT_DIR)
+    outputs = Outputs.at(root / "output")
+    run = TrainedRun.load(outputs, args.CHECKPOINT, run=args.RUN)
+    out = Path(os.path.abspath(args.out)) if args.out else outputs.predict_dir
+    written = predict_new_images(run, args.images, out, run.selection(args.SCORE_THRESH), tta=args.TTA)
+    print(written.summary())
+    return 0
 
 
 def _add_runs(verbs) -> None:
@@ -273,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     everything.set_defaults(handler=run_notebooks)
     _add_check_dataset(verbs)
     _add_validate(verbs)
+    _add_evaluate(verbs)
+    _add_predict(verbs)
     _add_runs(verbs)
     d2 = verbs.add_parser(
         "install-detectron2", help="only detectron2, no notebook (make setup): install-detectron2 [wheel|git]"

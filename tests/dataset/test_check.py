@@ -408,7 +408,7 @@ def test_test_json_with_annotations_is_a_warning(synthetic):
     synthetic.test_json.write_text(json.dumps(test))
     report = check_coco_file(synthetic.test_json, synthetic.test_images, require_annotations=False)
     assert report.ok
-    _find(report, "has 1 annotation; a test json needs none", "warning")
+    _find(report, "has 1 annotation: a labelled test set, so 04 and `tinyvoc evaluate --split test` score", "warning")
 
 
 # --- images are read exactly as detectron2's loader reads them ----------------------------------

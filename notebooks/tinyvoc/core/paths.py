@@ -192,6 +192,36 @@ class Outputs:
     def val_metrics(self) -> Path:  # 04
         return self.root / "val_metrics.json"
 
+    def metrics_of(self, split: str) -> Path:
+        """A split's scores: ``val_metrics.json`` (04), ``test_metrics.json`` for a labelled test set."""
+        return self.root / f"{split}_metrics.json"
+
+    # written by 04 and ``tinyvoc predict``: the predictions in the forms other tools read (issue 36)
+    @property
+    def prelabels_dir(self) -> Path:
+        """``prelabels/<split>.json``: COCO datasets of the kept detections, for a labelling tool."""
+        return self.root / "prelabels"
+
+    @property
+    def masks_dir(self) -> Path:
+        """``masks/<split>/<image>.png``: 16-bit instance ids, a json of the instances beside each."""
+        return self.root / "masks"
+
+    @property
+    def overlays_dir(self) -> Path:
+        """``overlays/<split>/<image>.jpg``: the kept detections drawn on each image."""
+        return self.root / "overlays"
+
+    @property
+    def predict_dir(self) -> Path:
+        """``tinyvoc predict`` and 03's ``PREDICT_IMAGES``: new images' results, masks, overlays, pre-labels."""
+        return self.root / "predict"
+
+    @property
+    def predictions_zip(self) -> Path:
+        """All of the above and the submission in one file, for a download."""
+        return self.root / "predictions.zip"
+
     @property
     def submission(self) -> Path:
         return self.root / "submission.json"

@@ -220,6 +220,13 @@ SETTINGS: tuple[Setting, ...] = (
         flag="--grayscale",
     ),
     Setting(
+        name="PREDICT_IMAGES",
+        default="",
+        help="new images to predict: a folder, an image or a .zip (written to output/predict/)",
+        notebooks=("03",),
+        flag="--predict-images",
+    ),
+    Setting(
         name="MAX_PER_IMAGE",
         default=100,
         help="the most instances per image in the submission",

@@ -397,7 +397,10 @@ def _check_annotations(
     if not require_annotations:
         problems = []
         if annotations:
-            message = f"has {plural(len(annotations), 'annotation')}; a test json needs none, they are ignored"
+            message = (
+                f"has {plural(len(annotations), 'annotation')}: a labelled test set, so 04 and "
+                "`tinyvoc evaluate --split test` score the predictions against them (mask and box AP)"
+            )
             problems.append(_warning(json_path, "", message))
         return len(annotations or []), problems
     if annotations is None:

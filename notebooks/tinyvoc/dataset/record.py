@@ -179,6 +179,7 @@ class DatasetRecord:
     def load(cls, outputs: Outputs) -> DatasetRecord:
         """Read ``dataset.json`` with every path resolved for this runtime (the sample is regenerated if absent)."""
         path = require(outputs.dataset_record, "01_register_dataset.ipynb", "The dataset record")
+        stamp = _stamp(path)
         saved = json.loads(path.read_text())
         files = {k: _resolve(v, outputs.data_dir) if v else None for k, v in saved["files"].items()}
         if saved["source"] == "sample" and not Path(files["train_json"]).exists():
@@ -206,6 +207,8 @@ class DatasetRecord:
         record = cls(**saved)
         if not record.fingerprint:  # a record written before runs knew their dataset
             record.fingerprint = _fingerprint_of_splits(record)
+        _LOADED.clear()
+        _LOADED[stamp] = record
         missing = record.data_files.missing()
         if missing:
             raise TinyVocError(
@@ -214,6 +217,24 @@ class DatasetRecord:
                 "01_register_dataset.ipynb again."
             )
         return record
+
+
+# The record this process last loaded, by (path, modification time, size): what is asked of it later (the
+# submission's format) is answered without opening the file again while it is unchanged.
+_LOADED: dict[tuple[str, int, int], DatasetRecord] = {}
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    stat = Path(path).stat()
+    return str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size
+
+
+def already_loaded(path: str | Path) -> DatasetRecord | None:
+    """The record at ``path`` as :meth:`DatasetRecord.load` read it in this process, if the file is unchanged."""
+    try:
+        return _LOADED.get(_stamp(Path(path)))
+    except OSError:
+        return None
 
 
 def _fingerprint_of_splits(record: DatasetRecord) -> str:

@@ -32,6 +32,10 @@ from ..core.rle import rle_problems
 
 # the four keys of a submission entry; export.py writes exactly these
 SUBMISSION_KEYS = ("image_id", "category_id", "segmentation", "score")
+# standard COCO results (what pycocotools' ``COCO.loadRes`` and detectron2's ``--eval-only`` read): the box too
+COCO_RESULT_KEYS = ("image_id", "category_id", "segmentation", "bbox", "score")
+# the two formats: the course grader's (the course's data) and COCO results (your own data; coco_results.py)
+FORMAT_KEYS = {"course": SUBMISSION_KEYS, "coco": COCO_RESULT_KEYS}
 # errors kept in the report; the rest are only counted, so a broken 10k-entry file stays readable
 MAX_ERRORS = 1000
 SUMMARY_ERRORS = 20
@@ -133,8 +137,12 @@ def validate_submission(
     submission: str | os.PathLike | list,
     test_json: str | os.PathLike | dict,
     checked_rles: Collection[tuple[int, int, str]] = (),
+    format: str = "course",
 ) -> SubmissionReport:
     """Check every entry of ``submission`` (a path or a loaded list) against ``test_json``.
+
+    ``format``: ``"course"`` (the grader's four keys, nothing else) or ``"coco"`` (COCO results: a ``bbox``
+    ``[x, y, w, h]`` too, as ``COCO.loadRes`` reads it).
 
     ``checked_rles`` holds ``(height, width, counts)`` triples already known to decode to exactly
     that size (see the module docstring); their counts strings are not parsed again.
@@ -144,6 +152,9 @@ def validate_submission(
     ``TinyVocError``: without it nothing can be checked, and it is a setup problem, not the
     submission's fault. A missing submission file raises too, since there is nothing to report on.
     """
+    if format not in FORMAT_KEYS:
+        raise TinyVocError(f"unknown submission format {format!r}; use one of {', '.join(FORMAT_KEYS)}")
+    keys = FORMAT_KEYS[format]
     test = _load_test_set(test_json)
     with paused_gc():  # tens of thousands of parsed objects, no cycles among them (core/gc_pause.py)
         entries, label, load_error = _load_submission(submission)
@@ -154,7 +165,7 @@ def validate_submission(
             report.errors.append(_top_level_error(label, entries))
         else:
             report.num_entries = len(entries)
-            _check_entries(entries, test, report, checked_rles)
+            _check_entries(entries, test, report, checked_rles, keys)
         del entries
     report.images_without_detections = sorted(i for i in test.sizes if i not in report.per_image)
     return report
@@ -213,7 +224,11 @@ def _top_level_error(label: str, value: object) -> str:
 
 
 def _check_entries(
-    entries: list, test: _TestSet, report: SubmissionReport, checked_rles: Collection[tuple[int, int, str]]
+    entries: list,
+    test: _TestSet,
+    report: SubmissionReport,
+    checked_rles: Collection[tuple[int, int, str]],
+    keys: tuple[str, ...] = SUBMISSION_KEYS,
 ) -> None:
     category_hint = _category_hint(entries, test.names)
     problems: dict[int, list[str]] = {}
@@ -221,10 +236,10 @@ def _check_entries(
     rle_counts: list[str] = []
     rle_sizes: list[tuple[int, int]] = []
     for index, entry in enumerate(entries):
-        if _plainly_valid(entry, test):
+        if _plainly_valid(entry, test, keys):
             parse = True
         else:
-            found = _entry_problems(entry, test, category_hint)
+            found = _entry_problems(entry, test, category_hint, keys)
             if found:
                 problems[index] = found
             parse = _counts_to_parse(entry)  # also for entries with other problems, to report everything at once
@@ -251,10 +266,10 @@ def _check_entries(
     report.errors, report.more_errors = collected.kept, collected.dropped
 
 
-_KEY_SET = frozenset(SUBMISSION_KEYS)
+_KEY_SETS = {keys: frozenset(keys) for keys in FORMAT_KEYS.values()}
 
 
-def _plainly_valid(entry: object, test: _TestSet) -> bool:
+def _plainly_valid(entry: object, test: _TestSet, keys: tuple[str, ...] = SUBMISSION_KEYS) -> bool:
     """True for an entry of exactly the usual shape and types with every value in range; else False.
 
     A shortcut for the common case, about five times faster than ``_entry_problems``, which is
@@ -263,7 +278,9 @@ def _plainly_valid(entry: object, test: _TestSet) -> bool:
     segmentation, a numpy id) returns False and gets the full check with its messages.
     The counts string itself is checked separately, as for every entry.
     """
-    if type(entry) is not dict or entry.keys() != _KEY_SET:
+    if type(entry) is not dict or entry.keys() != _KEY_SETS[keys]:
+        return False
+    if "bbox" in keys and _bbox_problem(entry["bbox"]) is not None:
         return False
     image_id, category_id, seg, score = entry["image_id"], entry["category_id"], entry["segmentation"], entry["score"]
     if type(image_id) is not int or type(category_id) is not int or type(score) is not float:
@@ -285,18 +302,24 @@ def _plainly_valid(entry: object, test: _TestSet) -> bool:
     )
 
 
-def _entry_problems(entry: object, test: _TestSet, category_hint: str) -> list[str]:
+def _entry_problems(
+    entry: object, test: _TestSet, category_hint: str, keys: tuple[str, ...] = SUBMISSION_KEYS
+) -> list[str]:
     """Everything wrong with one entry except what its counts string decodes to."""
     if not isinstance(entry, dict):
-        return [f"expected an object with keys {', '.join(SUBMISSION_KEYS)}, got {_type_name(entry)}"]
+        return [f"expected an object with keys {', '.join(keys)}, got {_type_name(entry)}"]
     found = []
-    missing = [k for k in SUBMISSION_KEYS if k not in entry]
-    extra = [k for k in entry if k not in SUBMISSION_KEYS]
+    missing = [k for k in keys if k not in entry]
+    extra = [k for k in entry if k not in keys]
     if missing:
         found.append(f"missing key(s) {', '.join(map(repr, missing))}")
     if extra:
         shown = ", ".join(repr(k) for k in extra)
-        found.append(f"unexpected key(s) {shown}; only {', '.join(SUBMISSION_KEYS)} are allowed")
+        found.append(f"unexpected key(s) {shown}; only {', '.join(keys)} are allowed")
+    if "bbox" in keys and "bbox" in entry:
+        problem = _bbox_problem(entry["bbox"])
+        if problem:
+            found.append(problem)
 
     image_id = entry.get("image_id")
     size = None
@@ -328,6 +351,17 @@ def _entry_problems(entry: object, test: _TestSet, category_hint: str) -> list[s
         elif not 0 <= score <= 1:
             found.append(f"score {score} is outside [0, 1]; scores must be confidences between 0 and 1")
     return found
+
+
+def _bbox_problem(bbox: object) -> str | None:
+    """Why a COCO results ``bbox`` is not ``[x, y, width, height]`` of four finite numbers, sizes >= 0; or None."""
+    if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+        return f"bbox must be [x, y, width, height], a list of four numbers, got {bbox!r:.60}"
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox):
+        return f"bbox must hold four finite numbers, got {bbox!r:.60}"
+    if bbox[2] < 0 or bbox[3] < 0:
+        return f"bbox width and height must not be negative (it is [x, y, width, height]), got {bbox!r:.60}"
+    return None
 
 
 def _segmentation_problems(seg: object, expected: tuple[int, int] | None) -> list[str]:

@@ -16,10 +16,13 @@ from pathlib import Path
 from ..core.atomic import atomic_path, write_json
 from ..core.errors import TinyVocError
 from ..core.gc_pause import paused_gc
+from ..core.paths import Outputs
 from ..inference.cache_file import Predictions
 from ..inference.selection import Selection
 from ..runtime import colab, kaggle
 from .check import SUBMISSION_KEYS, validate_submission
+from .coco_results import project_format, rows_in
+from .prelabels import write_prelabels
 
 
 def source_record(target: str | Path) -> Path:
@@ -34,8 +37,13 @@ def export_submission(
     target: str | Path,
     selection: Selection,
     made_by: dict | None = None,
+    format: str | None = None,
 ):
     """Write what ``selection`` keeps of the test predictions; return the check's report on the written file.
+
+    ``format``: ``"course"`` (the grader's four keys) or ``"coco"`` (COCO results, with the mask's box); None: the
+    project's dataset record beside ``target`` decides (``coco_results.project_format``: the course's data writes
+    the course's format, your own data COCO results).
 
     ``test_json`` is the test set's json, as a path or as already loaded (``predictions.images.coco``).
     The rows are ``selection.apply``'s, the same the grids draw and the validation AP scores. ``made_by``
@@ -49,18 +57,19 @@ def export_submission(
             f"score threshold {selection.lowest} is below the cache's floor {predictions.score_floor}; "
             f"choose {predictions.score_floor} or more"
         )
+    format = format or project_format(Path(target).with_name("dataset.json"))
     with paused_gc():  # 10,000 rows made, written, read back and checked: see core/gc_pause.py
-        rows = selection.apply(predictions.detections, keys=SUBMISSION_KEYS)
+        rows = rows_in(selection.apply(predictions.detections, keys=SUBMISSION_KEYS), format)
         instances = len(rows)
         with atomic_path(target) as tmp:
             tmp.write_text(json.dumps(rows))
             del rows  # freed here, by reference counting, while the collector is paused
-            report = validate_submission(tmp, test_json, predictions.checked_rles)
+            report = validate_submission(tmp, test_json, predictions.checked_rles, format=format)
             report.path = str(target)
             if not report.ok:
                 raise TinyVocError(f"refusing to write an invalid submission to {target}:\n{report.summary()}")
     if made_by is not None:
-        made = {**made_by, "selection": selection.describe(), "instances": instances}
+        made = {**made_by, "selection": selection.describe(), "instances": instances, "format": format}
         write_json(source_record(target), made, indent=2)
     return report
 
@@ -68,8 +77,16 @@ def export_submission(
 def exporter(
     predictions: Predictions, target: str | Path, made_by: dict | None = None
 ) -> Callable[[Selection], object]:
-    """:func:`export_submission` bound to the test predictions and ``target``: what 04's export button calls."""
-    return lambda selection: export_submission(predictions, predictions.images.coco, target, selection, made_by)
+    """:func:`export_submission` bound to the test predictions and ``target``: what 04's export button calls. The
+    pre-labels (``prelabels/<split>.json`` beside ``target``) follow the slider's threshold too."""
+
+    def export(selection: Selection):
+        report = export_submission(predictions, predictions.images.coco, target, selection, made_by)
+        prelabels = Outputs.at(Path(target).parent).prelabels_dir / f"{predictions.split}.json"
+        write_prelabels(predictions, selection, prelabels)
+        return report
+
+    return export
 
 
 def hand_in(target: str | Path) -> str:

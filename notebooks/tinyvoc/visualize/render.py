@@ -95,6 +95,12 @@ class Renderer:
         self._masks: dict[tuple, tuple[int, int, np.ndarray]] = {}
         self._labels: dict = {}
 
+    def forget_images(self) -> None:
+        """Drop the images and masks read so far (the labels stay): what writes one overlay per image of a folder
+        of thousands calls after each, so memory stays flat."""
+        self._images.clear()
+        self._masks.clear()
+
     def colour(self, category_id: int) -> np.ndarray:
         return self._palette[self._contiguous.get(category_id, 0)]
 
