@@ -52,6 +52,8 @@ def test_the_export_is_registered_with_its_own_classes_and_mask_format(own_job):
     assert (record.source, record.name, record.mask_format) == ("own", "my-pets", "bitmask")
     assert record.category_ids == [3, 7, 12] and record.class_names == ["cat", "dog", "zebra"]
     assert "the validation images: no test set given" in text_of(executed[1])
+    for notebook in executed[3:5]:  # 03 and 04 say which images they predict as the test set
+        assert "test images: the validation images: no test set given" in text_of(notebook)
 
 
 def test_rle_masks_train_and_the_submission_keeps_the_datasets_ids(own_job):

@@ -201,6 +201,8 @@ class TrainedRun:
     def _read_split(self, name: str) -> SplitImages:
         files = self.record.data_files
         if name == "test":
+            if self.record.test_source:  # your own data without a test set of its own: 01 chose these images
+                print(f"test images: {self.record.test_source} (01's TEST_IMAGES gives a folder of your own)")
             return read_split(name, files.test_json, files.test_images)
         if name == "val":
             if not self.record.val_split:
