@@ -199,14 +199,16 @@ def validate(args: argparse.Namespace) -> int:
 
     try:
         submission, test_json, chosen = args.submission, args.test_json, args.format
-        if submission is None or test_json is None or chosen is None:
+        if submission is None or test_json is None:
             root = project_folder(args.PROJECT_DIR)
             if submission is None:
                 submission = Outputs.at(root / "output").submission
                 if not submission.is_file():
                     raise TinyVocError(f"{submission}: submission file not found (04_export_submission writes it)")
             test_json = test_json or project_test_json(root)
-            chosen = chosen or project_format(Outputs.at(root / "output").dataset_record)
+        else:  # both files given: the project is looked at for the format alone, quietly
+            root = project_root(os.path.abspath(args.PROJECT_DIR) if args.PROJECT_DIR else "")
+        chosen = chosen or project_format(Outputs.at(root / "output").dataset_record)
         report = submission_check.validate_submission(submission, test_json, format=chosen)
     except TinyVocError as exc:
         print(f"error: {exc}", file=sys.stderr)

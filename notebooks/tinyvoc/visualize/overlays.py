@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.atomic import write_bytes
 from ..dataset.record import ClassMap
-from .render import Renderer, jpeg, save_jpeg
+from .render import Renderer, jpeg
 
 OVERLAY_SIDE = 1280  # larger images are shrunk to this longest side: a phone photo's overlay stays a few 100 kB
 
@@ -34,7 +34,7 @@ class OverlayWriter:
         ``ids``: the image's instance-id map (1 = ``rows[0]``); without it the Renderer draws the masks."""
         if ids is None:
             try:
-                return save_jpeg(self.renderer.draw(Path(image_path), list(rows)), Path(target))
+                return write_bytes(Path(target), jpeg(self.renderer.draw(Path(image_path), list(rows))))
             finally:
                 self.renderer.forget_images()
         return write_bytes(Path(target), jpeg(self.draw_ids(Path(image_path), rows, ids)), sync=False)  # see atomic
