@@ -259,7 +259,8 @@ def test_your_own_export_as_a_zip_on_drive_is_registered_from_a_new_runtime(cola
     mount = "/".join(("{mount}", "MyDrive"))  # the runtime's own mount point: resolved below, per runtime
     params = {"DATASET": mount + "/my-pets.zip", "PROJECT_DIR": mount + "/pets", "VAL_FRACTION": 0.25}
     runtime_mount = colab.root / f"runtime-{colab.count + 1:02d}" / "content" / "drive"
-    book = colab.run(NOTEBOOKS[1], {k: str(v).replace("{mount}", str(runtime_mount)) for k, v in params.items()})
+    book = colab.run(NOTEBOOKS[1], {k: v.replace("{mount}", str(runtime_mount)) if isinstance(v, str) else v
+                                    for k, v in params.items()})  # fmt: skip
     text = text_of(book)
     assert "unpacking" in text and "Dataset check passed" in text, text[-3000:]
     record = json.loads((drive / "pets" / "output" / "dataset.json").read_text())

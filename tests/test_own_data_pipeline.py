@@ -11,7 +11,7 @@ import zipfile
 
 import pytest
 
-from tinyvoc.core.paths import Outputs
+from tinyvoc.core.paths import NOTEBOOKS, Outputs
 from tinyvoc.dataset.record import DatasetRecord
 from tinyvoc.runner import run_all
 from tinyvoc.submission.check import validate_submission
@@ -42,7 +42,7 @@ def own_job(tmp_path_factory):
     outputs = Outputs.at(project / "output", project / "data")
     params = {"PROJECT_DIR": str(project), "DATASET": str(archive), "PROFILE": "smoke", "MAX_ITER": MAX_ITER,
               "VAL_FRACTION": 0.3, "SCORE_THRESH": 0.001}  # fmt: skip
-    executed = run_all(params, outputs)
+    executed = dict(zip(NOTEBOOKS[1:], run_all(params, outputs, NOTEBOOKS[1:])))  # 00 checks the install only
     return outputs, executed
 
 
@@ -51,8 +51,12 @@ def test_the_export_is_registered_with_its_own_classes_and_mask_format(own_job):
     record = DatasetRecord.load(outputs)
     assert (record.source, record.name, record.mask_format) == ("own", "my-pets", "bitmask")
     assert record.category_ids == [3, 7, 12] and record.class_names == ["cat", "dog", "zebra"]
-    assert "the validation images: no test set given" in text_of(executed[1])
-    for notebook in executed[3:5]:  # 03 and 04 say which images they predict as the test set
+    assert "the validation images: no test set given" in text_of(executed[NOTEBOOKS[1]])
+    assert "INPUT.MASK_FORMAT: 'polygon' -> 'bitmask'" in text_of(executed[NOTEBOOKS[2]])  # 02 says what it changed
+    for notebook in (
+        executed[NOTEBOOKS[3]],
+        executed[NOTEBOOKS[4]],
+    ):  # 03 and 04 say which images they predict as the test set
         assert "test images: the validation images: no test set given" in text_of(notebook)
 
 

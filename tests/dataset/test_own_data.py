@@ -319,3 +319,12 @@ def test_a_read_only_input_is_read_in_place_and_never_written(own_export, tmp_pa
     assert (staged / "p0.jpg").is_symlink()
     assert data.files.train_json == staged / own_data.NORMALIZED / "train" / "labels.json"
     assert {p: p.stat().st_mtime_ns for p in export.rglob("*")} == before
+
+
+def test_the_id_round_trip_holds_for_every_class_or_nothing_is_built():
+    from tinyvoc.dataset.record import ClassMap
+
+    ids = ClassMap((0, 3, 1_000_000), ("a", "b", "c"))
+    assert [ids.to_dataset_id(ids.to_contiguous(i)) for i in (0, 3, 1_000_000)] == [0, 3, 1_000_000]
+    with pytest.raises(TinyVocError, match="do not map one to one"):
+        ClassMap((3, 3), ("cat", "dog"))

@@ -230,33 +230,3 @@ def test_a_checkpointer_that_is_not_rank_0_writes_nothing(tmp_path):
     assert not (tmp_path / "rank1").exists() or list((tmp_path / "rank1").iterdir()) == []
     AtomicCheckpointer(model, str(tmp_path / "rank0")).save("model_0000009", iteration=9)
     assert sorted(p.name for p in (tmp_path / "rank0").iterdir()) == ["last_checkpoint", "model_0000009.pth"]
-
-
-def test_a_dataset_with_rle_masks_trains(sample, tmp_path, capsys):
-    """Your own data may hold RLE masks (compressed ``counts``): the record's ``mask_format`` makes detectron2's loader
-    read them as bitmasks (as polygons it stops with "Failed to use mask_format=='polygon'"), and 02 says so."""
-    import shutil
-
-    from pycocotools import mask as mask_util
-
-    from tinyvoc.core.atomic import write_json
-    from tinyvoc.core.coco_json import load_coco
-    from tinyvoc.core.rle import encode_mask
-
-    data = tmp_path / "rle"
-    shutil.copytree(sample, data)
-    coco = load_coco(data / "pascal_train.json")
-    sizes = {img["id"]: (img["height"], img["width"]) for img in coco["images"]}
-    for ann in coco["annotations"]:
-        height, width = sizes[ann["image_id"]]
-        rles = mask_util.frPyObjects(ann["segmentation"], height, width)
-        ann["segmentation"] = encode_mask(mask_util.decode(mask_util.merge(rles)))
-    write_json(data / "pascal_train.json", coco)
-    outputs = _outputs(data, tmp_path / "out")
-    assert json.loads(outputs.dataset_record.read_text())["mask_format"] == "bitmask"  # 01 saw RLE in the data
-    run = training.train(outputs, "smoke", max_iter=3, overrides=["TEST.EVAL_PERIOD", 0])
-    assert run.finished and run.iteration == 3 and run.weights_from == "random"  # smoke: random init, any data
-    assert "INPUT.MASK_FORMAT: 'polygon' -> 'bitmask'" in capsys.readouterr().out
-    assert "MASK_FORMAT: bitmask" in the_run(outputs).config.read_text()
-    losses = [r["loss_mask"] for r in metrics.read_metrics(the_run(outputs).metrics) if "loss_mask" in r]
-    assert losses and all(0 < loss < 10 for loss in losses)

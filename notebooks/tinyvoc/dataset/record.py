@@ -33,6 +33,13 @@ class ClassMap:
     ids: tuple[int, ...]
     names: tuple[str, ...]
 
+    def __post_init__(self):
+        """The round trip dataset id -> class index -> dataset id holds for every class, or nothing is built: two
+        classes on one id (or a name missing) would export one class's objects under the other's id."""
+        back = [self.to_contiguous(self.to_dataset_id(k)) for k in range(len(self.ids))]
+        if len(self.names) != len(self.ids) or back != list(range(len(self.ids))):
+            raise TinyVocError(f"category ids {list(self.ids)} and names {list(self.names)} do not map one to one")
+
     @classmethod
     def from_categories(cls, categories: list[dict]) -> ClassMap:
         ordered = sorted(categories, key=lambda c: c["id"])

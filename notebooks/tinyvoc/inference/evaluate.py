@@ -108,14 +108,18 @@ def _scores(ev: COCOeval, per_class: bool) -> dict:
     return result
 
 
-def evaluate_cached(predictions: Predictions, selection: Selection, save_to=None) -> dict:
-    """Mask and box AP of ``selection`` on the validation predictions, per-class AP50 too; optionally saved."""
+def evaluate_cached(predictions: Predictions, selection: Selection, save_to=None, ground_truth=None, **about) -> dict:
+    """Mask and box AP of ``selection`` on the validation predictions, per-class AP50 too; optionally saved.
+    ``ground_truth``: another split's index to score against (``split_scores``: a labelled test set); ``about``:
+    more keys for the saved record."""
     kept = selection.apply(predictions.detections)
+    truth = predictions.ground_truth if ground_truth is None else ground_truth
     metrics = {
+        **about,
         "score_threshold": selection.threshold,
         "class_thresholds": {str(c): t for c, t in selection.class_thresholds},
         "max_per_image": selection.max_per_image,
-        **evaluate_detections(kept, predictions.ground_truth, per_class=True),
+        **evaluate_detections(kept, truth, per_class=True),
     }
     if save_to:
         write_json(save_to, metrics, indent=2)

@@ -17,11 +17,10 @@ from pathlib import Path
 from pycocotools import mask as mask_util
 from pycocotools.coco import COCO
 
-from ..core.atomic import write_json
 from ..core.errors import TinyVocError
 from ..dataset.record import ClassMap
 from .cache_file import Predictions
-from .evaluate import evaluate_detections
+from .evaluate import evaluate_cached
 from .selection import Selection
 
 
@@ -70,17 +69,7 @@ def _area(annotation: dict, height: int, width: int) -> float:
 def score_split(predictions: Predictions, selection: Selection, save_to: str | Path | None = None) -> dict:
     """Mask and box AP (AP, AP50, AP75, per-class AP50) of ``selection`` on a split with ground truth; saved to
     ``save_to`` when given. For the validation split this is ``evaluate.evaluate_cached``'s result."""
-    kept = selection.apply(predictions.detections)
-    metrics = {
-        "split": predictions.split,
-        "score_threshold": selection.threshold,
-        "class_thresholds": {str(c): t for c, t in selection.class_thresholds},
-        "max_per_image": selection.max_per_image,
-        **evaluate_detections(kept, ground_truth(predictions), per_class=True),
-    }
-    if save_to:
-        write_json(save_to, metrics, indent=2)
-    return metrics
+    return evaluate_cached(predictions, selection, save_to, ground_truth(predictions), split=predictions.split)
 
 
 def report(metrics: dict, class_map: ClassMap) -> str:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from ..core import run_order
 from ..core.errors import TinyVocError
 from ..core.paths import Outputs, TrainFiles
-from ..dataset.record import DatasetRecord
+from ..dataset.record import DatasetRecord, already_loaded
 from .metrics import BEST_METRIC, best_row, read_metrics
 from .recipe import Recipe, check_name
 from .storage import checkpoints_lost
@@ -154,9 +154,10 @@ def list_runs(outputs: Outputs, fingerprint: str | None = None) -> list[RunInfo]
 
 
 def current_fingerprint(outputs: Outputs) -> str | None:
-    """The fingerprint of the project's dataset now (01's record), or None when it cannot be read here."""
+    """The fingerprint of the project's dataset now (01's record), or None when it cannot be read here. The record
+    this process loaded a moment ago is asked first (``record.already_loaded``): the table costs no second read."""
     try:
-        return DatasetRecord.load(outputs).fingerprint
+        return (already_loaded(outputs.dataset_record) or DatasetRecord.load(outputs)).fingerprint
     except (TinyVocError, OSError, ValueError, KeyError, TypeError):
         return None
 
