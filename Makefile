@@ -21,8 +21,8 @@ submission: $(VENV)/.ready
 	$(TINYVOC) run-all --profile smoke --dataset sample --val-fraction 0.2
 
 # Two workers (pytest-xdist), each running whole test files (--dist loadfile), so a module's shared fixture is made
-# once: 13 min against 19 in one process on a quiet 2-core machine (docs/measurements.md). TEST_WORKERS=0: one
-# process. Ends with the 25 slowest steps (setup, call and teardown listed apart: a shared fixture shows as the setup
+# once: 14.5 min for 562 tests on a quiet 2-core machine (one process took 19 min for 471: docs/measurements.md).
+# TEST_WORKERS=0: one process. Ends with the 25 slowest steps (setup, call and teardown listed apart: a shared fixture shows as the setup
 # of the first test that uses it).
 TEST_WORKERS ?= 2
 test: $(VENV)/.ready
