@@ -81,6 +81,7 @@ def prepare(
     parts = {"train": layout.train, "val": layout.val, "test": layout.test}
     loaded = {name: _load(part.json) for name, part in parts.items() if part is not None}
     out = root / NORMALIZED
+    categories: list[dict] = []  # the classes, as the rewritten jsons and a TEST_IMAGES json list them
     if loaded.get("train") is None:  # unreadable: the check reports it on the file itself
         train_json = layout.train.json
         written = {}
@@ -100,7 +101,6 @@ def prepare(
             old.unlink()
     if test_images is not None:
         test_root = stage(test_images, data_dir, "-test")
-        categories = json.loads(Path(written.get("train", train_json)).read_text()).get("categories", [])
         written["test"] = write_json(out / "test" / "test.json", test_json_for(test_root, categories, problems))
     files = DataFiles(
         train_json=Path(train_json),
