@@ -7,7 +7,9 @@ venv's python from the repository root, e.g. ``.venv/bin/python benchmarks/bench
 from __future__ import annotations
 
 import resource
+import statistics
 import sys
+import time
 from pathlib import Path
 
 from tinyvoc.core.paths import DataFiles
@@ -39,6 +41,17 @@ def smoke_model_outputs(workdir: Path, iterations: int = 2):
     prepare_dataset(real_files(), outputs, "tinyvoc", val_fraction=0.2, seed=0)
     train(outputs, "smoke", max_iter=iterations, overrides=["TEST.EVAL_PERIOD", 0])
     return outputs
+
+
+def median_seconds(fn, repeats: int = 5) -> float:
+    """The median wall time of ``repeats`` calls of ``fn``: one slow call (a page fault, a neighbour's burst) moves
+    it little."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def peak_rss_mib() -> float:

@@ -3,13 +3,16 @@
 1. The 100 real test images with 100 detections each (10,000 instances, ``strong_model_detections``), exported
    at threshold 0 (everything kept): the course's submission alone, then all of it: COCO results, pre-labels
    (polygons traced per mask), 16-bit mask PNGs with their json, JPEG overlays and the zip. The target: all of
-   it in under 5 s on the 2-core machine.
+   it in under 5 s on the 2-core machine. Then the masks' decoding alone, pycocotools' ``decode`` beside
+   ``core.rle.decode_masks`` (what the outputs use), and with ``--threads`` all of it again with 1, 2 and 4
+   writer threads (``deliverables.WORKERS``).
 2. ``predict`` over N new images (default 100 and 1,000), each in a fresh process, printing its peak RSS: flat
    means streaming. The model is a stand-in (``FakePredictor``: 20 random Mask R-CNN-like masks per image, no
    network), since what is measured is what happens around the model: reading, caching, writing.
 
     .venv/bin/python benchmarks/bench_prediction_outputs.py            # both
     .venv/bin/python benchmarks/bench_prediction_outputs.py --outputs  # only 1
+    .venv/bin/python benchmarks/bench_prediction_outputs.py --outputs --threads
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import groupby
 from pathlib import Path
 
-from _common import peak_rss_mib, real_files, strong_model_detections
+from _common import median_seconds, peak_rss_mib, real_files, strong_model_detections
+from pycocotools import mask as mask_util
 
+from tinyvoc import deliverables
 from tinyvoc.core.paths import Outputs
+from tinyvoc.core.rle import decode_masks, to_pycocotools
 from tinyvoc.dataset.record import ClassMap
 from tinyvoc.deliverables import write_prediction_outputs
 from tinyvoc.inference.cache_file import Predictions
@@ -31,7 +38,7 @@ from tinyvoc.inference.trained_run import read_split
 from tinyvoc.submission.export import export_submission
 
 
-def outputs_from_cache() -> None:
+def outputs_from_cache(threads: bool = False) -> None:
     files = real_files()
     split = read_split("test", files.test_json, files.test_images)
     category_ids = [c["id"] for c in split.coco["categories"]]
@@ -58,6 +65,20 @@ def outputs_from_cache() -> None:
     print(f"  COCO results (write + check):                                 {results:6.2f} s")
     print(f"  + pre-labels, mask PNGs + json, overlays, zip ({zipped:.0f} MiB):      {total - results:6.2f} s")
     print(f"  all of it:                                                    {total:6.2f} s  (target: under 5 s)")
+    by_image = [list(rows) for _, rows in groupby(detections, key=lambda r: r["image_id"])]
+    segmentations = [[r["segmentation"] for r in rows] for rows in by_image]
+    ours = median_seconds(lambda: [decode_masks(masks) for masks in segmentations])
+    theirs = median_seconds(lambda: [mask_util.decode([to_pycocotools(m) for m in masks]) for masks in segmentations])
+    print(f"  decoding the {written.instances} masks, image by image (median of 5): pycocotools {theirs:.2f} s, "
+          f"decode_masks {ours:.2f} s ({theirs / ours:.1f}x)")  # fmt: skip
+    if threads:
+        for workers in (1, 2, 4):
+            deliverables.WORKERS = workers
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                write_prediction_outputs(predictions, classes, everything, Path(tmp), progress=None)
+                seconds = time.perf_counter() - start
+            print(f"  pre-labels, masks, overlays with {workers} writer thread(s): {seconds:5.2f} s")
 
 
 class FakePredictor:
@@ -124,7 +145,7 @@ def main() -> None:
     if "--predict" in sys.argv:
         predict_memory(int(sys.argv[sys.argv.index("--predict") + 1]))
         return
-    outputs_from_cache()
+    outputs_from_cache(threads="--threads" in sys.argv)
     if "--outputs" in sys.argv:
         return
     print("predict over new images (stand-in model: 20 masks an image; each count in a fresh process):")

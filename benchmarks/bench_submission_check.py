@@ -11,12 +11,10 @@ verb runs it on any file, and as the export runs it with the cache's already-che
 from __future__ import annotations
 
 import json
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
-from _common import real_files, strong_model_detections
+from _common import median_seconds, real_files, strong_model_detections
 
 from tinyvoc.core.rle import rle_problems
 from tinyvoc.inference.selection import Selection
@@ -42,15 +40,6 @@ def plain_loop_total(text: str) -> int | None:
         runs.append(value + runs[-2] if len(runs) > 2 else value)
         value = shift = 0
     return None if shift or not text else sum(runs)
-
-
-def median_seconds(fn, repeats: int = 5) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -37,7 +37,9 @@ from .submission.prelabels import categories_of, prelabel_annotations, prelabel_
 from .visualize.overlays import OverlayWriter
 
 STORED = (".png", ".jpg", ".jpeg")  # already compressed: deflating them again only costs time
-WORKERS = min(2, os.cpu_count() or 1)  # images written at once: 2 threads beat 1 and 4 on 2 cores (5.8, 6.3, 7.3 s)
+# Images written at once. On 2 cores 2 threads took 3.2 s, 1 thread 4.1 s and 4 threads 3.8 s
+# (benchmarks/bench_prediction_outputs.py --threads).
+WORKERS = min(2, os.cpu_count() or 1)
 PREDICT_SPLIT = "predict"  # the split name of new images (tinyvoc predict): prelabels/predict.json, masks/predict/
 
 
@@ -108,7 +110,7 @@ class OutputWriter:
         """The image's mask PNG and json and its overlay; its pre-label annotations (numbered in :meth:`_collect`)."""
         decoded = DecodedMasks.of(rows, image["height"], image["width"])  # once, for all three
         ids = instance_ids(rows, image["height"], image["width"], decoded)
-        write_mask_files(rows, image, stem, self.masks_dir, self.class_map, ids)
+        write_mask_files(rows, image, stem, self.masks_dir, self.class_map, ids, decoded.boxes.astype(float))
         self.overlays.write(path, rows, self.overlays_dir / f"{stem}.jpg", ids)
         return prelabel_annotations(rows, 1, decoded)
 

@@ -265,3 +265,39 @@ def test_a_labelled_test_json_without_areas_scores_the_same(labelled):
                                                                                   split.items))  # fmt: skip
     selection = Selection.of(0.45)
     assert split_scores.score_split(without, selection) == split_scores.score_split(predictions, selection)
+
+
+def test_an_overlay_blends_each_pixel_half_its_owners_colour_and_labels_are_white_on_it(tmp_path):
+    from tinyvoc.visualize.overlays import OverlayWriter
+
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    Image.fromarray(photo).save(tmp_path / "a.png")
+    ids = np.zeros((40, 60), np.uint16)
+    ids[20:40, 30:60], ids[25:40, 40:60] = 2, 1  # the best (1) on top of the other
+    rows = [{"category_id": 3, "score": 0.9, "bbox": [40, 25, 20, 15]}, {"category_id": 12, "score": 0.5,
+            "bbox": [30, 20, 30, 20]}]  # fmt: skip
+    writer = OverlayWriter(CLASSES)
+    drawn = np.asarray(writer.draw_ids(tmp_path / "a.png", rows, ids)).astype(int)
+    for instance, category in ((1, 3), (2, 12)):
+        inside = (ids == instance) & ~_boxes_and_labels(40, 60, rows)
+        expected = (photo[inside].astype(int) + writer.renderer.colour(category).astype(int)) // 2
+        assert np.array_equal(drawn[inside], expected)
+    untouched = (ids == 0) & ~_boxes_and_labels(40, 60, rows)
+    assert np.array_equal(drawn[untouched], photo[untouched])
+    red, blue = (200, 0, 0), (0, 0, 200)
+    one, other = np.asarray(writer.renderer.label("cat 50%", red)), np.asarray(writer.renderer.label("cat 50%", blue))
+    assert one.shape == other.shape and tuple(one[0, 0]) == red and tuple(other[0, 0]) == blue
+    ink = one[:, :, 1]  # green, 0 in both colours: how white each pixel is made, the text's shape
+    assert ink.max() > 128 and np.array_equal(other[:, :, 1], ink)  # the same text, inked onto either colour
+
+
+def _boxes_and_labels(height, width, rows):
+    """Where boxes' outlines and labels may be drawn: each box's edges and a band under its top-left corner."""
+    near = np.zeros((height, width), bool)
+    for row in rows:
+        x, y, w, h = (int(v) for v in row["bbox"])
+        near[max(0, y - 1) : y + 16, max(0, x - 1) :] = True
+        near[y : y + h + 1, [min(x, width - 1), min(x + w, width - 1)]] = True
+        near[[min(y + h, height - 1)], x : x + w + 1] = True
+    return near

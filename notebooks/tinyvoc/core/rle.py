@@ -12,6 +12,9 @@ when written) both use it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 from pycocotools import mask as mask_util
 
@@ -86,8 +89,49 @@ def _chunks(items: list[tuple[int, bytes]]):
             begin, chars = end, 0
 
 
+def decode_masks(rles: Sequence[dict]) -> np.ndarray:
+    """Decode compressed RLEs of one size (one image's masks) to pycocotools' ``H x W x N`` Fortran-ordered bool
+    array, as ``mask_util.decode`` returns it, for strings known to decode (the cache's, checked when written).
+
+    Why not ``mask_util.decode``: it writes the masks a byte at a time, holding the GIL, and 100 masks of a
+    500 x 375 image are 19 MB; ``np.repeat`` of the run lengths writes each run at once, and the strings are
+    parsed for all masks together (:func:`_parse_runs`): 2.6x faster on 100 such images
+    (``benchmarks/bench_prediction_outputs.py``).
+    """
+    if not rles:
+        raise ValueError("decode_masks needs at least one mask, to know the size")
+    height, width = (int(v) for v in rles[0]["size"])
+    raws = [c.encode("ascii") if isinstance(c, str) else c for c in (r["counts"] for r in rles)]
+    parsed = _parse_runs(raws)
+    wrong = parsed.bad_char | parsed.cut_off | parsed.malformed | (parsed.totals != height * width)
+    if wrong.any() or any(tuple(r["size"]) != (height, width) for r in rles):
+        raise ValueError(f"{int(wrong.sum()) or 'some'} of {len(rles)} masks do not decode to {height} x {width}")
+    ones = (parsed.position % 2).astype(bool)  # runs alternate: zeros first, then ones, ...
+    flat = np.repeat(ones, parsed.runs)
+    return flat.reshape(len(rles), width, height).transpose(2, 1, 0)
+
+
+@dataclass(frozen=True)
+class _ParsedRuns:
+    """Compressed RLE strings parsed together: per string its flags and the sum of its runs; per run its length
+    and its position in its string."""
+
+    bad_char: np.ndarray
+    cut_off: np.ndarray
+    malformed: np.ndarray
+    totals: np.ndarray
+    runs: np.ndarray
+    position: np.ndarray
+
+
 def _parse_rle_strings(raws: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per string: bad characters, cut off mid-number, otherwise undecodable, and the sum of its runs.
+    """Per string: bad characters, cut off mid-number, otherwise undecodable, and the sum of its runs."""
+    parsed = _parse_runs(raws)
+    return parsed.bad_char, parsed.cut_off, parsed.malformed, parsed.totals
+
+
+def _parse_runs(raws: list[bytes]) -> _ParsedRuns:
+    """The run lengths of all ``raws`` at once, and per string whether it is broken.
 
     This mirrors pycocotools' ``rleFrString``: each run length is a little-endian base-32 number, 5 bits
     per character ``chr(48 + bits)``, with 0x20 meaning "more characters follow" and 0x10 on the last
@@ -136,4 +180,4 @@ def _parse_rle_strings(raws: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.nd
     runs = np.empty_like(value)
     runs[order] = running - base[np.cumsum(group_start) - 1]
     malformed = too_long | (np.minimum.reduceat(runs, tok_first) < 0)
-    return bad_char, cut_off, malformed, np.add.reduceat(runs, tok_first)
+    return _ParsedRuns(bad_char, cut_off, malformed, np.add.reduceat(runs, tok_first), runs, position)

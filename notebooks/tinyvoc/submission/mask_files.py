@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from pycocotools import mask as mask_util
 
 from ..core.atomic import atomic_path, write_bytes
 from ..core.paths import UNSAFE_IN_NAMES
-from ..core.rle import to_pycocotools
+from ..core.rle import decode_masks
 from ..dataset.record import ClassMap
 from .coco_results import mask_boxes
 
@@ -56,8 +55,9 @@ def _safe(text: str) -> str:
 class DecodedMasks:
     """One image's kept masks decoded once, for the id map, the pre-label polygons and the overlay alike.
 
-    ``masks`` is pycocotools' ``H x W x N`` Fortran-ordered array (each mask one contiguous block) as bools;
-    ``boxes`` each mask's ``[x, y, w, h]`` in whole pixels, so every use reads only the box, not the image.
+    ``masks`` is pycocotools' ``H x W x N`` Fortran-ordered array (each mask one contiguous block) as bools,
+    decoded by ``core.rle.decode_masks`` (10x pycocotools' decoder); ``boxes`` each mask's ``[x, y, w, h]`` in
+    whole pixels (pycocotools' ``toBbox``, zeros for an empty mask), so every use reads only the box, not the image.
     """
 
     masks: np.ndarray
@@ -67,9 +67,8 @@ class DecodedMasks:
     def of(cls, rows: Sequence[dict], height: int, width: int) -> DecodedMasks:
         if not rows:
             return cls(np.zeros((height, width, 0), dtype=bool), np.zeros((0, 4), dtype=np.int64))
-        rles = [to_pycocotools(r["segmentation"]) for r in rows]
-        boxes = np.asarray(mask_util.toBbox(rles)).reshape(-1, 4).astype(np.int64)
-        return cls(mask_util.decode(rles).view(bool), boxes)
+        segmentations = [r["segmentation"] for r in rows]
+        return cls(decode_masks(segmentations), mask_boxes(segmentations).astype(np.int64))
 
     def crop(self, k: int) -> tuple[int, int, np.ndarray]:
         """``(top, left, mask k inside its box)``."""
@@ -91,9 +90,10 @@ def instance_ids(rows: Sequence[dict], height: int, width: int, decoded: Decoded
     return ids
 
 
-def instances_json(rows: Sequence[dict], image: dict, class_map: ClassMap) -> dict:
-    """What ``<stem>.json`` holds: the image, and instance id -> class name, category id, score, mask's box."""
-    boxes = mask_boxes([r["segmentation"] for r in rows]).tolist()
+def instances_json(rows: Sequence[dict], image: dict, class_map: ClassMap, boxes: np.ndarray | None = None) -> dict:
+    """What ``<stem>.json`` holds: the image, and instance id -> class name, category id, score, mask's box
+    (``boxes`` when known already)."""
+    boxes = (mask_boxes([r["segmentation"] for r in rows]) if boxes is None else boxes).tolist()
     return {
         "image": image["file_name"],
         "image_id": image["id"],
@@ -112,10 +112,16 @@ def instances_json(rows: Sequence[dict], image: dict, class_map: ClassMap) -> di
 
 
 def write_mask_files(
-    rows: Sequence[dict], image: dict, stem: str, folder: Path, class_map: ClassMap, ids: np.ndarray | None = None
+    rows: Sequence[dict],
+    image: dict,
+    stem: str,
+    folder: Path,
+    class_map: ClassMap,
+    ids: np.ndarray | None = None,
+    boxes: np.ndarray | None = None,
 ) -> Path:
     """Write ``folder/<stem>.png`` (16-bit ids: ``ids`` when made already) and ``folder/<stem>.json`` for one
-    image's kept rows (best first)."""
+    image's kept rows (best first; their mask ``boxes`` when known)."""
     from PIL import Image
 
     folder = Path(folder)
@@ -123,5 +129,5 @@ def write_mask_files(
     png = folder / f"{stem}.png"
     with atomic_path(png, sync=False) as tmp:  # one of hundreds, written again by the next run: no flush each
         Image.fromarray(ids).save(tmp, format="PNG", compress_level=1)  # mode I;16: mostly zeros, fast to pack
-    write_bytes(folder / f"{stem}.json", json.dumps(instances_json(rows, image, class_map)).encode(), sync=False)
+    write_bytes(folder / f"{stem}.json", json.dumps(instances_json(rows, image, class_map, boxes)).encode(), sync=False)
     return png

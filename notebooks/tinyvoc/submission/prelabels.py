@@ -84,7 +84,7 @@ def prelabel_annotations(rows: Sequence[dict], first_id: int = 1, decoded=None) 
     """One COCO annotation per row with a mask (kept detections: image_id, category_id, segmentation RLE, score),
     numbered from ``first_id``: polygons or RLE (:func:`segmentation_of`), the mask's box and area, the score.
     ``decoded``: the rows' ``DecodedMasks``, when one image's are decoded already."""
-    boxes = mask_boxes([r["segmentation"] for r in rows]).tolist()
+    boxes = (decoded.boxes.astype(float) if decoded else mask_boxes([r["segmentation"] for r in rows])).tolist()
     areas = mask_areas([r["segmentation"] for r in rows])
     annotations = []
     for k, (row, box, area) in enumerate(zip(rows, boxes, areas)):
