@@ -27,13 +27,15 @@ from itertools import groupby
 from pathlib import Path
 
 from .core.atomic import atomic_path, write_json
+from .core.gc_pause import paused_gc
 from .core.paths import Outputs
 from .dataset.record import ClassMap
 from .inference.cache_file import Predictions
 from .inference.selection import Selection
 from .submission.coco_results import to_coco_results
+from .submission.label_studio import label_studio_task, tasks_path, write_config
 from .submission.mask_files import DecodedMasks, instance_ids, output_stems, write_mask_files
-from .submission.prelabels import categories_of, prelabel_annotations, prelabel_file
+from .submission.prelabels import categories_of, prelabel_file, traced_annotations
 from .visualize.overlays import OverlayWriter
 
 STORED = (".png", ".jpg", ".jpeg")  # already compressed: deflating them again only costs time
@@ -61,7 +63,8 @@ class Written:
         if self.results is not None:
             lines.append(f"  results (COCO results, the dataset's ids):           {self.results}")
         lines += [
-            f"  pre-labels (COCO, for CVAT, Label Studio, Roboflow): {self.prelabels}",
+            f"  pre-labels (COCO, for CVAT and Roboflow):            {self.prelabels}",
+            f"  pre-labels as Label Studio tasks (config beside):    {tasks_path(self.prelabels)}",
             f"  masks (16-bit instance ids, a json beside each):    {self.masks}",
             f"  overlays (JPEG):                                     {self.overlays}",
         ]
@@ -82,6 +85,7 @@ class OutputWriter:
         self.images: list[dict] = []
         self.stems: list[str] = []
         self.annotations = Spool(self.prelabels_path)  # on disk until the end: a thousand images' polygons
+        self.tasks = Spool(tasks_path(self.prelabels_path))  # the same for Label Studio, a task per image
         self.instances = 0
         self.started = time.perf_counter()
 
@@ -106,18 +110,26 @@ class OutputWriter:
                 if progress:
                     progress(len(self.images))
 
-    def _write_files(self, image: dict, path: Path, stem: str, rows: Sequence[dict]) -> list[dict]:
-        """The image's mask PNG and json and its overlay; its pre-label annotations (numbered in :meth:`_collect`)."""
+    def _write_files(self, image: dict, path: Path, stem: str, rows: Sequence[dict]) -> tuple[list[str], str]:
+        """The image's mask PNG and json and its overlay; its pre-label annotations, as JSON without their ``id``
+        (numbered in :meth:`_collect`), and its Label Studio task, as JSON. Encoded here, in the writer threads,
+        so the encoding of one image overlaps another's PNG and JPEG encoding, which let go of the GIL."""
         decoded = DecodedMasks.of(rows, image["height"], image["width"])  # once, for all three
         ids = instance_ids(rows, image["height"], image["width"], decoded)
         write_mask_files(rows, image, stem, self.masks_dir, self.class_map, ids, decoded.boxes.astype(float))
         self.overlays.write(path, rows, self.overlays_dir / f"{stem}.jpg", ids)
-        return prelabel_annotations(rows, 1, decoded)
+        with paused_gc():  # a hundred thousand small lists of points, no cycles (core/gc_pause.py): 4x faster
+            traced = traced_annotations(rows, 1, decoded)
+            task = json.dumps(label_studio_task(image, traced, self.class_map, self.description))
+            for annotation, _ in traced:
+                del annotation["id"]
+            return [json.dumps(annotation) for annotation, _ in traced], task
 
-    def _collect(self, image: dict, stem: str, annotations: list[dict], instances: int) -> None:
-        for annotation in annotations:
-            annotation["id"] = self.annotations.count + 1
-            self.annotations.add(annotation)
+    def _collect(self, image: dict, stem: str, labels: tuple[list[str], str], instances: int) -> None:
+        annotations, task = labels
+        for annotation in annotations:  # '{"image_id": ...' becomes '{"id": 7, "image_id": ...'
+            self.annotations.add_encoded(f'{{"id": {self.annotations.count + 1}, {annotation[1:]}')
+        self.tasks.add_encoded(task)
         self.images.append(image)
         self.stems.append(stem)
         self.instances += instances
@@ -130,8 +142,13 @@ class OutputWriter:
             out.write(before + '"annotations": [')
             self.annotations.copy_into(out)
             out.write("]" + after)
+        label_studio = [tasks_path(self.prelabels_path), write_config(self.class_map, self.prelabels_path)]
+        with atomic_path(label_studio[0]) as tmp, open(tmp, "w") as out:
+            out.write("[")
+            self.tasks.copy_into(out)
+            out.write("]")
         if archive is not None:
-            parts = [*results, self.prelabels_path]
+            parts = [*results, self.prelabels_path, *label_studio]
             parts += [self.masks_dir / f"{s}{suffix}" for s in self.stems for suffix in (".png", ".json")]
             parts += [self.overlays_dir / f"{s}.jpg" for s in self.stems]
             write_archive(archive, self.root, parts)
@@ -245,7 +262,11 @@ class Spool:
         self.count = 0
 
     def add(self, item: dict) -> None:
-        self.file.write(("," if self.count else "") + json.dumps(item))
+        self.add_encoded(json.dumps(item))
+
+    def add_encoded(self, text: str) -> None:
+        """An item already encoded as JSON."""
+        self.file.write(("," if self.count else "") + text)
         self.count += 1
 
     def copy_into(self, out) -> None:

@@ -35,6 +35,27 @@ def test_pause_nests_restores_and_respects_a_collector_already_off():
         gc.enable()
 
 
+def test_pauses_overlapping_in_two_threads_keep_it_off_until_the_last_ends():
+    """The prediction outputs' writer threads: one ending its image must not turn the collector on under the other."""
+    import threading
+
+    entered, first_done, states = threading.Event(), threading.Event(), []
+
+    def second():
+        with paused_gc():
+            entered.set()
+            first_done.wait(5)
+            states.append(gc.isenabled())  # the first pause has ended: still off, this one runs
+
+    worker = threading.Thread(target=second)
+    with paused_gc():
+        worker.start()
+        entered.wait(5)
+    first_done.set()
+    worker.join(5)
+    assert states == [False] and gc.isenabled()
+
+
 def test_cache_read_and_export_run_without_a_collection(tmp_path, monkeypatch):
     """Thousands of rows, the load at which CPython would otherwise collect many times."""
     images = [{"id": k, "file_name": f"{k}.jpg", "height": 40, "width": 50} for k in range(30)]

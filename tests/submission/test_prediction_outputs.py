@@ -28,7 +28,7 @@ from tinyvoc.inference.trained_run import read_split
 from tinyvoc.submission.check import SUBMISSION_KEYS, validate_submission
 from tinyvoc.submission.export import export_submission
 from tinyvoc.submission.mask_files import output_stems
-from tinyvoc.submission.prelabels import segmentation_of
+from tinyvoc.submission.polygons import segmentation_of
 
 from ..conftest import OWN_CATEGORIES, write_own_export
 
@@ -301,3 +301,59 @@ def _boxes_and_labels(height, width, rows):
         near[y : y + h + 1, [min(x, width - 1), min(x + w, width - 1)]] = True
         near[[min(y + h, height - 1)], x : x + w + 1] = True
     return near
+
+
+def test_label_studio_tasks_hold_every_part_and_fill_a_hole(labelled, tmp_path):
+    """Label Studio's own converter keeps only a first polygon and stops at an RLE mask: the tasks written instead
+    hold each part as a region, and a mask with a hole as its outline."""
+    from tinyvoc.submission.label_studio import config_path, tasks_path
+
+    folder, split, predictions = labelled
+    written = write_prediction_outputs(predictions, CLASSES, Selection.of(0.3), tmp_path, archive=tmp_path / "p.zip",
+                                       progress=None)  # fmt: skip
+    tasks = json.loads(tasks_path(written.prelabels).read_text())
+    coco = json.loads(written.prelabels.read_text())
+    assert [t["data"]["image"] for t in tasks] == ["/data/local-files/?d=" + im["file_name"] for im in coco["images"]]
+    config = config_path(written.prelabels).read_text()
+    assert all(f'<Label value="{name}"/>' in config for name in CLASSES.names)
+
+    def drawn(regions, height, width):
+        polygons = [[v * (width if k % 2 == 0 else height) / 100 for point in r["value"]["points"]
+                     for k, v in enumerate(point)] for r in regions]  # fmt: skip
+        return mask_util.decode(mask_util.merge(mask_util.frPyObjects(polygons, height, width)))
+
+    for task, image in zip(tasks, coco["images"]):
+        regions = task["predictions"][0]["result"]
+        annotations = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
+        for number, annotation in enumerate(annotations, start=1):
+            own = [r for r in regions if r["id"].split("-")[0] == str(number)]
+            assert {r["score"] for r in own} == {annotation["score"]}
+            assert {r["value"]["polygonlabels"][0] for r in own} == {CLASSES.name_of(annotation["category_id"])}
+            height, width = image["height"], image["width"]
+            if isinstance(annotation["segmentation"], dict):  # the ring: its outline, the hole filled
+                filled = ring(height, width)
+                filled[50:60, 15:25] = 1
+                assert len(own) == 1 and np.array_equal(drawn(own, height, width), filled)
+            else:
+                assert len(own) == len(annotation["segmentation"])  # every part
+                expected = mask_util.frPyObjects(annotation["segmentation"], height, width)
+                assert np.array_equal(drawn(own, height, width), mask_util.decode(mask_util.merge(expected)))
+    assert sum(len(t["predictions"][0]["result"]) for t in tasks) == len(coco["annotations"]) + 1  # two parts: +1
+    names = set(zipfile.ZipFile(tmp_path / "p.zip").namelist())
+    assert {"prelabels/test.label-studio.json", "prelabels/label-studio.xml"} <= names
+
+
+def test_the_views_export_button_writes_both_pre_label_files_at_its_threshold(labelled, tmp_path):
+    from tinyvoc.submission.export import exporter
+    from tinyvoc.submission.label_studio import tasks_path
+
+    folder, split, predictions = labelled
+    for threshold in (0.3, 0.85):
+        (tmp_path / str(threshold)).mkdir()
+        output = project_of(tmp_path / str(threshold), "own")
+        exporter(predictions, output / "submission.json")(Selection.of(threshold))
+        prelabels = output / "prelabels" / "test.json"
+        kept = json.loads(prelabels.read_text())["annotations"]
+        assert len(kept) == len(Selection.of(threshold).apply(predictions.detections)) and kept
+        tasks = json.loads(tasks_path(prelabels).read_text())
+        assert {r["score"] for t in tasks for r in t["predictions"][0]["result"]} == {a["score"] for a in kept}

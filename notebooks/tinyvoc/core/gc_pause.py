@@ -9,26 +9,38 @@ counting frees them anyway. Measured on ``benchmarks/bench_rethreshold.py`` part
 instances), these passes were about half of the export's time; the benchmark prints the export with
 and without the pause side by side.
 
-The pause is short (well under a second) and nests; the collector is back on when the outermost
-pause ends, even on an error, and is left off if the caller had turned it off.
+The pause is short (well under a second; the prediction outputs pause per image) and nests, across threads too
+(the outputs' writer threads pause while another is paused): the collector is back on when the last pause ends,
+even on an error, and is left off if the caller had turned it off.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 from contextlib import contextmanager
 
 PAUSE = True  # benchmarks set this False to time the same code with the collector running
+_lock = threading.Lock()
+_depth = 0  # pauses running now, in any thread
 
 
 @contextmanager
 def paused_gc():
     """Run the block with the cyclic collector off (see the module docstring); reference counting still frees."""
-    if not PAUSE or not gc.isenabled():
-        yield
-        return
-    gc.disable()
+    global _depth
+    with _lock:
+        if not PAUSE or (_depth == 0 and not gc.isenabled()):
+            owned = False
+        else:
+            owned = True
+            _depth += 1
+            gc.disable()
     try:
         yield
     finally:
-        gc.enable()
+        if owned:
+            with _lock:
+                _depth -= 1
+                if _depth == 0:
+                    gc.enable()

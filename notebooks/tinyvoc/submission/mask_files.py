@@ -81,13 +81,13 @@ def instance_ids(rows: Sequence[dict], height: int, width: int, decoded: Decoded
     covering it, 0 where none does."""
     if len(rows) > MAX_INSTANCES:
         raise ValueError(f"{len(rows)} instances do not fit 16-bit ids")
-    ids = np.zeros((height, width), dtype=np.uint16)
+    ids = np.zeros((height, width), dtype=np.uint16, order="F")  # column by column, as the masks are laid out
     decoded = decoded or DecodedMasks.of(rows, height, width)
     for k in range(len(rows) - 1, -1, -1):  # the worst first, so the best is painted last, on top
         top, left, crop = decoded.crop(k)
         if crop.size:
             np.copyto(ids[top : top + crop.shape[0], left : left + crop.shape[1]], np.uint16(k + 1), where=crop)
-    return ids
+    return np.ascontiguousarray(ids)
 
 
 def instances_json(rows: Sequence[dict], image: dict, class_map: ClassMap, boxes: np.ndarray | None = None) -> dict:

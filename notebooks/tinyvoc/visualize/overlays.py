@@ -58,19 +58,15 @@ class OverlayWriter:
         np.copyto(pixels, mean, where=(ids > 0)[:, :, None])
         out = Image.fromarray(pixels)
         pen = ImageDraw.Draw(out)
-        names = {}  # per class: its colour and its name's label, looked up once an image
+        colour_of = {}  # per class, looked up once an image
         for k in range(len(rows) - 1, -1, -1):  # the last first, so the best one's box and label are on top
             row = rows[k]
-            if row["category_id"] not in names:
-                colour = tuple(int(c) for c in colours[k + 1])
-                names[row["category_id"]] = (
-                    colour,
-                    self.renderer.label(self.renderer.class_map.name_of(row["category_id"]), colour),
-                )
-            colour, name = names[row["category_id"]]
+            if row["category_id"] not in colour_of:
+                colour_of[row["category_id"]] = tuple(int(c) for c in colours[k + 1])
+            colour = colour_of[row["category_id"]]
             x, y, w, h = row["bbox"]
             x, y, w, h = x * scale, y * scale, w * scale, h * scale
             pen.rectangle([x, y, x + w, y + h], outline=colour)
-            out.paste(name, (int(x), int(y)))
-            out.paste(self.renderer.label(f"{row['score']:.0%}", colour), (int(x) + name.width, int(y)))
+            name = self.renderer.class_map.name_of(row["category_id"])
+            out.paste(self.renderer.label((name, f"{row['score']:.0%}"), colour), (int(x), int(y)))
         return out
