@@ -24,10 +24,12 @@ Printed, each measured in this run:
    (each mask's box resampled to 28 x 28, sharpened as a trained head's confident output, with a smooth
    random texture), as the cache keeps them (8-bit; all of a cache's in one xz stream, base64, on a line
    of their own). Printed: A's cache without them, with them (goal: at most +25%), and with them as
-   caches kept them before (each detection's zlib-compressed on its own, base64, in its row); then the
-   time to fuse the two 10,000-detection runs by mask voting beside the binary vote (goal: under 3 s),
-   with the load average at the time. ``--soft-only`` builds A's and B's test detections alone and runs
-   this part.
+   caches kept them before (each detection's zlib-compressed on its own, base64, in its row); the time
+   to write and read that cache without and with them; then the time to fuse the two 10,000-detection
+   runs by mask voting beside the binary vote (goal: under 3 s), with the load average at the time.
+   ``--soft-only`` builds A's and B's test detections alone and runs this part. These maps are nearly
+   binary (98% of their levels within 2 of 0 or 255) and compress to about 94 bytes a detection; the
+   maps of a model trained 40 iterations, on the sample, take about 420 (docs/measurements.md).
 
     .venv/bin/python benchmarks/bench_fusion.py [--images N] [--soft-only]
 """
@@ -50,7 +52,7 @@ import numpy as np
 from _common import detection, random_box, real_files, smoke_model_outputs, strong_model_detections, validation_split
 
 from tinyvoc.inference import evaluate, fusion
-from tinyvoc.inference.cache_file import Predictions, mask_probs_levels, write_cache
+from tinyvoc.inference.cache_file import Predictions, mask_probs_levels, read_cache, write_cache
 from tinyvoc.inference.selection import Selection
 from tinyvoc.inference.trained_run import read_split
 
@@ -171,12 +173,19 @@ def one_by_one(probs: str) -> str:
 def soft_masks(tests: list[Predictions], root: Path) -> None:
     """Part 5 (module docstring): the cache's growth and mask voting's time on two 10,000-detection runs."""
     soft = [with_probs(p, seed) for seed, p in enumerate(tests[:2])]
-    sizes = []
+    sizes, writes, reads = [], [], []
     for name, predictions in (("binary", tests[0]), ("soft", soft[0])):
         path = root / f"{name}.jsonl"
-        with redirect_stdout(io.StringIO()):
-            write_cache(path, replace(predictions, key=name))
+        started = time.perf_counter()
+        write_cache(path, replace(predictions, key=name))
+        writes.append(time.perf_counter() - started)
         sizes.append(path.stat().st_size)
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            read_cache(path)
+            times.append(time.perf_counter() - started)
+        reads.append(statistics.median(times))
     # the same cache as written before: the binary cache's header (only its checksum differs), then rows with probs
     before = [{**d, "mask_probs": one_by_one(d["mask_probs"])} for d in soft[0].detections]
     sizes.append(sizes[0] + len(json.dumps(before)) - len(json.dumps(tests[0].detections)))
@@ -196,6 +205,8 @@ def soft_masks(tests: list[Predictions], root: Path) -> None:
           f"with them {sizes[1] / 2**20:.2f} MiB ({grow[1]:+.1%}; goal at most +25%)")  # fmt: skip
     print(f"   with them as caches kept them before (each detection's own zlib, base64, in its row): "
           f"{sizes[2] / 2**20:.2f} MiB ({grow[2]:+.1%})")  # fmt: skip
+    print(f"   writing that cache {writes[0]:.2f} s without them, {writes[1]:.2f} s with; reading it (median of 3) "
+          f"{reads[0]:.2f} s without, {reads[1]:.2f} s with")  # fmt: skip
     print(f"   fusing {n} + {len(tests[1].detections)} test detections (median of 3): binary vote "
           f"{timings['binary vote']:.2f} s (load average {loads['binary vote']:.1f}), mask voting "
           f"{timings['mask voting']:.2f} s (load average {loads['mask voting']:.1f}; goal under 3 s)")  # fmt: skip

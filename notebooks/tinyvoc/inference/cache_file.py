@@ -106,8 +106,8 @@ def encode_mask_probs(probs) -> str:
     levels in a zlib container, stored (not compressed: the cache file compresses a split's together), base64.
 
     A zlib container so that :func:`decode_mask_probs` reads these and the per-detection strings of older caches
-    (compressed, the same container) alike; stored, because compressing 784 bytes costs 50 us, and a read of a
-    10,000-detection cache makes them all again."""
+    (compressed, the same container) alike; stored, because compressing 784 bytes costs some 30 us against 2 for
+    storing them, and a read of a 10,000-detection cache makes them all again."""
     return _row_text(_levels(probs))
 
 
