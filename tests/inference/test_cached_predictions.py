@@ -153,3 +153,36 @@ def test_the_cache_keeps_the_mask_heads_probabilities_and_pasting_them_gives_the
     # 8 bits round a probability near 0.5 either way: a tiny mask may lose its one pixel, never much more
     assert np.mean(ious) > 0.98 and differ <= 0.02 * pixels, (np.mean(ious), differ, pixels)
     assert mask_util.area(to_pycocotools(predictions.detections[0]["segmentation"])) > 0
+
+
+def test_the_mask_probabilities_have_their_own_line_read_back_bit_exact_and_checked(tmp_path):
+    """All detections' probabilities go to one compressed line after the detections, read back to the same 8-bit
+    levels (the same strings in the rows); a changed or missing line is never served; rows of which only some have
+    probabilities keep them in the detections line, as caches before the line kept them all."""
+    import json
+
+    from tinyvoc.inference.cache_file import encode_mask_probs, mask_probs_levels
+
+    rng = np.random.default_rng(3)
+    rows = [row | {"mask_probs": encode_mask_probs(rng.random((28, 28)))} for row in _rows(4)]
+    path = tmp_path / "test-abc.jsonl"
+    written = cache_file.write_cache(path, Predictions("test", rows, 0.01, key="abc"))
+    lines = path.read_bytes().split(b"\n")
+    header = json.loads(lines[0])
+    assert len(lines) == 3 and b"mask_probs" not in lines[1] and header["mask_probs"]["shape"] == [4, 28, 28]
+    read = cache_file.read_cache(path)
+    assert read == written and read.detections == rows
+    for mine, theirs in zip(read.detections, rows):
+        assert np.array_equal(mask_probs_levels(mine["mask_probs"]), mask_probs_levels(theirs["mask_probs"]))
+
+    probs = lines[2]
+    for damaged in (lines[:2], [*lines[:2], probs[:-8] + b"AAAAAAAA"]):
+        path.write_bytes(b"\n".join(damaged))
+        assert cache_file.read_cache(path) is None
+    del header["mask_probs"]
+    path.write_bytes(b"\n".join([json.dumps(header).encode(), lines[1], probs]))  # a line the header does not know
+    assert cache_file.read_cache(path) is None
+
+    some = rows[:2] + _rows(4)[2:]
+    cache_file.write_cache(path, Predictions("test", some, 0.01, key="abc"))
+    assert len(path.read_bytes().split(b"\n")) == 2 and cache_file.read_cache(path).detections == some

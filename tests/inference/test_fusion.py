@@ -374,3 +374,113 @@ def test_mask_probabilities_round_trip_at_8_bits():
 
     probs = np.random.default_rng(0).random((28, 28)).astype(np.float32)
     assert np.abs(decode_mask_probs(encode_mask_probs(probs)) - probs).max() <= 0.5 / 255 + 1e-7
+
+
+def _smooth_probs(seed, side=28):
+    """A mask head's kind of output: a smooth random map in 0..1 (no value near 0.5 by chance on a grid)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((5, 5))
+    at = np.linspace(0, 4, side)
+    low = np.minimum(at.astype(int), 3)
+    frac = at - low
+    rows = coarse[low] * (1 - frac)[:, None] + coarse[low + 1] * frac[:, None]
+    return (rows[:, low] * (1 - frac) + rows[:, low + 1] * frac).astype(np.float32)
+
+
+def test_pasting_matches_detectron2s_paste_masks_in_image():
+    """Fusion pastes each member's 28 x 28 map as detectron2 pastes it (on the CPU: over the box and a pixel beyond,
+    bilinear, pixel centres, 0 outside the map): fractional, tiny, wide, border-touching and partly outside boxes
+    give detectron2's values, and cut at 0.5 its masks."""
+    import torch
+    from detectron2.layers.mask_ops import _do_paste_mask, paste_masks_in_image
+
+    from tinyvoc.inference.cache_file import decode_mask_probs, encode_mask_probs
+
+    height, width = 37, 53
+    boxes = [(3.25, 4.5, 20.7, 11.3), (0.0, 0.0, 53.0, 37.0), (40.6, 30.1, 0.4, 0.7), (-3.0, 20.2, 12.5, 25.0),
+             (10.01, 0.0, 2.98, 36.99), (1.5, 2.5, 49.0, 1.2)]  # fmt: skip
+    for k, box in enumerate(boxes):
+        probs = decode_mask_probs(encode_mask_probs(_smooth_probs(k)))  # as the cache gives them back: 8-bit
+        top, left, ours = fusion._paste(probs, box, height, width)
+        x, y, w, h = box
+        corners = torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32)
+        theirs, (rows, columns) = _do_paste_mask(torch.from_numpy(probs)[None, None], corners, height, width)
+        theirs = theirs[0].numpy()
+        assert (top, left, top + ours.shape[0], left + ours.shape[1]) == (rows.start, columns.start, rows.stop,
+                                                                          columns.stop), box  # fmt: skip
+        assert np.abs(ours - theirs).max() < 1e-4, box
+        mask = paste_masks_in_image(torch.from_numpy(probs)[None], corners, (height, width), threshold=0.5)[0].numpy()
+        pasted, near = np.zeros((height, width), bool), np.zeros((height, width), bool)
+        pasted[top : top + ours.shape[0], left : left + ours.shape[1]] = ours >= 0.5
+        near[top : top + ours.shape[0], left : left + ours.shape[1]] = np.abs(ours - 0.5) < 1e-4  # float32's say
+        assert ((pasted == mask) | near).all() and near.sum() <= 1, box
+        assert mask.any() or k == 2
+
+    # several members at once, summed over the union of their regions: each is still 0 outside its own region (a
+    # tall, wide box's map would reach beyond it bilinearly, but detectron2 pastes only the box and a pixel beyond)
+    height, width = 160, 200
+    boxes, weights = [(20.3, 30.05, 100.2, 90.9), (10.0, 5.5, 150.0, 140.0)], [0.7, 0.3]
+    levels = [np.rint(_smooth_probs(k) * 255).astype(np.uint8) for k in (10, 11)]
+    total, left, top = fusion._pasted_sum(levels, boxes, [w / 255 for w in weights], height, width, fusion._Scratch())
+    ours = np.zeros((height, width), np.float32)
+    ours[top : top + total.shape[1], left : left + total.shape[0]] = total.T
+    theirs = np.zeros((height, width), np.float32)
+    for (x, y, w, h), weight, level in zip(boxes, weights, levels):
+        corners = torch.tensor([[x, y, x + w, y + h]], dtype=torch.float32)
+        pasted, (rows, columns) = _do_paste_mask(torch.from_numpy(level / 255.0).float()[None, None], corners, height,
+                                                 width)  # fmt: skip
+        theirs[rows, columns] += weight * pasted[0].numpy()
+    assert np.abs(ours - theirs).max() < 1e-4
+
+
+def test_mask_voting_of_one_map_twice_is_that_map_pasted_and_coded_as_pycocotools_codes_it():
+    """Two members with the same probabilities over the same box (their stored masks differ, so they are voted): the
+    fused mask is the map pasted and cut at 0.5, whatever the scores. The box spans the image's height and ends at
+    its last pixel, and the top and bottom rows are on: the runs that wrap from one column to the next and the one
+    ending with the image are coded exactly as pycocotools' encoder codes the mask."""
+    from tinyvoc.inference.cache_file import decode_mask_probs, encode_mask_probs
+
+    probs = _smooth_probs(7)
+    probs[[0, -1], :] = 0.9
+    box = [30.2, 0.0, 19.8, float(SHAPE[0])]
+    a = _soft(3, 0.9, (30, 0, 20, SHAPE[0]), 1.0) | {"bbox": box, "mask_probs": encode_mask_probs(probs)}
+    b = _soft(3, 0.4, (31, 1, 19, SHAPE[0] - 1), 1.0) | {"bbox": box, "mask_probs": encode_mask_probs(probs)}
+    (fused,) = fusion.fuse([Predictions("val", [a], 0.0, [3, 8, 11], key="a"),
+                            Predictions("val", [b], 0.0, [3, 8, 11], key="b")]).detections  # fmt: skip
+    top, left, patch = fusion._paste(decode_mask_probs(a["mask_probs"]), box, *SHAPE)
+    expected = np.zeros(SHAPE, np.uint8)
+    expected[top : top + patch.shape[0], left : left + patch.shape[1]] = patch >= 0.5
+    assert expected[0].any() and expected[-1].any() and expected[-1, -1]
+    assert (decode_mask(fused["segmentation"]) == expected).all()
+    assert fused["segmentation"]["counts"] == encode_mask(expected)["counts"]
+    ys, xs = np.nonzero(expected)
+    assert fused["bbox"] == [float(xs.min()), 0.0, float(xs.max() - xs.min() + 1), float(SHAPE[0])]
+    assert fused["score"] == pytest.approx(0.65)
+
+
+def test_a_cache_written_before_the_probabilities_line_fuses_by_mask_voting_as_a_new_one(tmp_path, capsys):
+    """A cache that kept each detection's probabilities in its row (zlib, base64) reads as it is, and fuses by mask
+    voting to exactly what the same predictions in today's cache fuse to."""
+    import base64
+    import hashlib
+    import zlib
+
+    from tinyvoc.inference.cache_file import mask_probs_levels, write_cache
+
+    a = Predictions("val", [_soft(3, 0.6, (0, 0, 20, 20), 0.55)], 0.0, [3, 8, 11], key="a")
+    b = Predictions("val", [_soft(3, 0.5, (4, 0, 20, 20), 1.0)], 0.0, [3, 8, 11], key="b")
+    today = [write_cache(tmp_path / f"val-{m.key}.jsonl", m) for m in (a, b)]
+    before = []
+    for m in (a, b):
+        rows = [d | {"mask_probs": base64.b64encode(zlib.compress(mask_probs_levels(d["mask_probs"]).tobytes(), 9))
+                     .decode("ascii")} for d in m.detections]  # fmt: skip
+        body = json.dumps(rows).encode()
+        header = {"format": 2, **m.header(), "num_detections": len(rows)}
+        header["detections_sha256"] = hashlib.sha256(body).hexdigest()
+        path = tmp_path / f"old-{m.key}.jsonl"
+        path.write_bytes(json.dumps(header).encode() + b"\n" + body)
+        before.append(read_cache(path))
+    assert all(p is not None and "mask_probs" in p.detections[0] for p in before)
+    capsys.readouterr()
+    assert fusion.fuse(before).detections == fusion.fuse(today).detections
+    assert "keep no mask probabilities" not in capsys.readouterr().out

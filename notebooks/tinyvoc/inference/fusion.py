@@ -20,9 +20,10 @@ The rule, image by image and class by class (masks of different images or classe
   its weight times its score.
 - **Mask.** Mask voting (MNC, FCIS; Kaggle's instance-segmentation ensembles): where every member's cache
   keeps its mask head's probabilities (28 x 28, ``mask_probs``), each member's map is pasted into the
-  image over its box as detectron2 pastes it (bilinear, pixel centres), the maps are averaged weighted by
-  score (times the run's weight; members that did not find the object do not vote), and the average is
-  cut at 0.5, detectron2's own mask threshold; the box is the fused mask's. A member alone keeps its own
+  image over its box as detectron2 pastes it (bilinear, pixel centres, over the box and a pixel beyond),
+  the maps are averaged weighted by score (times the run's weight; members that did not find the object
+  do not vote), and the average is cut at 0.5, detectron2's own mask threshold (an average of exactly 0.5
+  is on, as in detectron2); the box is the fused mask's. A member alone keeps its own
   mask and box. A cache written before it kept probabilities falls back to the binary vote, and the
   fusion says so: a pixel is on where the scores of the members whose masks cover it add up to at least
   half of the group's total score (ties on); with two members the better-scored mask wins outright and
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -54,11 +56,16 @@ from pycocotools import mask as mask_util
 from ..core.errors import TinyVocError
 from ..core.rle import to_pycocotools
 from ..core.settings import default
-from .cache_file import Predictions, decode_mask_probs, reuse_cache, write_cache
+from .cache_file import Predictions, mask_probs_levels, reuse_cache, write_cache
 
-FUSION_FORMAT = 2  # part of the key: a change of the rule above never reads an older fused cache (2: soft masks)
+# part of the key: a change of the rule above never reads an older fused cache (2: soft masks; 3: their average's
+# ties on, whatever float32's rounding)
+FUSION_FORMAT = 3
 DEFAULT_IOU = default("FUSION_IOU")  # 0.5; mask IoU runs lower than box IoU for the same pair: 04 sweeps it
 _TIE = 1e-9  # relative tolerance on "at least half": float sums of the same scores in another order
+# the same for mask voting's average, summed in float32 (7 digits): two members of equal score at levels 1 and 254 of
+# 255 average exactly 0.5, which is on (detectron2 cuts at >= 0.5), whatever the rounding of their sum
+_SOFT_TIE = 1e-6
 _MERGE_MEMBERS = 6  # groups up to this many members vote on run-length codes, larger ones on decoded masks
 
 
@@ -223,14 +230,14 @@ def fuse_detections(
     for m, rows in enumerate(members):
         for r, row in enumerate(rows):
             groups[(row["image_id"], row["category_id"])].append((m, r))
-    fused = []
+    fused, scratch = [], _Scratch()
     for (image_id, category_id), found in groups.items():
         rows = [members[m][r] for m, r in found]
         scores = np.array([row["score"] for row in rows], dtype=float)
         order = np.lexsort((np.array([r for _, r in found]), np.array([m for m, _ in found]), -scores))
         for group in _group(rows, [found[i][0] for i in order], order, iou_threshold):
             made = _fused_row(image_id, category_id, [rows[i] for i in group], [weights[found[i][0]] for i in group],
-                              sum(weights))  # fmt: skip
+                              sum(weights), scratch)  # fmt: skip
             fused.append(((image_id, -made["score"], *found[group[0]]), made))
     fused.sort(key=lambda pair: pair[0])
     return [row for _, row in fused]
@@ -296,7 +303,12 @@ def _cross_member_ious(rles: list[dict], member_of: np.ndarray) -> np.ndarray:
 
 
 def _fused_row(
-    image_id: int, category_id: int, rows: list[dict], member_weights: list[float], total_weight: float
+    image_id: int,
+    category_id: int,
+    rows: list[dict],
+    member_weights: list[float],
+    total_weight: float,
+    scratch: _Scratch | None = None,
 ) -> dict:
     """One fused detection from a group's rows (at most one per member, best score first), ``member_weights`` the
     weights of their members, ``total_weight`` that of all members (a member that did not find it counts 0)."""
@@ -307,7 +319,7 @@ def _fused_row(
     segmentations = [row["segmentation"] for row in rows]
     alike = all(s["counts"] == segmentations[0]["counts"] for s in segmentations)
     if not alike and all("mask_probs" in row and row.get("bbox") for row in rows):
-        segmentation, box = _soft_vote(rows, weights)
+        segmentation, box = _soft_vote(rows, weights, scratch)
         return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": box,
                 "segmentation": segmentation}  # fmt: skip
     segmentation = _voted_mask(segmentations, weights)
@@ -322,20 +334,25 @@ def _fused_row(
     return {"image_id": image_id, "category_id": category_id, "score": score, "bbox": box, "segmentation": segmentation}
 
 
-def _soft_vote(rows: list[dict], weights: list[float]) -> tuple[dict, list[float]]:
+def _soft_vote(rows: list[dict], weights: list[float], scratch: _Scratch | None = None) -> tuple[dict, list[float]]:
     """Mask voting: the members' mask probabilities pasted over their boxes, averaged by ``weights``, cut at 0.5;
-    the box is the fused mask's (the weighted mean box when nothing reaches 0.5)."""
+    the box is the fused mask's (the weighted mean box when nothing reaches 0.5).
+
+    Only the union of the members' boxes (each as detectron2 pastes it, a pixel beyond) is touched, never the whole
+    image; it is laid out column by column (x-major), the order run-length codes run in, so the cut mask becomes
+    its code directly (:func:`_run_lengths`), with no full-image array to encode.
+    """
+    scratch = scratch or _Scratch()
     height, width = rows[0]["segmentation"]["size"]
-    pasted = [_paste(decode_mask_probs(row["mask_probs"]), row["bbox"], height, width) for row in rows]
-    top, left = min(p[0] for p in pasted), min(p[1] for p in pasted)
-    bottom, right = max(p[0] + p[2].shape[0] for p in pasted), max(p[1] + p[2].shape[1] for p in pasted)
-    total = np.zeros((bottom - top, right - left), dtype=np.float32)
-    for (y, x, patch), weight in zip(pasted, weights):
-        total[y - top : y - top + patch.shape[0], x - left : x - left + patch.shape[1]] += weight * patch
-    full = np.zeros((height, width), dtype=np.uint8, order="F")
-    full[top:bottom, left:right] = total >= 0.5 * sum(weights) * (1 - _TIE)
-    encoded = mask_util.encode(full)
-    if full.any():
+    total, left, top = _pasted_sum([mask_probs_levels(row["mask_probs"]) for row in rows],
+                                   [row["bbox"] for row in rows], [w / 255.0 for w in weights], height, width,
+                                   scratch)  # fmt: skip
+    on = scratch.array("on", (total.shape[0], total.shape[1] + 2), bool)  # a row off above and below every column
+    on[:, 0] = on[:, -1] = False
+    np.greater_equal(total, 0.5 * sum(weights) * (1 - _SOFT_TIE), out=on[:, 1:-1])
+    counts = _run_lengths(on, left, top - 1, height, width)
+    encoded = mask_util.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    if len(counts) > 1:  # something is on
         box = mask_util.toBbox(encoded)
     else:
         box = np.asarray(weights) @ np.asarray([row["bbox"] for row in rows], dtype=float) / sum(weights)
@@ -343,30 +360,128 @@ def _soft_vote(rows: list[dict], weights: list[float]) -> tuple[dict, list[float
     return segmentation, [round(float(v), 2) for v in box]
 
 
+class _Scratch:
+    """Work arrays kept from one group's soft vote to the next. A group's large temporaries (a few hundred kB each)
+    taken fresh every time cost as much as the arithmetic on them: the operating system hands out and zeroes new
+    pages each time. Kept, they stay in the cache."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def array(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An uninitialised ``shape`` array of ``dtype``, the same memory each time ``name`` is asked for."""
+        size = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < size or buffer.dtype != dtype:
+            buffer = self._buffers[name] = np.empty(max(size, 2 * (0 if buffer is None else buffer.size)), dtype)
+        return buffer[:size].reshape(shape)
+
+
+def _run_lengths(columns: np.ndarray, left: int, top: int, height: int, width: int) -> list[int]:
+    """The uncompressed RLE counts of a ``height`` x ``width`` mask that is off except for ``columns`` (one row per
+    image column from ``left``, one entry per image row from ``top``), each column starting and ending off.
+
+    Those ends make the columns one flat sequence whose changes are exactly the mask's: a change at flat position
+    ``k`` is image pixel (row ``top + k % rows``, column ``left + k // rows``), column-major as COCO counts run.
+    Where the columns span the image's height, a run ending at a column's foot and one starting at the next one's
+    head are one run: their changes fall on the same pixel and are dropped; and a run that ends with the image is
+    the last, as ``pycocotools.mask.encode`` codes them.
+    """
+    flat = columns.ravel()
+    at = np.flatnonzero(flat[1:] != flat[:-1])  # flat position k - 1 of each change, then its image position
+    at += 1 + left * height + top + (at + 1) // columns.shape[1] * (height - columns.shape[1])
+    same = np.flatnonzero(at[1:] == at[:-1])
+    if len(same):
+        at = np.delete(at, np.concatenate((same, same + 1)))
+    if len(at) and at[-1] == height * width:  # a run ending with the image: no empty run after it
+        at = at[:-1]
+    return np.diff(np.concatenate(([0], at, [height * width]))).tolist()
+
+
 def _paste(probs: np.ndarray, bbox, height: int, width: int) -> tuple[int, int, np.ndarray]:
-    """``probs`` (M x M) pasted over ``bbox`` (x, y, w, h) as detectron2's ``paste_masks_in_image`` does it
-    (``grid_sample``, bilinear, pixel centres, 0 outside the map): ``(top, left, patch)`` within the image.
-
-    Interpolated by gathering neighbours, not by matrix products: small BLAS calls slow down a hundredfold
-    when the machine is busy (their threads wait for cores), and a fusion makes thousands of them."""
-    x0, y0, w, h = (float(v) for v in bbox)
-    x1, y1 = x0 + max(w, 1e-6), y0 + max(h, 1e-6)
-    left, top = max(int(np.floor(x0)) - 1, 0), max(int(np.floor(y0)) - 1, 0)
-    right, bottom = min(int(np.ceil(x1)) + 1, width), min(int(np.ceil(y1)) + 1, height)
-    side = probs.shape[0]
-    padded = np.pad(np.asarray(probs, dtype=np.float32), 1)  # row and column 0 and side + 1: grid_sample's zeros
-    below, above, down = _neighbours(((np.arange(top, bottom) + 0.5) - y0) / (y1 - y0) * side - 0.5, side)
-    before, after, across = _neighbours(((np.arange(left, right) + 0.5) - x0) / (x1 - x0) * side - 0.5, side)
-    rows = padded[below] * (1 - down)[:, None] + padded[above] * down[:, None]
-    return top, left, rows[:, before] * (1 - across) + rows[:, after] * across
+    """``probs`` (M x M, 0..1) pasted over ``bbox`` (x, y, w, h) as :func:`_pasted_sum` pastes one member, row-major:
+    ``(top, left, patch)`` within the image."""
+    total, left, top = _pasted_sum([np.asarray(probs, dtype=np.float32)], [bbox], [1.0], height, width, _Scratch())
+    return top, left, total.T.copy()
 
 
-def _neighbours(at: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For positions ``at`` along a row of ``side`` values: the two neighbours' indices in the zero-padded row
-    (beyond its ends: the padding) and the weight of the second."""
+def _pasted_sum(maps: list[np.ndarray], boxes: list, scales: list[float], height: int, width: int, scratch: _Scratch):
+    """The sum of ``maps`` (each M x M) times ``scales``, each pasted over its box (x, y, w, h) as detectron2's
+    ``paste_masks_in_image`` pastes on the CPU (``grid_sample``: bilinear, pixel centres, 0 outside the map; only
+    the box's pixels and one beyond, 0 elsewhere): ``(total, left, top)``, ``total`` covering the union of those
+    regions column by column (image column x, row y at ``total[x - left, y - top]``; ``scratch``'s memory, valid
+    until its next use).
+
+    Separable: each map is first interpolated down the union's rows (a few dozen values a row), then whole rows of
+    those values are gathered for the member's columns and blended, into the union's block of those columns, which
+    is contiguous. No loop over pixels, and no matrix products, which slow down a hundredfold when the machine is
+    busy (BLAS threads wait for cores)."""
+    regions = [_region(box, height, width) for box in boxes]
+    left, top = min(r[0] for r in regions), min(r[1] for r in regions)
+    right, bottom = max(r[2] for r in regions), max(r[3] for r in regions)
+    if right <= left or bottom <= top:
+        return np.zeros((0, 0), dtype=np.float32), left, top
+    total = scratch.array("total", (right - left, bottom - top), np.float32)
+    total[:] = 0
+    for levels, box, scale, (x0, y0, x1, y1) in zip(maps, boxes, scales, regions):
+        if x1 <= x0 or y1 <= y0:
+            continue
+        side = levels.shape[0]
+        padded = np.zeros((side + 4, side + 4), dtype=np.float32)  # two zeros on each side: grid_sample's padding
+        np.multiply(levels, np.float32(scale), out=padded[2:-2, 2:-2])
+        x, y, w, h = (float(v) for v in box)
+        # down the union's rows, rows outside the member's region reading padding: a map column per row, then
+        low, up = _neighbours(top, bottom, y, y + max(h, 1e-6), side, y0, y1)
+        columns = padded[low]  # union rows x cells
+        step = _steps(padded)[low]
+        step *= up[:, None]
+        columns += step
+        columns = np.ascontiguousarray(columns.T)  # cells x union rows
+        steps = _steps(columns)
+        # across the member's own columns: whole rows of those values gathered and blended, added to its block
+        low, up = _neighbours(x0, x1, x, x + max(w, 1e-6), side, x0, x1)
+        patch = np.take(columns, low, axis=0, mode="clip", out=scratch.array("patch", (x1 - x0, bottom - top),
+                                                                             np.float32))  # fmt: skip
+        step = np.take(steps, low, axis=0, mode="clip", out=scratch.array("step", patch.shape, np.float32))
+        step *= up[:, None]
+        block = total[x0 - left : x1 - left]
+        block += patch
+        block += step
+    return total, left, top
+
+
+def _steps(values: np.ndarray) -> np.ndarray:
+    """``values[i + 1] - values[i]`` for each row ``i`` of ``values``; 0 for the last (its padding)."""
+    steps = np.empty_like(values)
+    np.subtract(values[1:], values[:-1], out=steps[:-1])
+    steps[-1] = 0
+    return steps
+
+
+def _region(box, height: int, width: int) -> tuple[int, int, int, int]:
+    """The pixels detectron2 pastes a box's mask over on the CPU (``skip_empty``): the box and one pixel beyond, within
+    the image, as (left, top, right, bottom)."""
+    x, y, w, h = (float(v) for v in box)
+    return (max(math.floor(x) - 1, 0), max(math.floor(y) - 1, 0), min(math.ceil(x + max(w, 1e-6)) + 1, width),
+            min(math.ceil(y + max(h, 1e-6)) + 1, height))  # fmt: skip
+
+
+def _neighbours(first: int, end: int, start: float, stop: float, side: int, inside_first: int, inside_end: int):
+    """For image pixels ``first`` to ``end`` along one axis of a box from ``start`` to ``stop`` over a map of ``side``
+    cells: the first neighbour's index in the map padded with two zeros at each end, and the weight of the second
+    (the next one). Beyond the map, and outside the region pasted (``inside_first`` to ``inside_end``), both
+    neighbours are padding."""
+    scale = side / (stop - start)  # cells per pixel: pixel p's centre is at cell (p + 0.5 - start) * scale - 0.5
+    at = np.arange(end - first, dtype=float)
+    at *= scale
+    at += (first + 0.5 - start) * scale + 1.5  # + 2: the padding before the map
     low = np.floor(at)
-    return (np.clip(low + 1, 0, side + 1).astype(int), np.clip(low + 2, 0, side + 1).astype(int),
-            (at - low).astype(np.float32))  # fmt: skip
+    up = (at - low).astype(np.float32)
+    np.minimum(low, side + 2, out=low)
+    np.maximum(low, 0, out=low)
+    low[: max(inside_first - first, 0)] = 0
+    low[max(inside_end - first, 0) :] = 0
+    return low.astype(np.intp), up
 
 
 def _voted_mask(segmentations: list[dict], weights: list[float]) -> dict:
