@@ -39,7 +39,7 @@ from .submission.prelabels import categories_of, prelabel_file, traced_annotatio
 from .visualize.overlays import OverlayWriter
 
 STORED = (".png", ".jpg", ".jpeg")  # already compressed: deflating them again only costs time
-# Images written at once. On 2 cores 2 threads took 3.2 s, 1 thread 4.1 s and 4 threads 3.8 s
+# Images written at once. On 2 cores 2 threads took 3.5 s, 1 thread 4.2 s and 4 threads 4.1 s
 # (benchmarks/bench_prediction_outputs.py --threads).
 WORKERS = min(2, os.cpu_count() or 1)
 PREDICT_SPLIT = "predict"  # the split name of new images (tinyvoc predict): prelabels/predict.json, masks/predict/
@@ -120,7 +120,7 @@ class OutputWriter:
         self.overlays.write(path, rows, self.overlays_dir / f"{stem}.jpg", ids)
         with paused_gc():  # a hundred thousand small lists of points, no cycles (core/gc_pause.py): 4x faster
             traced = traced_annotations(rows, 1, decoded)
-            task = json.dumps(label_studio_task(image, traced, self.class_map, self.description))
+            task = label_studio_task(image, traced, self.class_map, self.description)
             for annotation, _ in traced:
                 del annotation["id"]
             return [json.dumps(annotation) for annotation, _ in traced], task

@@ -16,13 +16,15 @@ holding the images), as the converter's default assumes; ``docs/your-data.md`` s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from ..core.atomic import write_bytes, write_json
+from ..core.atomic import write_bytes
 from ..dataset.record import ClassMap
 from .polygons import Outline
 
@@ -50,7 +52,7 @@ def write_label_studio(images: Sequence[dict], traced: Sequence[tuple[dict, Outl
         by_image.setdefault(annotation["image_id"], []).append((annotation, outline))
     tasks = [label_studio_task(image, by_image.get(image["id"], []), class_map, model_version) for image in images]
     write_config(class_map, prelabels)
-    return write_json(tasks_path(prelabels), tasks)
+    return write_bytes(tasks_path(prelabels), ("[" + ", ".join(tasks) + "]").encode())
 
 
 def write_config(class_map: ClassMap, prelabels: Path) -> Path:
@@ -58,23 +60,38 @@ def write_config(class_map: ClassMap, prelabels: Path) -> Path:
 
 
 def label_studio_task(image: dict, traced: Sequence[tuple[dict, Outline]], class_map: ClassMap, model_version: str):
-    """One image's task: its URL and its pre-label annotations as one prediction, a region for each polygon of
-    each annotation's outline (``traced``: ``prelabels.traced_annotations``)."""
+    """One image's task, as JSON text: its URL and its pre-label annotations as one prediction, a region for each
+    polygon of each annotation's outline (``traced``: ``prelabels.traced_annotations``).
+
+    Text, not ``json.dumps`` of dicts: the points are most of the file (2.5 million numbers for 10,000 detections
+    in ``benchmarks/bench_prediction_outputs.py``), and printing them at :data:`PERCENT_DECIMALS` with one
+    %-format per polygon takes half the time of the encoder's shortest-repr floats, which kept all the prediction
+    outputs over their 5 s. ``tests/submission/test_prediction_outputs.py`` reads the text back as JSON."""
     width, height = image["width"], image["height"]
-    base = {"to_name": "image", "original_width": width, "original_height": height, "image_rotation": 0}
     scale = 100 / np.array([width, height], dtype=float)
-    results = []
+    fixed = (f'"from_name": "{POLYGONS}", "to_name": "image", "type": "polygonlabels", "original_width": {width}, '
+             f'"original_height": {height}, "image_rotation": 0')  # fmt: skip
+    regions = []
     for number, (annotation, outline) in enumerate(traced, start=1):  # region ids need only be unique in the task
-        name, score = class_map.name_of(annotation["category_id"]), annotation["score"]
+        label, score = json.dumps([class_map.name_of(annotation["category_id"])]), json.dumps(annotation["score"])
         for part, polygon in enumerate(outline.points):
-            points = np.round(polygon * scale, PERCENT_DECIMALS).tolist()
-            value = {"points": points, "closed": True, "polygonlabels": [name]}
-            results.append({**base, "id": f"{number}-{part}", "from_name": POLYGONS, "type": "polygonlabels",
-                            "value": value, "score": score})  # fmt: skip
+            value = f'{{"points": {_points(polygon * scale)}, "closed": true, "polygonlabels": {label}}}'
+            regions.append(f'{{"id": "{number}-{part}", {fixed}, "score": {score}, "value": {value}}}')
     scores = [annotation["score"] for annotation, _ in traced]
-    prediction = {"model_version": model_version, "score": round(float(np.mean(scores)), 5) if scores else 0.0,
-                  "result": results}  # fmt: skip
-    return {"data": {"image": IMAGE_ROOT_URL + image["file_name"]}, "predictions": [prediction]}
+    mean = round(float(np.mean(scores)), 5) if scores else 0.0
+    prediction = f'{{"model_version": {json.dumps(model_version)}, "score": {mean}, "result": [{", ".join(regions)}]}}'
+    return f'{{"data": {{"image": {json.dumps(IMAGE_ROOT_URL + image["file_name"])}}}, "predictions": [{prediction}]}}'
+
+
+def _points(xy: np.ndarray) -> str:
+    """``N x 2`` percentages as Label Studio's ``[[x, y], ...]``."""
+    return _points_format(len(xy)) % tuple(xy.ravel().tolist())
+
+
+@lru_cache(maxsize=512)
+def _points_format(count: int) -> str:
+    point = f"[%.{PERCENT_DECIMALS}f,%.{PERCENT_DECIMALS}f]"
+    return "[" + ",".join([point] * count) + "]"
 
 
 def label_config(class_map: ClassMap) -> str:
