@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tinyvoc.core.atomic import copy_file
 from tinyvoc.core.errors import TinyVocError
 from tinyvoc.core.paths import NOTEBOOKS, DataFiles, Outputs, TrainFiles, notebooks_dir
 from tinyvoc.dataset.record import DatasetRecord, prepare_dataset
@@ -254,6 +255,26 @@ def test_several_attached_runs_are_all_listed_and_run_chooses(kaggle_root, sampl
     assert said[0].startswith("run smoke (best model): from input 'v1'")
     with pytest.raises(TinyVocError, match="holds run nope .*Add Input > Your Work"):
         kaggle.bring_in_trained_run(outputs, run="nope")
+
+
+def test_best_is_chosen_among_the_runs_of_this_sessions_dataset(kaggle_root, sample, capsys):
+    """An own-data run scored higher than the course run does not become the course's best (nor the reverse)."""
+    inputs = kaggle_root / "input"
+    mine = fake_output(inputs / "v1", sample, train={"iteration": 300, "finished": True, "best_ap50": 0.5},
+                       checkpoints=("model_best.pth",))  # fmt: skip
+    fingerprint = json.loads(mine.dataset_record.read_text())["fingerprint"]
+    pets = {"iteration": 300, "finished": True, "best_ap50": 0.9, "dataset": "pets", "fingerprint": "0123abcd"}
+    fake_output(inputs / "v2", sample, train=pets, checkpoints=("model_best.pth",), run="pets")
+    outputs = Outputs.at(kaggle.working_dir() / "output")
+    outputs.root.mkdir(parents=True)
+    copy_file(mine.dataset_record, outputs.dataset_record)  # 01 ran in this session: its dataset is the course's
+    said = kaggle.bring_in_trained_run(outputs)
+    assert fingerprint and said[0].startswith("run smoke (best model): from input 'v1'")
+    assert (
+        "run pets from input 'v2' (finished, 300 iterations, best val AP50 0.900, dataset pets)"
+        in capsys.readouterr().out
+    )
+    assert kaggle.bring_in_trained_run(outputs, run="pets")[0].startswith("run pets (best model)")  # named: brought
 
 
 def test_a_list_of_runs_to_fuse_brings_in_each_at_its_checkpoint(kaggle_root, sample, capsys):

@@ -13,6 +13,7 @@ and 04's cell that loads the run, :func:`bring_in_for_training` before 02 trains
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -155,6 +156,9 @@ def _bring_run(
     named = checkpoint in CHECKPOINTS  # else a path, used where it is
     usable = [r for r in attached if r.record is not None and (not named or _checkpoint_for(r.files, checkpoint))]
     wanted = str(run or "best").strip()
+    mine = _fingerprint(outputs)
+    if mine and wanted.lower() in ("best", "auto"):  # chosen within this project's dataset, as 03 and 04 choose
+        usable = [r for r in usable if r.fingerprint in ("", mine)]
     if wanted.lower() == "best":
         usable.sort(key=lambda r: best_first((r.record or {}).get("best_ap50"), r.newest), reverse=True)
     elif wanted.lower() == "auto":
@@ -178,6 +182,15 @@ def _bring_run(
         )
     missing = f"no dataset record in {outputs.root} nor in an attached output. {attach_output(NOTEBOOKS[2])}."
     return _bring_dataset(outputs, found, holders, missing) + said
+
+
+def _fingerprint(outputs: Outputs) -> str:
+    """The dataset of this session's record (01's output, here already), "" when there is none or it does not say:
+    a run of another dataset is never the best one here (``training.run_info`` refuses it when named)."""
+    try:
+        return str(json.loads(outputs.dataset_record.read_text()).get("fingerprint") or "")
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def _local_run(outputs: Outputs, name: str, checkpoint: str) -> bool:

@@ -48,11 +48,17 @@ class EarlierRun:
         run = self.record or {}
         return (bool(run.get("finished")), int(run.get("iteration") or 0), self.resumable, self.newest)
 
+    @property
+    def fingerprint(self) -> str:
+        """The dataset the run learned (``run.json``'s fingerprint), "" when its record does not say."""
+        return str((self.record or {}).get("fingerprint") or "")
+
     def describe(self) -> str:
         run = self.record or {}
         ap50 = run.get("best_ap50")
         state = "finished" if run.get("finished") else ("stopped, resumable" if self.resumable else "stopped")
         best = f", best val AP50 {ap50:.3f}" if isinstance(ap50, (int, float)) else ""
+        best += f", dataset {run['dataset']}" if run.get("dataset") else ""
         return f"run {self.name} from input '{self.input}' ({state}, {run.get('iteration', '?')} iterations{best})"
 
 
