@@ -357,3 +357,14 @@ def test_the_views_export_button_writes_both_pre_label_files_at_its_threshold(la
         assert len(kept) == len(Selection.of(threshold).apply(predictions.detections)) and kept
         tasks = json.loads(tasks_path(prelabels).read_text())
         assert {r["score"] for t in tasks for r in t["predictions"][0]["result"]} == {a["score"] for a in kept}
+
+
+def test_a_label_studio_tasks_image_url_keeps_an_odd_file_name_whole():
+    """Label Studio reads the file's path from the URL's ``d=``: a space, '&' or '#' in a name must survive it."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from tinyvoc.submission.label_studio import label_studio_task
+
+    image = {"width": 10, "height": 10, "file_name": "trip 2\\a&b #1.jpg"}  # a Windows export's backslash too
+    url = json.loads(label_studio_task(image, [], CLASSES, "v"))["data"]["image"]
+    assert parse_qs(urlsplit(url).query)["d"] == ["trip 2/a&b #1.jpg"]

@@ -9,9 +9,10 @@ Studio shows them to correct and keeps each one's ``score``), one polygon region
 cannot hold a hole, and its COCO export leaves brush regions out (1.23.2: "Unknown label type"), so a mask with a
 hole comes in as its outline, the hole filled: what a Label Studio user draws, and what comes back out in COCO.
 
-The image URLs are :data:`IMAGE_ROOT_URL` + the file name as the split json has it: Label Studio's local-files
-serving (``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true``, ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` = the folder
-holding the images), as the converter's default assumes; ``docs/your-data.md`` says how to serve them otherwise.
+The image URLs are :data:`IMAGE_ROOT_URL` + the file name as the split json has it (URL-quoted): Label Studio's
+local-files serving (``LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true``, ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT`` =
+the folder holding the images), as the converter's default assumes; ``docs/your-data.md`` says how to serve them
+otherwise.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -80,7 +82,8 @@ def label_studio_task(image: dict, traced: Sequence[tuple[dict, Outline]], class
     scores = [annotation["score"] for annotation, _ in traced]
     mean = round(float(np.mean(scores)), 5) if scores else 0.0
     prediction = f'{{"model_version": {json.dumps(model_version)}, "score": {mean}, "result": [{", ".join(regions)}]}}'
-    return f'{{"data": {{"image": {json.dumps(IMAGE_ROOT_URL + image["file_name"])}}}, "predictions": [{prediction}]}}'
+    url = IMAGE_ROOT_URL + quote(image["file_name"].replace("\\", "/"))  # a space or '&' in a name stays in it
+    return f'{{"data": {{"image": {json.dumps(url)}}}, "predictions": [{prediction}]}}'
 
 
 def _points(xy: np.ndarray) -> str:
