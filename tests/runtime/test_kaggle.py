@@ -278,12 +278,19 @@ def test_best_is_chosen_among_the_runs_of_this_sessions_dataset(kaggle_root, sam
 
 
 def test_a_list_of_runs_to_fuse_brings_in_each_at_its_checkpoint(kaggle_root, sample, capsys):
-    _two_finished_runs(kaggle_root / "input", sample, "other")
+    inputs = _two_finished_runs(kaggle_root / "input", sample, "other")
+    fused = Outputs.at(inputs / "v2" / "output").fused_predictions_dir  # 03's fusion cache, saved with 03's output
+    fused.mkdir(parents=True)
+    (fused / "test-0123.jsonl").write_text("fused cache\n")
     outputs = Outputs.at(kaggle.working_dir() / "output")
+    assert not any("fusion" in line for line in kaggle.bring_in_trained_run(outputs, "best", "smoke"))  # one run
+    capsys.readouterr()
     said = kaggle.bring_in_trained_run(outputs, "best", ["smoke", "other:final"])  # RUN as 03 and 04 take it
     assert [line.split(":")[0] for line in said] == [
-        "dataset record and splits", "run smoke (best model)", "run other (final model)"
-    ]  # fmt: skip
+        "run other (final model)",
+        "1 prediction cache file(s) of the fusion of runs",
+    ]  # fmt: skip (the dataset and run smoke came with the first call)
+    assert (outputs.fused_predictions_dir / "test-0123.jsonl").read_text() == "fused cache\n"
     assert capsys.readouterr().out.count("Attached runs:") == 1
     assert outputs.run("smoke").best.is_file() and not outputs.run("smoke").final.exists()
     assert outputs.run("other").final.is_file() and not outputs.run("other").best.exists()

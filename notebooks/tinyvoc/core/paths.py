@@ -177,6 +177,12 @@ class Outputs:
         return self.predictions_dir / run
 
     @property
+    def fused_predictions_dir(self) -> Path:
+        """The caches of fusions of runs (``RUN`` a list in 03 and 04), beside the runs' own; no run is named
+        ``fused`` (``training.recipe.RESERVED``)."""
+        return self.predictions_dir / "fused"
+
+    @property
     def figures_dir(self) -> Path:
         return self.root / "figures"
 

@@ -62,7 +62,7 @@ class FusedRun:
     @property
     def predictions_dir(self) -> Path:
         """The fused caches, beside the runs' own: ``output/predictions/fused/``."""
-        return self.outputs.predictions_dir / "fused"
+        return self.outputs.fused_predictions_dir
 
     @property
     def score_floor(self) -> float:

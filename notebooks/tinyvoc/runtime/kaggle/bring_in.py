@@ -134,18 +134,25 @@ def bring_in_trained_run(
     attached = attached_runs(found)
     if attached:
         print("Attached runs:\n  " + "\n  ".join(r.describe() for r in attached), flush=True)
-    said = []
-    for name, which in run_entries(run, checkpoint):
+    said, entries = [], run_entries(run, checkpoint)
+    for name, which in entries:
         said += _bring_run(outputs, found, attached, which, name)
-    for name in _local_names(outputs):  # prediction caches (03's, for 04) of the runs here: any this session lacks
-        for earlier in found:
-            caches = earlier.outputs.predictions_for(name)
-            mine = outputs.predictions_for(name)
-            missing = [p for p in sorted(caches.glob("*")) if p.is_file() and not (mine / p.name).exists()]
-            if missing:
-                said.append(_bring(missing, caches, mine, earlier.describe(),
-                                   f"{len(missing)} prediction cache file(s) of run {name}"))  # fmt: skip
+    for earlier in found:  # prediction caches (03's, for 04) of the runs here, and of a fusion: any this session lacks
+        for name in _local_names(outputs):
+            said += _bring_caches(earlier, earlier.outputs.predictions_for(name), outputs.predictions_for(name),
+                                  f"run {name}")  # fmt: skip
+        if len(entries) > 1:
+            said += _bring_caches(earlier, earlier.outputs.fused_predictions_dir, outputs.fused_predictions_dir,
+                                  "the fusion of runs")  # fmt: skip
     return _said(said)
+
+
+def _bring_caches(earlier: EarlierOutput, caches: Path, mine: Path, whose: str) -> list[str]:
+    """The cache files in ``caches`` (of an attached output) that ``mine`` lacks, copied in."""
+    missing = [p for p in sorted(caches.glob("*")) if p.is_file() and not (mine / p.name).exists()]
+    if not missing:
+        return []
+    return [_bring(missing, caches, mine, earlier.describe(), f"{len(missing)} prediction cache file(s) of {whose}")]
 
 
 def _bring_run(
