@@ -7,14 +7,17 @@ wrote (``PRELABELS``, and ``SPLIT``: ``test`` unless set):
     python3 -m venv /tmp/ls && /tmp/ls/bin/pip install label-studio "sentry-sdk<3"
     export LABEL_STUDIO_BASE_DATA_DIR=/tmp/ls-data
     /tmp/ls/bin/label-studio init --username t@t.io --password secret123
+    export LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT=data/sample/test_images
     echo 'exec(open("benchmarks/label_studio_import.py").read())' | PRELABELS=output/prelabels \
         /tmp/ls/bin/label-studio shell
 
 It creates a project from ``label-studio.xml``, imports ``<split>.label-studio.json`` through Label Studio's own
-import endpoint (as the web page's Import does), turns the predictions into annotations (the Data Manager's
-"Create Annotations From Predictions"), exports the project as COCO and compares every exported polygon with the
-pre-label file's (``<split>.json``): same images, classes and points. Printed: the counts and the largest
-difference in pixels. (``sentry-sdk<3``: label-studio 1.23.2 does not start with sentry-sdk 3.)
+import endpoint (as the web page's Import does), gives the project a Local files storage of the images folder
+and asks for every task's image (when the local-files variables are set), turns the predictions into
+annotations (the Data Manager's "Create Annotations From Predictions"), exports the project as COCO and
+compares every exported polygon with the pre-label file's (``<split>.json``): same images, classes and points.
+Printed: the counts, the images served and the largest difference in pixels. (``sentry-sdk<3``: label-studio
+1.23.2 does not start with sentry-sdk 3.)
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ def main() -> None:
     made = client.post(f"/api/dm/actions?id=predictions_to_annotations&project={pid}",
                        {"selectedItems": {"all": True, "excluded": []}}, format="json")  # fmt: skip
     print(f"predictions to annotations: {made.status_code} {made.data.get('detail')}")
+    root = os.environ.get("LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
+    if root:  # the images, served as docs/your-data.md says: local files on, a Local files storage on the project
+        from io_storages.localfiles.models import LocalFilesImportStorage
+
+        LocalFilesImportStorage.objects.create(project_id=pid, path=str(Path(root).resolve()), title="images")
+        served = [client.get(task["data"]["image"]).status_code for task in tasks]
+        print(f"images served: {served.count(200)} of {len(served)}")
     exported = client.get(f"/api/projects/{pid}/export?exportType=COCO")
     body = b"".join(exported.streaming_content) if exported.streaming else exported.content
     with zipfile.ZipFile(io.BytesIO(body)) as archive:
