@@ -2,7 +2,8 @@
 predict`` (03's ``PREDICT_IMAGES``) hand over.
 
 For the detections a :class:`~.inference.selection.Selection` keeps (the export's threshold):
-``prelabels/<split>.json`` (a COCO dataset to correct in a labelling tool, ``submission.prelabels``),
+``prelabels/<split>.json`` (a COCO dataset to correct in a labelling tool, ``submission.prelabels``) with the
+same as Label Studio tasks beside it (``submission.label_studio``),
 ``masks/<split>/<stem>.png`` + ``.json`` (16-bit instance ids, ``submission.mask_files``),
 ``overlays/<split>/<stem>.jpg`` (``visualize.overlays``), and one ``predictions.zip`` of all of it with the
 results file. :class:`OutputWriter` takes one image at a time, so new images stream from the model (or their

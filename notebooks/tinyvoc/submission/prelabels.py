@@ -41,16 +41,11 @@ def categories_of(class_map: ClassMap) -> list[dict]:
     return [{"id": i, "name": n, "supercategory": ""} for i, n in zip(class_map.ids, class_map.names)]
 
 
-def prelabel_annotations(rows: Sequence[dict], first_id: int = 1, decoded=None) -> list[dict]:
-    """One COCO annotation per row with a mask (kept detections: image_id, category_id, segmentation RLE, score),
-    numbered from ``first_id``: polygons or RLE (:func:`segmentation_of`), the mask's box and area, the score.
-    ``decoded``: the rows' ``DecodedMasks``, when one image's are decoded already."""
-    return [annotation for annotation, _ in traced_annotations(rows, first_id, decoded)]
-
-
 def traced_annotations(rows: Sequence[dict], first_id: int = 1, decoded=None) -> list[tuple[dict, Outline]]:
-    """:func:`prelabel_annotations`, each with its :class:`~.polygons.Outline` (holes filled: what Label Studio
-    gets), from the same trace."""
+    """One COCO annotation per row with a mask (kept detections: image_id, category_id, segmentation RLE, score),
+    numbered from ``first_id``: polygons or RLE (:func:`~.polygons.segmentation_of`'s rule), the mask's box and
+    area, the score; each with its :class:`~.polygons.Outline` (holes filled: what Label Studio gets), from the
+    same trace. ``decoded``: the rows' ``DecodedMasks``, when one image's are decoded already."""
     boxes = (decoded.boxes.astype(float) if decoded else mask_boxes([r["segmentation"] for r in rows])).tolist()
     areas = mask_areas([r["segmentation"] for r in rows])
     annotations = []
